@@ -1,0 +1,76 @@
+"""Run-time configuration: the device, the experiment budget and seeding (all Sections).
+
+Every experiment in the book reads its sizes from :func:`budget`, so the same notebook runs in
+minutes on a laptop CPU (``"ci"``) and at the review's own settings on a GPU (``"paper"``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _validate
+
+#: The budget names that :func:`budget` may return.
+BUDGETS = ("ci", "paper")
+
+
+def device() -> torch.device:
+    """The device experiments run on.
+
+    ``cuda`` when a CUDA device is available, else ``cpu``. The environment variable
+    ``SPDL_DEVICE`` (any string :class:`torch.device` accepts, e.g. ``cpu`` or ``cuda:1``)
+    overrides the choice.
+    """
+    override = os.environ.get("SPDL_DEVICE", "").strip()
+    if override:
+        try:
+            return torch.device(override)
+        except RuntimeError as err:
+            raise ValueError(f"SPDL_DEVICE={override!r} is not a valid torch device") from err
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def budget() -> str:
+    """The experiment budget: ``"ci"`` on a CPU, ``"paper"`` where CUDA is available.
+
+    ``SPDL_BUDGET=ci`` or ``SPDL_BUDGET=paper`` overrides the choice; any other value raises a
+    :class:`ValueError` that lists the allowed names. ``"paper"`` runs the review's own settings
+    (iterations, batch sizes, number of runs); ``"ci"`` shrinks them so the whole book executes
+    on a 2-core CPU in minutes.
+    """
+    override = os.environ.get("SPDL_BUDGET")
+    if override is not None and override.strip():
+        name = override.strip()
+        if name not in BUDGETS:
+            raise ValueError(
+                f"SPDL_BUDGET must be one of {', '.join(repr(b) for b in BUDGETS)}; got {name!r}"
+            )
+        return name
+    return "paper" if torch.cuda.is_available() else "ci"
+
+
+def by_budget(*, ci: Any, paper: Any) -> Any:
+    """Return ``ci`` or ``paper`` according to :func:`budget`.
+
+    Experiments state both sizes side by side, e.g.
+    ``iterations = by_budget(ci=300, paper=1500)``.
+    """
+    return paper if budget() == "paper" else ci
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's random number generators.
+
+    Returns a :class:`torch.Generator` seeded with ``seed`` for code that prefers an explicit
+    generator. ``seed`` must be a non-negative integer.
+    """
+    seed = _validate.nonnegative_int(seed, "seed")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

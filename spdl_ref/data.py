@@ -1,0 +1,138 @@
+"""Synthetic data sets, generated on the fly and deterministic for a seed.
+
+Nothing is downloaded: every set is drawn from a :class:`torch.Generator` seeded by the caller,
+so the same ``(n, seed)`` gives the same tensors on every machine. Each two-class set returns
+``(x, y)`` with ``x`` of shape ``(n, d)`` and integer labels ``y`` in ``{0, 1}`` of shape ``(n,)``;
+class 0 has ``n // 2`` points and class 1 the rest. These are the toy problems of Figure 1
+(Section 1.2) and of the later chapters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _validate
+
+__all__ = ["checkerboard", "helices", "labels_to_signs", "rings", "spirals", "two_moons"]
+
+
+def _setup(n, noise, seed, dtype, device):
+    n = _validate.positive_int(n, "n")
+    noise = _validate.nonnegative_real(noise, "noise")
+    seed = _validate.nonnegative_int(seed, "seed")
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    gen = torch.Generator().manual_seed(seed)
+    return n, noise, gen, dtype
+
+
+def _finish(x, y, noise, gen, dtype, device):
+    x = x + noise * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    return x.to(device=device, dtype=dtype), y.to(device=device)
+
+
+def _labels(n):
+    n0 = n // 2
+    return torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n - n0, dtype=torch.long)])
+
+
+def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
+    """Two concentric circles in 2-D: class 0 on the inner, class 1 on the outer.
+
+    ``radii`` are the two radii (positive, inner < outer); ``noise`` is the standard deviation
+    of Gaussian noise added to each coordinate.
+    """
+    n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    r0, r1 = (_validate.positive_real(r, "radii") for r in radii)
+    if not r0 < r1:
+        raise ValueError(f"radii must be increasing (inner < outer), got {tuple(radii)}")
+    y = _labels(n)
+    angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+    radius = torch.where(y == 0, r0, r1).to(torch.float64)
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
+    return _finish(x, y, noise, gen, dtype, device)
+
+
+def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
+    """Two interleaved spirals in 2-D, the second the first rotated by a half turn.
+
+    Each arm winds ``turns`` times around the origin with radius growing from 0.1 to 1.
+    """
+    n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    turns = _validate.positive_real(turns, "turns")
+    y = _labels(n)
+    s = torch.rand(n, generator=gen, dtype=torch.float64)
+    radius = 0.1 + 0.9 * s
+    angle = 2 * math.pi * turns * s + math.pi * y.to(torch.float64)
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
+    return _finish(x, y, noise, gen, dtype, device)
+
+
+def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device=None):
+    """A checkerboard of ``squares`` x ``squares`` cells on ``[-1, 1]^2``.
+
+    A point's class is the parity of its cell, so ``squares=2`` is the XOR problem. Points are
+    uniform inside the cells, kept ``margin`` (a fraction of a cell's width, in ``[0, 0.5)``)
+    away from the cell edges so that the two classes are separated by a gap.
+    """
+    n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    squares = _validate.positive_int(squares, "squares")
+    if squares < 2:
+        raise ValueError(f"squares must be >= 2 to give two classes, got {squares}")
+    margin = _validate.nonnegative_real(margin, "margin")
+    if margin >= 0.5:
+        raise ValueError(f"margin must be < 0.5 (a fraction of a cell), got {margin}")
+    y = _labels(n)
+    # Draw a cell of the right parity for each point, then a position inside it.
+    cells = torch.randint(0, squares, (n, 2), generator=gen)
+    wrong = (cells.sum(dim=1) % 2) != y
+    cells[wrong, 0] = (cells[wrong, 0] + 1) % squares
+    inside = margin + (1 - 2 * margin) * torch.rand((n, 2), generator=gen, dtype=torch.float64)
+    x = -1 + 2 * (cells.to(torch.float64) + inside) / squares
+    return _finish(x, y, noise, gen, dtype, device)
+
+
+def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=None):
+    """Two interleaved helices in 3-D around the vertical axis, half a turn apart.
+
+    Height runs over ``[-1, 1]`` while each helix winds ``turns`` times at ``radius``.
+    """
+    n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    turns = _validate.positive_real(turns, "turns")
+    radius = _validate.positive_real(radius, "radius")
+    y = _labels(n)
+    s = torch.rand(n, generator=gen, dtype=torch.float64)
+    angle = 2 * math.pi * turns * s + math.pi * y.to(torch.float64)
+    x = torch.stack(
+        [radius * torch.cos(angle), radius * torch.sin(angle), 2 * s - 1], dim=1
+    )
+    return _finish(x, y, noise, gen, dtype, device)
+
+
+def two_moons(n, noise=0.1, seed=0, dtype=None, device=None):
+    """The two-moons set: two interleaving half circles in 2-D (class 0 upper, class 1 lower)."""
+    n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    y = _labels(n)
+    angle = math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+    upper = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], dim=1)
+    x = torch.where((y == 0)[:, None], upper, lower)
+    return _finish(x, y, noise, gen, dtype, device)
+
+
+def labels_to_signs(y, dtype=None):
+    """Map integer labels ``{0, 1}`` to targets ``{-1, +1}`` of shape ``(n, 1)``.
+
+    Used with the squared data fit :math:`L_n(z) = \\tfrac12 \\|z - y_n\\|^2` of Figure 1.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.dim() != 1:
+        raise ValueError(f"y must be one-dimensional, got shape {tuple(y.shape)}")
+    if not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError("y must contain only the labels 0 and 1")
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    return (2 * y.to(dtype) - 1)[:, None]

@@ -1,0 +1,132 @@
+"""One figure style for the whole book (the figures of every Section), and shared plots.
+
+Importing this module imports matplotlib; ``import spdl_ref`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["CLASS_COLOURS", "feature_evolution", "loss_curves", "use_style"]
+
+#: Colours of class 0 and class 1 in every scatter plot of the book.
+CLASS_COLOURS = ("#1b6ca8", "#d1495b")
+
+_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "lines.linewidth": 1.4,
+    "scatter.edgecolors": "none",
+    "image.cmap": "viridis",
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib settings (small fonts, no top/right spines)."""
+    matplotlib.rcParams.update(_STYLE)
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def feature_evolution(
+    states,
+    labels,
+    layers: Sequence[int],
+    *,
+    W=None,
+    mu=None,
+    axes=None,
+    title: Optional[str] = None,
+    point_size: float = 4.0,
+):
+    """Scatter the features :math:`z^k` of selected layers, coloured by class (Figure 1).
+
+    Parameters
+    ----------
+    states : tensor of shape ``(K + 1, N, M)`` with ``M`` 2 or 3
+        Features after each layer, e.g. :meth:`spdl_ref.ode.ResNet.trajectory`.
+    labels : tensor of shape ``(N,)``
+        Classes 0 and 1.
+    layers : sequence of int
+        Which layers ``k`` to draw, one panel each.
+    W, mu : tensors or None
+        The output layer :math:`\\eta(z) = W z + \\mu` (one output); its zero set, the decision
+        boundary, is drawn in the last panel.
+    axes : sequence of matplotlib axes or None
+        Where to draw (3-D axes when ``M = 3``); new ones in a row when ``None``.
+    """
+    z = _np(states)
+    y = _np(labels).astype(int)
+    if z.ndim != 3 or z.shape[2] not in (2, 3):
+        raise ValueError(f"states must have shape (K+1, N, 2 or 3), got {z.shape}")
+    dim = z.shape[2]
+    if axes is None:
+        fig = plt.figure(figsize=(2.2 * len(layers), 2.3))
+        kw = {"projection": "3d"} if dim == 3 else {}
+        axes = [fig.add_subplot(1, len(layers), i + 1, **kw) for i in range(len(layers))]
+    for i, (ax, k) in enumerate(zip(axes, layers)):
+        pts = z[k]
+        for c in (0, 1):
+            sel = y == c
+            ax.scatter(*pts[sel].T, s=point_size, color=CLASS_COLOURS[c], alpha=0.8)
+        ax.set_title(f"k = {k}" if title is None or i else f"{title}\nk = {k}")
+        if W is not None and mu is not None and i == len(layers) - 1:
+            _decision_boundary(ax, pts, _np(W).reshape(-1), float(_np(mu).reshape(-1)[0]))
+        if dim == 2:
+            ax.set_aspect("equal", adjustable="box")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if dim == 3:
+            ax.set_zticks([])
+    return axes
+
+
+def _decision_boundary(ax, pts, w, mu):
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    pad = 0.1 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    if pts.shape[1] == 2:
+        if abs(w[1]) > abs(w[0]):
+            xs = np.linspace(lo[0], hi[0], 2)
+            ax.plot(xs, -(w[0] * xs + mu) / w[1], "k--", lw=1)
+        else:
+            ys = np.linspace(lo[1], hi[1], 2)
+            ax.plot(-(w[1] * ys + mu) / w[0], ys, "k--", lw=1)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+    else:
+        j = int(np.argmax(np.abs(w)))
+        others = [i for i in range(3) if i != j]
+        g0, g1 = np.meshgrid(*(np.linspace(lo[i], hi[i], 2) for i in others))
+        coords = [None] * 3
+        coords[others[0]], coords[others[1]] = g0, g1
+        coords[j] = -(w[others[0]] * g0 + w[others[1]] * g1 + mu) / w[j]
+        ax.plot_surface(*coords, color="0.5", alpha=0.25)
+
+
+def loss_curves(histories: dict, ax=None, xlabel: str = "iteration", ylabel: str = "objective E"):
+    """Plot several loss histories (name -> sequence of values) on a log scale."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.6))
+    for name, values in histories.items():
+        ax.semilogy(np.arange(1, len(values) + 1), values, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    return ax

@@ -1,0 +1,171 @@
+"""A small training loop for the empirical risk minimisation problem (4).
+
+:func:`fit` minimises :math:`E(\\theta) = \\frac1N \\sum_n L_n(\\Psi(x_n, \\theta)) + R(\\theta)`
+with a first-order optimiser, shows a progress bar and returns the history of the objective.
+The chapters use it for every small training run so that their cells stay short.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from . import _validate
+
+__all__ = ["History", "accuracy", "fit", "l2_regulariser", "squared_loss"]
+
+
+def squared_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""The mean over samples of :math:`L_n(z) = \tfrac12 \|z - y_n\|_2^2` (Figure 1's data fit).
+
+    ``prediction`` and ``target`` have the same shape ``(N, M')``.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction and target must have the same shape, got {tuple(prediction.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    return 0.5 * (prediction - target).pow(2).reshape(prediction.shape[0], -1).sum(1).mean()
+
+
+def l2_regulariser(lam: float) -> Callable[[nn.Module], torch.Tensor]:
+    r"""Return :math:`R(\theta) = \tfrac{\lambda}{2}\|\theta\|_2^2` over all parameters of a module.
+
+    This is the regulariser of Figure 1; ``lam`` is :math:`\lambda \ge 0`.
+    """
+    lam = _validate.nonnegative_real(lam, "lam")
+
+    def regulariser(model: nn.Module) -> torch.Tensor:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return 0.5 * lam * sum(p.pow(2).sum() for p in params)
+
+    return regulariser
+
+
+def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of correctly classified samples.
+
+    ``scores`` of shape ``(N, 1)`` or ``(N,)`` are signed scores (class 1 where positive);
+    ``scores`` of shape ``(N, C)`` with ``C >= 2`` are per-class scores (arg-max).
+    ``labels`` are integer classes of shape ``(N,)``.
+    """
+    if scores.dim() == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
+    if scores.dim() == 1:
+        predicted = (scores > 0).long()
+    elif scores.dim() == 2:
+        predicted = scores.argmax(dim=1)
+    else:
+        raise ValueError(f"scores must have shape (N,), (N, 1) or (N, C), got {tuple(scores.shape)}")
+    if labels.shape != predicted.shape:
+        raise ValueError(
+            f"labels must have shape {tuple(predicted.shape)} to match scores, got {tuple(labels.shape)}"
+        )
+    return float((predicted == labels.to(predicted.device)).double().mean())
+
+
+@dataclass
+class History:
+    """What :func:`fit` records at every iteration."""
+
+    #: The objective :math:`E(\theta)` of (4): data fit plus regulariser.
+    loss: list = field(default_factory=list)
+    #: The data-fit term alone.
+    data_fit: list = field(default_factory=list)
+    #: Wall-clock seconds since the start of training.
+    seconds: list = field(default_factory=list)
+
+
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = squared_loss,
+    regulariser: Optional[Callable[[nn.Module], torch.Tensor]] = None,
+    iterations: int = 1000,
+    lr: float = 1e-2,
+    optimizer: Union[str, torch.optim.Optimizer] = "adam",
+    batch_size: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = True,
+    description: str = "training",
+) -> History:
+    """Minimise the empirical risk (4) of ``model`` on ``(x, y)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network :math:`\\Psi(\\cdot, \\theta)` (or :math:`\\eta \\circ \\Psi`).
+    x, y : torch.Tensor
+        Inputs and targets, with the same first dimension :math:`N`.
+    loss : callable
+        ``loss(prediction, target)`` returning the mean data fit; default :func:`squared_loss`.
+    regulariser : callable or None
+        ``regulariser(model)`` returning :math:`R(\\theta)`, e.g. :func:`l2_regulariser`.
+    iterations : int
+        Number of optimiser steps (>= 1).
+    lr : float
+        Step size (> 0); ignored when ``optimizer`` is an optimiser instance.
+    optimizer : str or torch.optim.Optimizer
+        ``"adam"``, ``"sgd"`` (plain SGD (25)), or an optimiser already built on the
+        model's parameters.
+    batch_size : int or None
+        Minibatch size for stochastic gradients; ``None`` uses all :math:`N` samples.
+    generator : torch.Generator or None
+        Source of randomness for the minibatches.
+    progress : bool
+        Show a progress bar (tqdm) with the current objective.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _validate.tensor(x, "x")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}")
+    iterations = _validate.positive_int(iterations, "iterations")
+    n = x.shape[0]
+    if batch_size is not None:
+        batch_size = _validate.positive_int(batch_size, "batch_size")
+        if batch_size > n:
+            raise ValueError(f"batch_size must be <= the number of samples {n}, got {batch_size}")
+    if isinstance(optimizer, torch.optim.Optimizer):
+        opt = optimizer
+    elif optimizer in ("adam", "sgd"):
+        lr = _validate.positive_real(lr, "lr")
+        cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+        opt = cls(model.parameters(), lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}")
+
+    from tqdm import tqdm
+
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(range(iterations), desc=description, disable=not progress, mininterval=0.5)
+    for _ in bar:
+        if batch_size is None:
+            xb, yb = x, y
+        else:
+            idx = torch.randperm(n, generator=generator)[:batch_size].to(x.device)
+            xb, yb = x[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        data_fit = loss(model(xb), yb)
+        objective = data_fit if regulariser is None else data_fit + regulariser(model)
+        if not bool(torch.isfinite(objective)):
+            raise FloatingPointError(
+                f"the objective became non-finite after {len(history.loss)} iterations; lower lr"
+            )
+        objective.backward()
+        opt.step()
+        history.loss.append(float(objective.detach()))
+        history.data_fit.append(float(data_fit.detach()))
+        history.seconds.append(time.perf_counter() - start)
+        if progress and len(history.loss) % 50 == 0:
+            bar.set_postfix(E=f"{history.loss[-1]:.3e}", refresh=False)
+    return history

@@ -1,0 +1,78 @@
+"""The book builds with warnings as errors, and its table of contents lists only real pages."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file"):
+                yield value
+            else:
+                yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+def test_toc_lists_only_existing_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = list(_toc_files(toc))
+    assert files
+    for f in files:
+        assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f
+
+
+def test_every_chapter_notebook_is_in_the_toc():
+    toc = set(_toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())))
+    for nb in (ROOT / "chapters").rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in nb.parts:
+            continue
+        assert str(nb.relative_to(ROOT).with_suffix("")) in toc, nb
+
+
+def test_bibliography_has_every_reference_of_the_review():
+    import pybtex.database
+
+    bib = pybtex.database.parse_file(str(ROOT / "book" / "references.bib"))
+    assert len(bib.entries) == 127
+    numbers = [int(line.split("\t")[0]) for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()]
+    keys = [line.split("\t")[1] for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()]
+    assert numbers == list(range(1, 128))
+    assert keys == list(bib.entries.keys())
+    for key, entry in bib.entries.items():
+        assert "title" in entry.fields and "year" in entry.fields, key
+        assert entry.persons.get("author") or entry.persons.get("editor"), key
+
+
+def test_book_builds_without_warnings(tmp_path):
+    exe = shutil.which("jupyter-book") or str(pathlib.Path(sys.executable).parent / "jupyter-book")
+    if not os.path.exists(exe):
+        pytest.fail("jupyter-book is not installed; run ./dev setup")
+    out = subprocess.run(
+        [exe, "build", str(ROOT), "--path-output", str(tmp_path), "--warningiserror", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-6000:]
+    assert "WARNING" not in log, log[-6000:]
+    html = tmp_path / "_build" / "html"
+    for page in ["book/index", "book/notation", "book/references", "book/api", "book/claims",
+                 "book/errata", "chapters/ch1_introduction"]:
+        assert (html / f"{page}.html").exists(), page
+    assert (html / "index.html").exists()
+    refs = (html / "book" / "references.html").read_text()
+    assert refs.count('role="doc-biblioentry"') == 127 or refs.count("citation") >= 127
+    chapter = (html / "chapters" / "ch1_introduction.html").read_text()
+    assert chapter.count("<img") >= 1  # the stored figures render
+    api = (html / "book" / "api.html").read_text()
+    assert "spdl_ref.ode.resnet.ResNet" in api
