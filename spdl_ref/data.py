@@ -15,7 +15,10 @@ import torch
 
 from . import _validate
 
-__all__ = ["checkerboard", "helices", "labels_to_signs", "rings", "spirals", "two_moons"]
+__all__ = [
+    "checkerboard", "helices", "labels_to_signs", "random_rectangles", "rings", "spirals",
+    "two_moons",
+]
 
 
 def _setup(n, noise, seed, dtype, device):
@@ -136,3 +139,32 @@ def labels_to_signs(y, dtype=None):
         raise ValueError("y must contain only the labels 0 and 1")
     dtype = torch.get_default_dtype() if dtype is None else dtype
     return (2 * y.to(dtype) - 1)[:, None]
+
+
+def random_rectangles(n, size=60, seed=0, max_rectangles=4, dtype=None, device=None):
+    r"""Clean images of random axis-aligned rectangles, the data of Figure 3 (Section 5.2).
+
+    Each image :math:`x^*` of shape ``(1, size, size)`` starts black (0) and receives between 1
+    and ``max_rectangles`` rectangles, painted one over the other, each with sides parallel to
+    the grid, side lengths between ``size // 8`` and ``size // 2`` pixels and an intensity drawn
+    uniformly from :math:`[0.2, 1]`. The noisy inputs :math:`x` of problem (52) are these images
+    plus Gaussian white noise (added by the caller).
+
+    Returns a tensor of shape ``(n, 1, size, size)`` with values in :math:`[0, 1]`.
+    """
+    n, _, gen, dtype = _setup(n, 0.0, seed, dtype, device)
+    size = _validate.positive_int(size, "size")
+    if size < 8:
+        raise ValueError(f"size must be >= 8 pixels, got {size}")
+    max_rectangles = _validate.positive_int(max_rectangles, "max_rectangles")
+    lo, hi = max(size // 8, 1), size // 2
+    images = torch.zeros((n, 1, size, size), dtype=torch.float64)
+    counts = torch.randint(1, max_rectangles + 1, (n,), generator=gen)
+    for i in range(n):
+        for _ in range(int(counts[i])):
+            h, w = (int(v) for v in torch.randint(lo, hi + 1, (2,), generator=gen))
+            top = int(torch.randint(0, size - h + 1, (1,), generator=gen))
+            left = int(torch.randint(0, size - w + 1, (1,), generator=gen))
+            value = 0.2 + 0.8 * float(torch.rand((), generator=gen, dtype=torch.float64))
+            images[i, 0, top : top + h, left : left + w] = value
+    return images.to(device=device, dtype=dtype)

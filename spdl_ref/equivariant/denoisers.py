@@ -1,0 +1,108 @@
+r"""The two denoisers of Figure 3 (Section 5.2): an ordinary CNN and a rotation-equivariant one.
+
+Both are a ResNet (5) between a learnable lifting layer and a learnable projection layer,
+
+.. math:: \Psi(x) = P\big(z^K\big), \qquad z^0 = L(x), \qquad
+          z^{k+1} = z^k + \sigma(A^k z^k + b^k),
+
+where :math:`L`, :math:`A^k` and :math:`P` are convolutions with ``kernel_size x kernel_size``
+kernels, :math:`L` maps the image to ``width`` channels and :math:`P` maps back to one.
+
+* ``"ordinary"``: plain convolutions and :math:`\sigma = \mathrm{relu}`; equivariant to
+  translations only.
+* ``"equivariant"``: built with escnn, harmonic-network style :cite:p:`worrall2017harmonic`
+  (the review's [121]): the ``width`` channels are fields of rotation orders
+  :math:`0, 1, \dots, M` (``max_order``; one channel for order 0, two for each other order),
+  the convolutions solve the kernel constraint of Section 5.1.2 for :math:`SO(2)`, and
+  :math:`\sigma` is the norm nonlinearity of Section 5.1.3. It is equivariant to translations
+  and to rotations by multiples of 90° up to round-off, and approximately to other angles.
+
+Rotation-order fields (rather than regular fields of a cyclic group) are what the review's
+experiment used; they need far fewer parameters at the same width, because the constraint
+for the continuous group leaves only a few radial profiles per pair of fields.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _validate
+
+__all__ = ["OrdinaryDenoiser", "make_denoiser", "parameter_count"]
+
+KINDS = ("ordinary", "equivariant")
+
+
+def _check_image(x):
+    _validate.tensor(x, "x")
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"x must be a batch of one-channel images (B, 1, H, W), got {tuple(x.shape)}")
+    return x
+
+
+class OrdinaryDenoiser(nn.Module):
+    r"""The ordinary denoiser of Figure 3: lifting, a ResNet (5) of ReLU convolutions, projection (Section 5.2)."""
+
+    def __init__(self, width: int, depth: int, kernel_size: int = 3, device=None, dtype=None):
+        super().__init__()
+        self.width = _validate.positive_int(width, "width")
+        self.depth = _validate.positive_int(depth, "depth")
+        k = _validate.positive_int(kernel_size, "kernel_size")
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {k}")
+        fk = {"device": device, "dtype": dtype}
+        self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
+        self.layers = nn.ModuleList(nn.Conv2d(width, width, k, padding=k // 2, **fk)
+                                    for _ in range(depth))
+        self.project = nn.Conv2d(width, 1, k, padding=k // 2, **fk)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.lift(_check_image(x))
+        for conv in self.layers:
+            z = z + torch.relu(conv(z))
+        return self.project(z)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters, the degrees of freedom compared in Section 5.2."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_denoiser(kind: str, width: int = 64, depth: int = 20, kernel_size: int = 3, *,
+                  fields: str = "regular", group_order: int = 8, max_order: int = 3,
+                  device=None, dtype=None) -> nn.Module:
+    r"""One of the two denoisers :math:`\Psi` of Figure 3 (Section 5.2).
+
+    Parameters
+    ----------
+    kind : str
+        ``"ordinary"`` or ``"equivariant"``.
+    width : int
+        Channels of the ResNet's state. For ``"equivariant"`` it must be a multiple of the
+        channels of one field block: :math:`N` (``group_order``) for regular fields,
+        :math:`2M + 1` for harmonic ones.
+    depth : int
+        Number :math:`K` of residual layers.
+    kernel_size : int
+        Odd side length of the convolution kernels.
+    fields, group_order, max_order
+        Only for ``"equivariant"``: see
+        :class:`~spdl_ref.equivariant.equivariant_denoiser.EquivariantDenoiser`.
+
+    The defaults are the "paper" sizes of the chapter: 739,777 parameters for the ordinary
+    denoiser and 61,705 (8.3%) for the equivariant one (the review: 741,891 and 62,994). Returns a module mapping
+    ``(B, 1, H, W)`` to ``(B, 1, H, W)``.
+    """
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ValueError(f"kind must be 'ordinary' or 'equivariant', got {kind!r}")
+    if kind == "ordinary":
+        if fields != "regular" or group_order != 8 or max_order != 3:
+            raise ValueError("fields, group_order and max_order apply only to kind='equivariant'")
+        return OrdinaryDenoiser(width, depth, kernel_size, device=device, dtype=dtype)
+    from .equivariant_denoiser import EquivariantDenoiser
+
+    return EquivariantDenoiser(width, depth, kernel_size, fields=fields, group_order=group_order,
+                               max_order=max_order, device=device, dtype=dtype)

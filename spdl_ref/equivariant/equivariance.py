@@ -1,0 +1,89 @@
+r"""Measuring equivariance, eq. (50): :math:`F(T_g x) = T'_g F(x)` (Section 5 and 5.3.3).
+
+:func:`commutation_error` compares the two sides for any map :math:`F` and any pair of actions
+:math:`T_g`, :math:`T'_g`; invariance is the case :math:`T'_g = \mathrm{id}`.
+:func:`equivariance_error` is the rotation case used throughout the chapter.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from .. import _validate
+from .actions import rotate
+
+__all__ = ["commutation_error", "disc_mask", "equivariance_error"]
+
+
+def disc_mask(size: int, radius: Optional[float] = None, device=None, dtype=None) -> torch.Tensor:
+    r"""The pixels of a ``size x size`` grid within ``radius`` of the centre (Section 5.3.3).
+
+    The default radius :math:`(n - 1)/2` is the inscribed disc, the part of the image that a
+    rotation by any angle keeps inside the image. Returns a 0/1 tensor of shape ``(size, size)``.
+    """
+    size = _validate.positive_int(size, "size")
+    c = (size - 1) / 2
+    radius = c if radius is None else _validate.nonnegative_real(radius, "radius")
+    i = torch.arange(size, dtype=torch.float64) - c
+    mask = ((i[:, None] ** 2 + i[None, :] ** 2) <= radius * radius + 1e-9)
+    return mask.to(device=device, dtype=dtype or torch.get_default_dtype())
+
+
+def commutation_error(F: Callable, x: torch.Tensor, T_in: Callable, T_out: Callable,
+                      mask: Optional[torch.Tensor] = None) -> float:
+    r"""The relative equivariance error :math:`\|F(T_g x) - T'_g F(x)\| / \|T'_g F(x)\|`, eq. (50).
+
+    Parameters
+    ----------
+    F : callable
+        The map, e.g. a network (call ``.eval()`` first if it has dropout or batch norm).
+    x : torch.Tensor
+        Inputs.
+    T_in, T_out : callable
+        The actions :math:`T_g` on inputs and :math:`T'_g` on outputs. ``T_out = lambda y: y``
+        measures invariance.
+    mask : torch.Tensor or None
+        Weights broadcast against the outputs (e.g. :func:`disc_mask`); only the masked part
+        enters both norms.
+    """
+    _validate.tensor(x, "x")
+    for name, T in (("F", F), ("T_in", T_in), ("T_out", T_out)):
+        if not callable(T):
+            raise TypeError(f"{name} must be callable, got {type(T).__name__}")
+    with torch.no_grad():
+        lhs = F(T_in(x))
+        rhs = T_out(F(x))
+        if lhs.shape != rhs.shape:
+            raise ValueError(
+                f"F(T_in(x)) and T_out(F(x)) must have the same shape, got {tuple(lhs.shape)} "
+                f"and {tuple(rhs.shape)}"
+            )
+        m = 1.0 if mask is None else mask.to(device=lhs.device, dtype=lhs.dtype)
+        den = float((m * rhs).norm())
+        num = float((m * (lhs - rhs)).norm())
+    return num / den if den > 0 else num
+
+
+def equivariance_error(model: Callable, x: torch.Tensor, angle: float, *,
+                       invariant: bool = False, mask: Optional[torch.Tensor] = None) -> float:
+    r"""Relative rotation-equivariance error of ``model`` at ``angle`` degrees, eq. (50).
+
+    :math:`\|F(R_\phi x) - R_\phi F(x)\| / \|R_\phi F(x)\|` with :math:`R_\phi` from
+    :func:`~spdl_ref.equivariant.rotate` (exact for multiples of 90°, bilinear otherwise);
+    ``invariant=True`` measures :math:`\|F(R_\phi x) - F(x)\| / \|F(x)\|` instead. ``x`` is a
+    batch of images ``(B, C, n, n)``. For angles that are not multiples of 90° the comparison
+    is restricted to the inscribed disc (:func:`disc_mask`) unless ``mask`` is given, since the
+    corners of a rotated image are lost.
+    """
+    _validate.tensor(x, "x")
+    if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"x must have shape (B, C, n, n) with square images, got {tuple(x.shape)}")
+    angle = _validate.real(angle, "angle")
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    if mask is None and angle / 90.0 != round(angle / 90.0):
+        mask = disc_mask(x.shape[-1], device=x.device, dtype=x.dtype)
+    T_out = (lambda y: y) if invariant else (lambda y: rotate(y, angle))
+    return commutation_error(model, x, lambda y: rotate(y, angle), T_out, mask)

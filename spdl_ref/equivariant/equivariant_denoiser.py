@@ -1,0 +1,90 @@
+r"""The rotation-equivariant denoiser of Figure 3, built with escnn (Section 5.2).
+
+See :mod:`spdl_ref.equivariant.denoisers` for the architecture. This module imports escnn.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from .. import _validate
+from .denoisers import _check_image
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups
+    from escnn import gspaces, nn as enn
+
+__all__ = ["EquivariantDenoiser"]
+
+FIELDS = ("regular", "harmonic")
+
+
+class EquivariantDenoiser(nn.Module):
+    r"""Lifting, a ResNet (5) of steerable convolutions, projection; escnn layers (Section 5.2).
+
+    ``fields="regular"``: the hidden state is ``width // N`` regular fields of the cyclic group
+    :math:`C_N` (``group_order``), :math:`\sigma` is the pointwise ReLU, which commutes with
+    the permutation matrices of the regular representation (Section 5.1.3).
+    ``fields="harmonic"``: ``width // (2M + 1)`` blocks of :math:`SO(2)` fields of rotation
+    orders :math:`0, \dots, M` (``max_order``) and the norm-ReLU of Section 5.1.3, as in
+    harmonic networks (the review's [121]).
+
+    Each residual layer is :math:`z^{k+1} = z^k + \sigma(A^k z^k + b^k)` with :math:`A^k` an
+    escnn ``R2Conv`` (whose kernels solve the constraint of Section 5.1.2; biases only where
+    they are invariant). Input and output are single scalar fields: one-channel images.
+    escnn's He initialisation is multiplied by ``init_scale``, which brings the untrained
+    network's output to the scale of the ordinary denoiser's (PyTorch's default initialisation).
+    """
+
+    def __init__(self, width: int, depth: int, kernel_size: int = 3, fields: str = "regular",
+                 group_order: int = 8, max_order: int = 3, init_scale: float = 0.4,
+                 device=None, dtype=None):
+        super().__init__()
+        self.width = _validate.positive_int(width, "width")
+        self.depth = _validate.positive_int(depth, "depth")
+        k = _validate.positive_int(kernel_size, "kernel_size")
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {k}")
+        if fields not in FIELDS:
+            raise ValueError(f"fields must be 'regular' or 'harmonic', got {fields!r}")
+        self.fields = fields
+        init_scale = _validate.positive_real(init_scale, "init_scale")
+        if fields == "regular":
+            N = _validate.positive_int(group_order, "group_order")
+            block = N
+            gs = gspaces.rot2dOnR2(N=N)
+            reps = [gs.regular_repr]
+        else:
+            M = _validate.nonnegative_int(max_order, "max_order")
+            block = 2 * M + 1
+            gs = gspaces.rot2dOnR2(N=-1, maximum_frequency=2 * max(M, 1))
+            reps = [gs.irrep(m) for m in range(M + 1)]
+        if width % block:
+            raise ValueError(
+                f"width must be a multiple of {block} (the channels of one block of {fields} "
+                f"fields), got {width}"
+            )
+        self.in_type = enn.FieldType(gs, [gs.trivial_repr])
+        hidden = enn.FieldType(gs, reps * (width // block))
+        pad = k // 2
+        self.lift = enn.R2Conv(self.in_type, hidden, k, padding=pad)
+        self.convs = nn.ModuleList(enn.R2Conv(hidden, hidden, k, padding=pad) for _ in range(depth))
+        if fields == "regular":
+            self.nonlins = nn.ModuleList(enn.ReLU(hidden) for _ in range(depth))
+        else:
+            self.nonlins = nn.ModuleList(enn.NormNonLinearity(hidden, "n_relu", bias=True)
+                                         for _ in range(depth))
+        self.project = enn.R2Conv(hidden, self.in_type, k, padding=pad)
+        with torch.no_grad():
+            for conv in [self.lift, *self.convs, self.project]:
+                conv.weights.mul_(init_scale)
+        self.to(device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.lift(enn.GeometricTensor(_check_image(x), self.in_type))
+        for conv, sigma in zip(self.convs, self.nonlins):
+            z = z + sigma(conv(z))
+        return self.project(z).tensor
