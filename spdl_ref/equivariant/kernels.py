@@ -27,7 +27,7 @@ from .. import _validate
 from .actions import act_on_image
 from .groups import FiniteGroup, Representation
 
-__all__ = ["SteerableConv2d", "constraint_matrix", "invariant_vectors", "kernel_basis",
+__all__ = ["SteerableConv2d", "basis_dimension", "constraint_matrix", "invariant_vectors", "kernel_basis",
            "kernel_constraint_residual"]
 
 
@@ -104,6 +104,20 @@ def kernel_basis(rho_in: Representation, rho_out: Representation, size: int,
     scale = float(sigma.max()) if float(sigma.max()) > 0 else 1.0
     basis = evecs[:, sigma <= tol * scale].T.reshape(-1, rho_out.dim, rho_in.dim, size, size)
     return basis * _support(size, support).to(basis)  # exact zeros outside the support
+
+
+def basis_dimension(basis: torch.Tensor, tol: float = 1e-4) -> int:
+    r"""Numerical rank of a set of kernels ``(D, ...)``: the dimension of their span (Section 5.1.2).
+
+    Singular values of the ``D x (entries)`` matrix above ``tol`` times the largest count. Used
+    to compare bases computed in float32 (escnn) with :func:`kernel_basis`.
+    """
+    _validate.tensor(basis, "basis")
+    tol = _validate.positive_real(tol, "tol")
+    if basis.shape[0] == 0:
+        return 0
+    s = torch.linalg.svdvals(basis.flatten(1).to(torch.float64))
+    return int((s > tol * s[0]).sum()) if float(s[0]) > 0 else 0
 
 
 def kernel_constraint_residual(K: torch.Tensor, rho_in: Representation,
