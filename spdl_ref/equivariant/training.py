@@ -86,7 +86,7 @@ def psnr(estimate: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
 
 @dataclass
 class DenoiserHistory:
-    """What :func:`train_denoiser` records."""
+    """What :func:`train_denoiser` records while it minimises (52) (Section 5.2, Figure 3)."""
 
     #: Objective (52) on each minibatch.
     train: list = field(default_factory=list)
