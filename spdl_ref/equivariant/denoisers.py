@@ -76,6 +76,9 @@ def make_denoiser(kind: str, width: int = 64, depth: int = 20, kernel_size: int 
                   device=None, dtype=None) -> nn.Module:
     r"""One of the two denoisers :math:`\Psi` of Figure 3 (Section 5.2).
 
+    The defaults are the "paper" sizes of the chapter: 739,777 parameters for the ordinary
+    denoiser and 61,705 (8.3%) for the equivariant one (the review: 741,891 and 62,994).
+
     Parameters
     ----------
     kind : str
@@ -92,9 +95,10 @@ def make_denoiser(kind: str, width: int = 64, depth: int = 20, kernel_size: int 
         Only for ``"equivariant"``: see
         :class:`~spdl_ref.equivariant.equivariant_denoiser.EquivariantDenoiser`.
 
-    The defaults are the "paper" sizes of the chapter: 739,777 parameters for the ordinary
-    denoiser and 61,705 (8.3%) for the equivariant one (the review: 741,891 and 62,994). Returns a module mapping
-    ``(B, 1, H, W)`` to ``(B, 1, H, W)``.
+    Returns
+    -------
+    torch.nn.Module
+        A module mapping images ``(B, 1, H, W)`` to images ``(B, 1, H, W)``.
     """
     if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"kind must be 'ordinary' or 'equivariant', got {kind!r}")
