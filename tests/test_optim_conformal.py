@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spdl_ref.optim import (ConformalHamiltonian, NonFiniteGradientError, camelback,
-                            conformal_step, kinetic_energy, kinetic_gradient)
+                            conformal_step, heavy_ball_parameters, kinetic_energy,
+                            kinetic_gradient, relativistic_parameters)
 
 
 def _quadratic_problem(dtype, device, seed=0):
@@ -224,3 +225,36 @@ def test_energy_accepts_float_and_rejects_bad_loss():
     assert opt.energy(2.5).item() == 2.5
     with pytest.raises(ValueError, match="loss"):
         opt.energy(float("nan"))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_heavy_ball_parameters_reproduce_sgd(nesterov):
+    a = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    opt = ConformalHamiltonian([a], **heavy_ball_parameters(0.01, 0.9, h=0.3), nesterov=nesterov)
+    sgd = torch.optim.SGD([b], lr=0.01, momentum=0.9, nesterov=nesterov)
+    for _ in range(100):
+        for o, th in ((opt, a), (sgd, b)):
+            o.zero_grad()
+            camelback(th).backward()
+            o.step()
+    assert (a - b).abs().max().item() < 1e-13
+
+
+def test_relativistic_parameters_reproduce_scaled_rgd():
+    """The scaled RGD recursion of França et al.: v <- mu v - h g, x <- x + v / sqrt(1 + delta |v|^2)."""
+    h, mu, delta = 0.05, 0.8, 3.0
+    a = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
+    opt = ConformalHamiltonian([a], **relativistic_parameters(h, mu, delta))
+    x, v = a.detach().clone(), torch.zeros(2, dtype=torch.float64)
+    for _ in range(50):
+        opt.zero_grad()
+        camelback(a).backward()
+        opt.step()
+        xg = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(camelback(xg), xg)
+        v = mu * v - h * g
+        x = x + v / torch.sqrt(1 + delta * v @ v)
+    assert (a.detach() - x).abs().max().item() < 1e-13
+    with pytest.raises(ValueError, match="momentum"):
+        relativistic_parameters(0.1, 1.5, 1.0)

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spdl_ref.optim import expm as optim_expm
 from spdl_ref.optim import (NonFiniteGradientError, StiefelSGD, cayley, project_stiefel,
                             random_stiefel, stiefel_error)
 
@@ -130,3 +131,18 @@ def test_non_finite_gradient_and_state_dict_round_trip():
         with torch.no_grad():
             X.copy_(X2)
     assert torch.equal(X2.detach(), X_end)
+
+
+@given(n=st.integers(1, 12), scale=st.floats(1e-3, 20.0), seed=st.integers(0, 1000))
+def test_expm_matches_torch(n, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    A = scale * torch.randn(n, n, generator=g, dtype=torch.float64) / n
+    ref = torch.linalg.matrix_exp(A)
+    assert (optim_expm(A) - ref).abs().max().item() <= 1e-12 * (1 + ref.abs().max().item())
+    S = A - A.T
+    assert stiefel_error(optim_expm(S)).item() < 1e-12
+
+
+def test_expm_batched_float32():
+    A = torch.randn(3, 5, 5)
+    assert torch.allclose(optim_expm(A), torch.linalg.matrix_exp(A), atol=1e-4, rtol=1e-4)

@@ -41,7 +41,8 @@ import torch
 from .. import _validate
 from ._checks import check_finite, grads_of
 
-__all__ = ["ConformalHamiltonian", "conformal_step", "kinetic_energy", "kinetic_gradient"]
+__all__ = ["ConformalHamiltonian", "conformal_step", "heavy_ball_parameters", "kinetic_energy",
+           "kinetic_gradient", "relativistic_parameters"]
 
 KINETICS = ("quadratic", "relativistic")
 
@@ -92,6 +93,41 @@ def conformal_step(theta: torch.Tensor, p: torch.Tensor, grad_E: Callable[[torch
     p_new = decay * p - h * g
     q = decay * p_new - h * g if nesterov else p_new
     return theta + h * kinetic_gradient(q, mass, kinetic, eps), p_new
+
+
+def heavy_ball_parameters(lr: float, momentum: float, h: float = 1.0) -> dict:
+    r"""Arguments of :class:`ConformalHamiltonian` that reproduce SGD with momentum (Section 6.1, (55)).
+
+    ``torch.optim.SGD(lr=lr, momentum=momentum)`` (heavy ball; with ``nesterov=True``, Nesterov's
+    method) is the quadratic conformal step with time step :math:`h`, friction
+    :math:`\gamma = -\ln(\text{momentum})/h` and mass :math:`\mu = h^2/\text{lr}`, the momentum
+    being :math:`p = -h\,b` for SGD's buffer :math:`b`. Any :math:`h > 0` gives the same iterates.
+    """
+    lr = _validate.positive_real(lr, "lr")
+    momentum = _validate.positive_real(momentum, "momentum")
+    h = _validate.positive_real(h, "h")
+    if momentum > 1:
+        raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+    return dict(lr=h, gamma=-math.log(momentum) / h, mass=h * h / lr, kinetic="quadratic")
+
+
+def relativistic_parameters(lr: float, momentum: float, delta: float) -> dict:
+    r"""Arguments of :class:`ConformalHamiltonian` for relativistic gradient descent (57) in the
+    scaled form of França et al. (Section 6.1, Figure 4):
+    :math:`v \leftarrow \mu v - h\nabla E(\theta)`, :math:`\theta \leftarrow \theta +
+    v/\sqrt{1 + \delta\|v\|^2}`, with momentum factor :math:`\mu` (``momentum``), step
+    :math:`h` (``lr``) and :math:`\delta > 0` (the inverse squared speed of light).
+
+    With :math:`p = v` this is the relativistic conformal step with time step :math:`h`, friction
+    :math:`\gamma = -\ln\mu / h`, mass :math:`h^2\delta` and :math:`\varepsilon = (\delta h)^{-2}`.
+    """
+    lr = _validate.positive_real(lr, "lr")
+    momentum = _validate.positive_real(momentum, "momentum")
+    delta = _validate.positive_real(delta, "delta")
+    if momentum > 1:
+        raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+    return dict(lr=lr, gamma=-math.log(momentum) / lr, mass=lr * lr * delta,
+                kinetic="relativistic", eps=1.0 / (delta * lr) ** 2)
 
 
 class ConformalHamiltonian(torch.optim.Optimizer):

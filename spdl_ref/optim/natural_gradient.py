@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev
+from torch.func import functional_call, jacrev, vmap
 
 from .. import _validate
 
@@ -53,15 +53,17 @@ def squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     r"""The stacked Jacobians :math:`J_n = \partial_\theta \Psi(x_n, \theta)` (Section 6.2.2), shape ``(N, m, L)``.
 
-    ``m`` is the number of outputs per sample and ``L`` the number of parameters.
+    ``m`` is the number of outputs per sample and ``L`` the number of parameters. The model must
+    treat samples independently (no batch statistics): it is evaluated one sample at a time under
+    :func:`torch.func.vmap`.
     """
     _check_xy(x)
     names, params = _names_and_params(model)
 
-    def out(*ps):
-        return functional_call(model, dict(zip(names, ps)), (x,)).reshape(x.shape[0], -1)
+    def single(ps, xn):  # the model on one sample: per-sample Jacobians by vmap
+        return functional_call(model, dict(zip(names, ps)), (xn.unsqueeze(0),)).reshape(-1)
 
-    jacs = jacrev(out, argnums=tuple(range(len(params))))(*[p.detach() for p in params])
+    jacs = vmap(jacrev(single), in_dims=(None, 0))(tuple(p.detach() for p in params), x)
     return torch.cat([j.reshape(j.shape[0], j.shape[1], -1) for j in jacs], dim=-1)
 
 
