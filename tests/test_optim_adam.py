@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spdl_ref.optim import Adam, NonFiniteGradientError, camelback
+from spdl_ref.optim import Adam, ConformalHamiltonian, NonFiniteGradientError, camelback
 
 
 def _run(make, n, dtype=torch.float64, device="cpu"):
@@ -91,3 +91,11 @@ def test_state_dict_round_trip(form, dtype, device):
     opt2.load_state_dict(saved)
     run(opt2, xy2, 4)
     assert torch.equal(xy, xy2) and xy2.dtype == dtype
+
+
+def test_huge_finite_gradients_are_not_mistaken_for_inf():
+    th = torch.zeros(4, requires_grad=True)
+    opt = ConformalHamiltonian([th], lr=0.1, gamma=1.0)
+    th.grad = torch.full((4,), 3e38)  # the 2-norm overflows in float32, the entries are finite
+    opt.step()
+    assert torch.isfinite(th).all() and (th < 0).all()

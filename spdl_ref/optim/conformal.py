@@ -205,18 +205,21 @@ class ConformalHamiltonian(torch.optim.Optimizer):
             momenta = self._momenta(params)
             torch._foreach_mul_(momenta, decay)
             torch._foreach_add_(momenta, grads, alpha=-h)
-            if group["nesterov"]:
-                q = torch._foreach_mul(momenta, decay)
-                torch._foreach_add_(q, grads, alpha=-h)
-            else:
-                q = momenta
             scale = h / mass
             if group["kinetic"] == "relativistic":
+                if group["nesterov"]:
+                    q = torch._foreach_mul(momenta, decay)
+                    torch._foreach_add_(q, grads, alpha=-h)
+                else:
+                    q = momenta
                 sq = sum(n.pow(2) for n in torch._foreach_norm(q))
-                speed = scale / torch.sqrt(sq / mass + group["eps"])
-                torch._foreach_add_(params, torch._foreach_mul(q, speed.to(q[0].dtype)))
+                speed = scale / math.sqrt(float(sq) / mass + group["eps"])
+                torch._foreach_add_(params, q, alpha=speed)
+            elif group["nesterov"]:  # theta += (h/mu) (e^{-gamma h} p_new - h g), without a temporary
+                torch._foreach_add_(params, momenta, alpha=scale * decay)
+                torch._foreach_add_(params, grads, alpha=-scale * h)
             else:
-                torch._foreach_add_(params, q, alpha=scale)
+                torch._foreach_add_(params, momenta, alpha=scale)
         return loss
 
     @torch.no_grad()
