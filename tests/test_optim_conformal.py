@@ -258,3 +258,13 @@ def test_relativistic_parameters_reproduce_scaled_rgd():
     assert (a.detach() - x).abs().max().item() < 1e-13
     with pytest.raises(ValueError, match="momentum"):
         relativistic_parameters(0.1, 1.5, 1.0)
+
+
+def test_check_finite_switch():
+    a = torch.ones(2, requires_grad=True)
+    opt = ConformalHamiltonian([a], lr=0.1, gamma=1.0, check_finite=False)
+    a.grad = torch.tensor([float("nan"), 1.0])
+    opt.step()  # no check: the NaN goes through, as documented
+    assert torch.isnan(a).any()
+    with pytest.raises(TypeError, match="check_finite"):
+        ConformalHamiltonian([a], lr=0.1, gamma=1.0, check_finite=1)

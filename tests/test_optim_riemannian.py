@@ -146,3 +146,19 @@ def test_expm_matches_torch(n, scale, seed):
 def test_expm_batched_float32():
     A = torch.randn(3, 5, 5)
     assert torch.allclose(optim_expm(A), torch.linalg.matrix_exp(A), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.3, 3.0, 40.0])
+def test_stiefel_step_equals_map_times_theta(scale):
+    """One step is exactly phi(-h M) theta, whichever way the product is evaluated."""
+    from spdl_ref.optim.riemannian import expm
+
+    g = torch.Generator().manual_seed(5)
+    theta0 = random_stiefel(9, 2, generator=g, dtype=torch.float64)
+    G = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    M = G @ theta0.T - theta0 @ G.T
+    for retraction, phi in (("exp", expm), ("cayley", cayley)):
+        th = torch.nn.Parameter(theta0.clone())
+        th.grad = G.clone()
+        StiefelSGD([th], lr=scale, retraction=retraction).step()
+        assert (th.detach() - phi(-scale * M) @ theta0).abs().max().item() < 1e-12

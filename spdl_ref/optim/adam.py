@@ -51,6 +51,8 @@ class Adam(torch.optim.Optimizer):
         :math:`\varepsilon > 0` added to :math:`\sqrt{v}`.
     form : {"kingma_ba", "review"}
         Which iteration to run.
+    check_finite : bool
+        Check the gradients for NaN/inf before each step (default); ``False`` skips the check.
 
     Notes
     -----
@@ -59,7 +61,7 @@ class Adam(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 form: str = "kingma_ba"):
+                 form: str = "kingma_ba", check_finite: bool = True):
         lr = _validate.positive_real(lr, "lr")
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of floats, got {betas!r}")
@@ -71,7 +73,10 @@ class Adam(torch.optim.Optimizer):
         eps = _validate.positive_real(eps, "eps")
         if not isinstance(form, str) or form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"check_finite must be a bool, got {type(check_finite).__name__}")
         super().__init__(params, dict(lr=lr, betas=(b1, b2), eps=eps, form=form))
+        self.check_finite = check_finite
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -83,7 +88,8 @@ class Adam(torch.optim.Optimizer):
         work = []
         for group in self.param_groups:
             params, grads = grads_of(group)
-            check_finite(grads, type(self).__name__)
+            if self.check_finite:
+                check_finite(grads, type(self).__name__)
             work.append((group, params, grads))
         for group, params, grads in work:
             if not params:

@@ -52,6 +52,21 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     return E
 
 
+def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """exp(A) X without forming exp(A) when A is small (truncated Taylor series applied 2^s times)."""
+    norm = float(torch.linalg.matrix_norm(A, ord=1).max()) if A.numel() else 0.0
+    s = max(0, int(math.ceil(math.log2(norm / 0.5)))) if norm > 0.5 else 0
+    if s > 3 or X.shape[-1] >= X.shape[-2]:
+        return expm(A) @ X
+    B = A / 2**s
+    for _ in range(2**s):
+        E = X + (B @ X) / 18
+        for k in range(17, 0, -1):
+            E = X + (B @ E) / k
+        X = E
+    return X
+
+
 def cayley(A: torch.Tensor) -> torch.Tensor:
     r"""Cayley transform :math:`(I - A/2)^{-1}(I + A/2)`, a rational map :math:`\mathfrak{so}(n) \to SO(n)`
     (Section 6.2.1, footnote 6). ``A`` has shape ``(..., n, n)``."""
@@ -161,6 +176,9 @@ class StiefelSGD(torch.optim.Optimizer):
                         state["momentum"].mul_(beta).add_(M)
                     M = state["momentum"]
                 A = -h * M
-                Q = expm(A) if group["retraction"] == "exp" else cayley(A)
-                theta.copy_(Q @ theta)
+                if group["retraction"] == "exp":
+                    theta.copy_(_expm_action(A, theta))
+                else:  # (I - A/2)^{-1} (I + A/2) theta: one solve with p right-hand sides
+                    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+                    theta.copy_(torch.linalg.solve(eye - 0.5 * A, theta + 0.5 * (A @ theta)))
         return loss
