@@ -30,17 +30,21 @@ def grads_of(group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 def check_finite(grads: list[torch.Tensor], name: str) -> None:
     """Raise :class:`NonFiniteGradientError` if any gradient holds a NaN or an infinity.
 
-    Fast path: one fused 2-norm per tensor (a NaN or inf entry makes the norm non-finite). Only
-    when a norm is not finite are the entries checked one by one, since the norm of huge but finite
-    entries can overflow; such gradients pass.
+    Fast path: one reduction per tensor whose result is non-finite whenever an entry is (the sum
+    on a CPU, where it is the cheapest pass; the fused 2-norm elsewhere). Only when a reduction is
+    not finite are the entries checked one by one, since the reduction of huge but finite entries
+    can overflow; such gradients pass.
     """
     if not grads:
         return
     by_device: dict = {}
     for g in grads:
         by_device.setdefault(g.device, []).append(g)
-    for gs in by_device.values():
-        norms = torch.stack(torch._foreach_norm(gs))
+    for device, gs in by_device.items():
+        if device.type == "cpu":
+            norms = torch.stack([g.sum() for g in gs])
+        else:
+            norms = torch.stack(torch._foreach_norm(gs))
         if bool(torch.isfinite(norms).all()):
             continue
         suspects = [g for g, ok in zip(gs, torch.isfinite(norms).tolist()) if not ok]
