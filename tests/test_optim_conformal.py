@@ -268,3 +268,12 @@ def test_check_finite_switch():
     assert torch.isnan(a).any()
     with pytest.raises(TypeError, match="check_finite"):
         ConformalHamiltonian([a], lr=0.1, gamma=1.0, check_finite=1)
+
+
+@pytest.mark.parametrize("kinetic", ["quadratic", "relativistic"])
+def test_gradcheck_conformal_step(kinetic):
+    grad_V = lambda th: torch.stack([4 * th[0] - 4.2 * th[0] ** 3 + th[0] ** 5 + th[1], th[0] + 2 * th[1]])
+    th = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
+    p = torch.tensor([0.3, -0.1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: conformal_step(a, b, grad_V, 0.1, 1.0, 0.7, kinetic, 0.5), (th, p))

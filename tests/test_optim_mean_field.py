@@ -63,3 +63,11 @@ def test_bad_input():
         train_mean_field(net, x, y[:, None], lr=0.1, steps=1)
     with pytest.raises(ValueError, match="last dimension"):
         net(torch.ones(3, 2))
+
+
+def test_gradcheck_network():
+    net = MeanFieldReLU(2, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, xx: torch.func.functional_call(
+        net, {"a": a, "b": b, "c": c}, (xx,)), (net.a.detach().clone().requires_grad_(True),
+        net.b.detach().clone().requires_grad_(True), net.c.detach().clone().requires_grad_(True), x))

@@ -162,3 +162,11 @@ def test_stiefel_step_equals_map_times_theta(scale):
         th.grad = G.clone()
         StiefelSGD([th], lr=scale, retraction=retraction).step()
         assert (th.detach() - phi(-scale * M) @ theta0).abs().max().item() < 1e-12
+
+
+def test_gradcheck_maps():
+    g = torch.Generator().manual_seed(2)
+    A = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    S = (0.3 * (A - A.T)).requires_grad_(True)
+    assert torch.autograd.gradcheck(cayley, (S,))
+    assert torch.autograd.gradcheck(optim_expm, (S,))
