@@ -40,7 +40,7 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     to round-off. (On small CPU matrices this is much faster than :func:`torch.linalg.matrix_exp`.)
     ``A`` has shape ``(..., n, n)``.
     """
-    norm = float(torch.linalg.matrix_norm(A, ord=1).max()) if A.numel() else 0.0
+    norm = float(torch.linalg.matrix_norm(A.detach(), ord=1).max()) if A.numel() else 0.0
     s = max(0, int(math.ceil(math.log2(norm / 0.5)))) if norm > 0.5 else 0
     B = A / 2**s
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
@@ -54,7 +54,7 @@ def expm(A: torch.Tensor) -> torch.Tensor:
 
 def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """exp(A) X without forming exp(A) when A is small (truncated Taylor series applied 2^s times)."""
-    norm = float(torch.linalg.matrix_norm(A, ord=1).max()) if A.numel() else 0.0
+    norm = float(torch.linalg.matrix_norm(A.detach(), ord=1).max()) if A.numel() else 0.0
     s = max(0, int(math.ceil(math.log2(norm / 0.5)))) if norm > 0.5 else 0
     if s > 3 or X.shape[-1] >= X.shape[-2]:
         return expm(A) @ X
