@@ -66,8 +66,9 @@ def l2_distance(model_a, model_b) -> float:
     if b.depth % a.depth:
         raise ValueError(f"the depths must divide one another, got {a.depth} and {b.depth}")
     a = prolong(a, b.depth // a.depth)
-    d = (a.A - b.A).pow(2).sum() + (a.b - b.b).pow(2).sum()
-    return float((b.h * d).sqrt())
+    with torch.no_grad():
+        d = (a.A - b.A).pow(2).sum() + (a.b - b.b).pow(2).sum()
+        return float((b.h * d).sqrt())
 
 
 def minimise(model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10) -> float:

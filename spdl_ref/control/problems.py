@@ -108,7 +108,7 @@ def sgd(model, x: torch.Tensor, loss: Callable, *, tau: float = 0.1, iterations:
         with torch.no_grad():
             model.A -= tau * grads["A"]
             model.b -= tau * grads["b"]
-        history.loss.append(float(value))
-        history.data_fit.append(float(value))
+        history.loss.append(float(value.detach()))
+        history.data_fit.append(float(value.detach()))
         history.seconds.append(time.perf_counter() - start)
     return history
