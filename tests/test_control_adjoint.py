@@ -10,6 +10,15 @@ from hypothesis import strategies as st
 from spdl_ref.control import continuous_adjoint, discrete_adjoint, ode_flow
 from spdl_ref.ode import ResNet
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tensors here are tiny: one thread avoids contention on shared CPUs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 
 def _loss(z):
     return 0.5 * (z[:, 0] - 1).pow(2).mean() + 0.1 * z[:, -1].sin().mean()
