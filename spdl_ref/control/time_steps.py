@@ -92,7 +92,7 @@ def proximal_gradient(
                 p -= tau * p.grad
                 if name in prox:
                     p.copy_(prox[name](p, tau))
-        history.loss.append(float(value))
-        history.data_fit.append(float(value))
+        history.loss.append(float(value.detach()))
+        history.data_fit.append(float(value.detach()))
         history.seconds.append(time.perf_counter() - start)
     return history
