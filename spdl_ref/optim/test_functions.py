@@ -8,18 +8,20 @@ The function of Figure 4 is the three-hump camel function
 
 with its global minimum :math:`V = 0` at :math:`(0, 0)`, two local minima at
 :math:`\pm(1.7476, -0.8738)` and two saddles at :math:`\pm(1.0705, -0.5353)`. The review starts the
-optimisers of Figure 4 at :math:`(-0.5, 0.8)`.
+optimisers of Figure 4 at :math:`(-0.5, 0.8)`. :func:`optimise_path` runs an optimiser from
+such a start and records the iterates and the losses that Figure 4 plots.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
 
 from .. import _validate
 
-__all__ = ["camelback", "camelback_stationary_points", "nearest_stationary_point"]
+__all__ = ["camelback", "camelback_stationary_points", "nearest_stationary_point", "optimise_path"]
 
 #: The starting point of Figure 4.
 CAMELBACK_START = (-0.5, 0.8)
@@ -73,3 +75,80 @@ def nearest_stationary_point(xy: torch.Tensor) -> tuple[str, float]:
     dist = {k: float((xy - v).norm()) for k, v in pts.items()}
     name = min(dist, key=dist.get)
     return name, dist[name]
+
+
+def optimise_path(loss_fn: Callable[[torch.Tensor], torch.Tensor],
+                  make_optimizer: Callable[[list], torch.optim.Optimizer], steps: int,
+                  start: Sequence[float] | torch.Tensor = CAMELBACK_START, *, device=None,
+                  dtype=None) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
+    r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section 6.1).
+
+    The iterate :math:`\theta_0` = ``start`` becomes a leaf tensor with ``requires_grad``;
+    ``make_optimizer([theta])`` builds the optimiser, and each of the ``steps`` iterations zeroes
+    the gradient, back-propagates :math:`V(\theta_k)` and calls ``step()``. This is the loop
+    behind the trajectories and loss curves of Figure 4.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        :math:`V`: maps the iterate (a tensor shaped like ``start``) to a scalar tensor, e.g.
+        :func:`camelback`.
+    make_optimizer : callable
+        Maps a list holding the one parameter to a :class:`torch.optim.Optimizer`, e.g.
+        ``lambda p: torch.optim.SGD(p, lr=0.01)``.
+    steps : int
+        Number of optimiser steps, :math:`\ge 0`.
+    start : sequence of float or torch.Tensor
+        :math:`\theta_0`; the Figure 4 start :math:`(-0.5, 0.8)` by default. A tensor is copied,
+        never modified.
+    device, dtype : optional
+        Of the iterate. By default those of a tensor ``start``, else the CPU and the default dtype.
+
+    Returns
+    -------
+    path : torch.Tensor
+        The iterates :math:`\theta_0, \dots, \theta_{steps}`, shape ``(steps + 1, *start.shape)``.
+    losses : torch.Tensor
+        :math:`V(\theta_k)` for the same :math:`k`, shape ``(steps + 1,)``, in the dtype of the
+        iterate, on the CPU.
+    optimizer : torch.optim.Optimizer
+        The optimiser after the last step (its ``state`` holds, e.g., the momentum).
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    if not callable(make_optimizer):
+        raise TypeError(f"make_optimizer must be callable, got {type(make_optimizer).__name__}")
+    steps = _validate.nonnegative_int(steps, "steps")
+    if isinstance(start, torch.Tensor):
+        _validate.tensor(start, "start")
+        xy = start.detach().to(device=device or start.device, dtype=dtype or start.dtype,
+                               copy=True).requires_grad_(True)
+    else:
+        try:
+            xy = torch.tensor(start, device=device, dtype=dtype or torch.get_default_dtype(),
+                              requires_grad=True)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"start must be a sequence of real numbers or a tensor, got {start!r}") from err
+        if not bool(torch.isfinite(xy).all()):
+            raise ValueError(f"start must contain only finite values, got {start!r}")
+    opt = make_optimizer([xy])
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError("make_optimizer must return a torch.optim.Optimizer, got "
+                        f"{type(opt).__name__}")
+
+    def value() -> float:
+        with torch.no_grad():
+            v = loss_fn(xy)
+        if not isinstance(v, torch.Tensor) or v.dim() != 0:
+            raise ValueError("loss_fn must return a scalar (0-dimensional) tensor, got "
+                             f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
+        return v.item()
+
+    path, losses = [xy.detach().clone()], [value()]
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(xy).backward()
+        opt.step()
+        path.append(xy.detach().clone())
+        losses.append(value())
+    return torch.stack(path), torch.tensor(losses, dtype=xy.dtype), opt
