@@ -1,4 +1,4 @@
-"""Common interface of the invertible layers of Section 4.1.
+r"""Common interface of the invertible layers of Section 4.1.
 
 Every invertible layer :math:`f_k` of a network :math:`\Psi = f_K \circ \dots \circ f_1`
 (Section 4) is an :class:`InvertibleModule`: besides ``forward`` it has ``inverse`` and

@@ -136,6 +136,39 @@ class _Coupling(InvertibleModule):
     def _check(self, x, name):
         return check_batch(x, name, self.shape)
 
+    def _couple(self, x, p):  # pragma: no cover - abstract
+        r""":math:`(y, \log|\det|)` from :math:`x` and :math:`p = f(x_1)`, eq. (42)."""
+        raise NotImplementedError
+
+    def _uncouple(self, y, p):  # pragma: no cover - abstract
+        """:math:`x` from :math:`y` and :math:`p = f(y_1)`, eq. (43)."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        return self.forward_and_log_det(x)[0]
+
+    def forward_and_log_det(self, x):
+        self._check(x, "x")
+        return self._couple(x, self._params(self.mask * x))
+
+    def inverse(self, y):
+        self._check(y, "y")
+        return self._uncouple(y, self._params(self.mask * y))
+
+    def log_abs_det_jacobian(self, x):
+        return self.forward_and_log_det(x)[1]
+
+    def _reconstruct(self, y):
+        """For the memory-efficient backward (Section 4.2.1): rebuild :math:`x` from :math:`y`
+        and re-evaluate the layer with a graph, evaluating :math:`f` once (since
+        :math:`x_1 = y_1`). Returns ``(x, leaves, y, logdet)``; the gradient with respect to
+        :math:`x` is the sum of the gradients with respect to ``leaves``."""
+        x1 = y.detach().requires_grad_(True)
+        p = self._params(self.mask * x1)
+        x = self._uncouple(y.detach(), p.detach()).requires_grad_(True)
+        out, logdet = self._couple(x, p)
+        return x, [x, x1], out, logdet
+
     def extra_repr(self):
         return f"shape={self.shape}"
 
@@ -162,21 +195,11 @@ class AdditiveCoupling(_Coupling):
 
     n_params = 1
 
-    def forward(self, x):
-        self._check(x, "x")
-        m = self.mask
-        t = self._params(m * x)[..., 0]
-        return x + (1 - m) * t
+    def _couple(self, x, p):
+        return x + (1 - self.mask) * p[..., 0], x.new_zeros(x.shape[0])
 
-    def inverse(self, y):
-        self._check(y, "y")
-        m = self.mask
-        t = self._params(m * y)[..., 0]
-        return y - (1 - m) * t
-
-    def log_abs_det_jacobian(self, x):
-        self._check(x, "x")
-        return x.new_zeros(x.shape[0])
+    def _uncouple(self, y, p):
+        return y - (1 - self.mask) * p[..., 0]
 
 
 class AffineCoupling(_Coupling):
@@ -202,23 +225,14 @@ class AffineCoupling(_Coupling):
         super().__init__(dim, mask, flip, hidden, zero_init, device, dtype)
         self.scale_bound = _validate.positive_real(scale_bound, "scale_bound")
 
-    def _st(self, x1):
-        p = self._params(x1)
+    def _st(self, p):
         s = self.scale_bound * torch.tanh(p[..., 0] / self.scale_bound)
         return (1 - self.mask) * s, (1 - self.mask) * p[..., 1]
 
-    def forward(self, x):
-        return self.forward_and_log_det(x)[0]
-
-    def forward_and_log_det(self, x):
-        self._check(x, "x")
-        s, t = self._st(self.mask * x)
+    def _couple(self, x, p):
+        s, t = self._st(p)
         return x * torch.exp(s) + t, s.flatten(1).sum(1)
 
-    def inverse(self, y):
-        self._check(y, "y")
-        s, t = self._st(self.mask * y)
+    def _uncouple(self, y, p):
+        s, t = self._st(p)
         return (y - t) * torch.exp(-s)
-
-    def log_abs_det_jacobian(self, x):
-        return self.forward_and_log_det(x)[1]

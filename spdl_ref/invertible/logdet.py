@@ -46,9 +46,9 @@ def logdet_exact(f, x):
     xg, fx, create_graph = _prepare(f, x)
     n = x.shape[0]
     d = fx[0].numel()
-    flat = fx.reshape(n, d)
     rows = []
     with torch.enable_grad():
+        flat = fx.reshape(n, d)
         for j in range(d):
             (g,) = torch.autograd.grad(flat[:, j].sum(), xg, retain_graph=True,
                                        create_graph=create_graph)

@@ -1,8 +1,9 @@
 r"""Measuring peak memory of a training step (Section 4.2.1, memory-efficient backpropagation).
 
 On CUDA the allocator's own peak (``torch.cuda.max_memory_allocated``); on a CPU the running
-maximum of the sum of the ``[memory]`` events that ``torch.profiler`` records with
-``profile_memory=True``, in time order (the process RSS is distorted by the allocator, which does
+maximum, in time order, of the sum of the memory that the events recorded by ``torch.profiler``
+with ``profile_memory=True`` allocate themselves (operators' self memory and the ``[memory]``
+events of allocations outside operators) (the process RSS is distorted by the allocator, which does
 not return freed memory).
 """
 
@@ -37,10 +38,11 @@ def peak_memory(fn, device=None) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = [e for e in prof.events() if e.name == "[memory]"]
-    events.sort(key=lambda e: e.time_range.start)
+    # Each event's self memory is what it allocated minus what it freed itself; "[memory]"
+    # events are allocations and frees outside any operator (e.g. tensors dying in Python).
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
     current = peak = 0
     for e in events:
-        current += e.cpu_memory_usage
+        current += e.self_cpu_memory_usage
         peak = max(peak, current)
     return int(peak)

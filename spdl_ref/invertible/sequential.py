@@ -48,22 +48,24 @@ class _MemoryEfficient(torch.autograd.Function):
             grad_z = torch.zeros_like(z)
         with frozen_power_iteration():
             for layer in reversed(layers):
-                with torch.no_grad():
-                    x = layer.inverse(z)
                 params = [p for p in layer.parameters() if p.requires_grad]
                 with torch.enable_grad():
-                    xg = x.detach().requires_grad_(True)
-                    if ctx.with_log_det:
-                        out, ld = layer.forward_and_log_det(xg)
-                        outputs, gouts = [out], [grad_z]
-                        if grad_logdet is not None:
-                            outputs.append(ld)
-                            gouts.append(grad_logdet)
+                    if hasattr(layer, "_reconstruct"):
+                        x, leaves, out, ld = layer._reconstruct(z)
                     else:
-                        outputs, gouts = [layer(xg)], [grad_z]
-                    got = torch.autograd.grad(outputs, [xg] + params, gouts, allow_unused=True)
-                grad_z = got[0]
-                for p, g in zip(params, got[1:]):
+                        with torch.no_grad():
+                            x = layer.inverse(z)
+                        x = x.detach().requires_grad_(True)
+                        leaves = [x]
+                        out, ld = _forward_and_log_det(layer, x) if ctx.with_log_det else (layer(x), None)
+                    outputs, gouts = [out], [grad_z]
+                    if ctx.with_log_det and grad_logdet is not None:
+                        outputs.append(ld)
+                        gouts.append(grad_logdet)
+                    got = torch.autograd.grad(outputs, leaves + params, gouts, allow_unused=True)
+                grad_z = sum(g for g in got[:len(leaves)] if g is not None)
+                x = x.detach()
+                for p, g in zip(params, got[len(leaves):]):
                     if g is not None:
                         grads[p] = grads[p] + g if p in grads else g
                 z = x
