@@ -62,7 +62,9 @@ class _MemoryEfficient(torch.autograd.Function):
                     if ctx.with_log_det and grad_logdet is not None:
                         outputs.append(ld)
                         gouts.append(grad_logdet)
-                    got = torch.autograd.grad(outputs, leaves + params, gouts, allow_unused=True)
+                    keep = [i for i, o in enumerate(outputs) if o.requires_grad]
+                    got = torch.autograd.grad([outputs[i] for i in keep], leaves + params,
+                                              [gouts[i] for i in keep], allow_unused=True)
                 grad_z = sum(g for g in got[:len(leaves)] if g is not None)
                 x = x.detach()
                 for p, g in zip(params, got[len(leaves):]):
