@@ -11,7 +11,7 @@ def test_spectral_normalisation_reaches_c_after_enough_power_iterations():
     lin.power_iteration(200)
     assert abs(float(lin.operator_norm()) - 0.7) < 1e-10
     conv = inv.SpectralNormConv2d(2, 3, 3, (4, 4), c=0.5, dtype=torch.float64)
-    conv.power_iteration(500)
+    conv.power_iteration(300)
     assert abs(float(conv.operator_norm()) - 0.5) < 1e-8
     # the adjoint used by the power method is the transpose of the operator matrix
     u, v = torch.randn(1, 3, 4, 4, dtype=torch.float64), torch.randn(1, 2, 4, 4, dtype=torch.float64)
@@ -25,7 +25,7 @@ def test_power_estimate_is_a_lower_bound_so_lipschitz_can_exceed_c():
     lin = inv.SpectralNormLinear(8, 8, c=0.9, n_power_iterations=0, dtype=torch.float64)
     with torch.no_grad():
         lin.weight.copy_(torch.randn(8, 8, dtype=torch.float64))
-    sigma_hat = float(lin.sigma())
+    sigma_hat = float(lin.sigma().detach())
     assert sigma_hat <= float(lin.operator_norm(normalised=False)) + 1e-12
     assert float(lin.operator_norm()) >= 0.9 - 1e-12
 

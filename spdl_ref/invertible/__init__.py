@@ -18,7 +18,7 @@ from ._base import InvertibleModule
 from .coupling import AdditiveCoupling, AffineCoupling, partition_mask, subnetwork
 from .downsampling import OrthogonalDownsampling, PixelShuffleDown
 from .flows import NormalisingFlow, coupling_flow, fit_flow, log_density_grid, residual_flow
-from .linear import ChannelLinear, Invertible1x1Conv
+from .linear import ActNorm, ChannelLinear, Invertible1x1Conv
 from .logdet import logdet_exact, logdet_power_series, logdet_russian_roulette
 from .memory import peak_memory
 from .orthogonal import CayleyOrthogonal, ExpSkewOrthogonal, GivensOrthogonal, HouseholderOrthogonal
@@ -28,7 +28,7 @@ from .spectral import SpectralNormConv2d, SpectralNormLinear
 from .spline import SplineCoupling, rational_quadratic_spline
 
 __all__ = [
-    "AdditiveCoupling", "AffineCoupling", "CayleyOrthogonal", "ChannelLinear", "ExpSkewOrthogonal",
+    "ActNorm", "AdditiveCoupling", "AffineCoupling", "CayleyOrthogonal", "ChannelLinear", "ExpSkewOrthogonal",
     "GivensOrthogonal", "HouseholderOrthogonal", "InversionError", "Invertible1x1Conv",
     "InvertibleModule", "InvertibleResidual", "InvertibleSequential", "LipSwish", "NormalisingFlow",
     "OrthogonalDownsampling", "PixelShuffleDown", "SpectralNormConv2d", "SpectralNormLinear",

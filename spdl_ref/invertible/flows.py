@@ -22,6 +22,7 @@ from torch import nn
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory
 from .coupling import AdditiveCoupling, AffineCoupling
+from .linear import ActNorm
 from .residual import InvertibleResidual
 from .sequential import InvertibleSequential
 from .spline import SplineCoupling
@@ -103,20 +104,28 @@ def coupling_flow(dim=2, n_layers=8, kind="affine", hidden=64, memory_efficient=
 
 
 def residual_flow(dim=2, n_blocks=8, c=0.9, hidden=64, n_layers=3, logdet="exact",
-                  memory_efficient=False, device=None, dtype=None, **kwargs):
+                  actnorm=True, memory_efficient=False, device=None, dtype=None, **kwargs):
     r"""A flow of ``n_blocks`` invertible residual layers (44) with :math:`\mathrm{Lip}(f) \le c` (Sections 4.1.2, 4.2.3).
 
-    ``logdet`` picks how each block's :math:`\log|\det(I + J_f)|` is computed: ``"exact"``
+    With ``actnorm`` each block is preceded by an :class:`ActNorm` (as in Residual Flows), since
+    a Lipschitz-bounded block alone can rescale the data only a little. ``logdet`` picks how each block's :math:`\log|\det(I + J_f)|` is computed: ``"exact"``
     (affordable in two dimensions), ``"series"`` or ``"roulette"``.
     """
     n_blocks = _validate.positive_int(n_blocks, "n_blocks")
-    layers = [InvertibleResidual(dim, c=c, hidden=hidden, n_layers=n_layers, logdet=logdet,
-                                 **factory(device, dtype), **kwargs) for _ in range(n_blocks)]
+    layers = []
+    for _ in range(n_blocks):
+        if actnorm:
+            layers.append(ActNorm(dim, **factory(device, dtype)))
+        layers.append(InvertibleResidual(dim, c=c, hidden=hidden, n_layers=n_layers, logdet=logdet,
+                                         **factory(device, dtype), **kwargs))
     return NormalisingFlow(InvertibleSequential(*layers, memory_efficient=memory_efficient), dim)
 
 
-def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None):
+def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, callback=None):
     r"""Minimise the negative log-likelihood (49) of ``x`` with Adam on minibatches.
+
+    The step size follows a cosine schedule from ``lr`` to 0. ``callback(i, flow)``, if given,
+    runs after step ``i``.
 
     Returns
     -------
@@ -129,18 +138,22 @@ def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None):
     iterations = _validate.positive_int(iterations, "iterations")
     batch_size = min(_validate.positive_int(batch_size, "batch_size"), x.shape[0])
     lr = _validate.positive_real(lr, "lr")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     history, start = [], time.perf_counter()
     flow.train()
-    for _ in range(iterations):
+    for i in range(iterations):
         idx = torch.randperm(x.shape[0], generator=generator)[:batch_size].to(x.device)
         loss = flow.nll(x[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
+        if callback is not None:
+            callback(i, flow)
     flow.eval()
     return {"nll": history, "seconds": time.perf_counter() - start}
 

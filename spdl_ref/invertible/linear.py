@@ -19,7 +19,7 @@ from torch import nn
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory
 
-__all__ = ["ChannelLinear", "Invertible1x1Conv"]
+__all__ = ["ActNorm", "ChannelLinear", "Invertible1x1Conv"]
 
 
 def _random_orthogonal(n, **kw):
@@ -130,3 +130,45 @@ class Invertible1x1Conv(ChannelLinear):
 
     def log_abs_det_weight(self):
         return torch.log(self.eps + F.softplus(self.rho)).sum()
+
+
+class ActNorm(InvertibleModule):
+    r"""Per-channel affine map :math:`y = e^{s} \odot x + b` (Glow's activation normalisation), Section 4.1.3.
+
+    The simplest linear invertible layer: a diagonal matrix with positive entries and a shift,
+    :math:`\log|\det| = (\text{pixels}) \sum_i s_i`. Useful between invertible residual blocks,
+    whose Lipschitz bound (47) limits how far each can rescale the data.
+
+    Parameters
+    ----------
+    channels : int
+        :math:`C` (inputs ``(N, C)`` or ``(N, C, *spatial)``).
+    """
+
+    def __init__(self, channels, device=None, dtype=None):
+        super().__init__()
+        self.channels = _validate.positive_int(channels, "channels")
+        kw = factory(device, dtype)
+        self.log_scale = nn.Parameter(torch.zeros(self.channels, **kw))
+        self.shift = nn.Parameter(torch.zeros(self.channels, **kw))
+
+    def _view(self, t, x):
+        return t.reshape(1, -1, *([1] * (x.dim() - 2))).to(x.dtype)
+
+    def _check(self, x, name):
+        check_batch(x, name)
+        if x.shape[1] != self.channels:
+            raise ValueError(f"{name} must have {self.channels} channels in dimension 1, got shape {tuple(x.shape)}")
+
+    def forward(self, x):
+        self._check(x, "x")
+        return x * torch.exp(self._view(self.log_scale, x)) + self._view(self.shift, x)
+
+    def inverse(self, y):
+        self._check(y, "y")
+        return (y - self._view(self.shift, y)) * torch.exp(-self._view(self.log_scale, y))
+
+    def log_abs_det_jacobian(self, x):
+        self._check(x, "x")
+        pixels = math.prod(x.shape[2:])
+        return (pixels * self.log_scale.sum()).to(x.dtype).expand(x.shape[0])

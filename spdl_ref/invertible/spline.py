@@ -24,8 +24,8 @@ from .coupling import _Coupling
 
 __all__ = ["SplineCoupling", "rational_quadratic_spline"]
 
-MIN_BIN = 1e-3
-MIN_DERIVATIVE = 1e-3
+MIN_BIN = 1e-2  # bounds every slope below by ~1e-2: the inverse amplifies round-off by at most ~100
+MIN_DERIVATIVE = 1e-2
 _SHIFT = math.log(math.expm1(1 - MIN_DERIVATIVE))
 
 
