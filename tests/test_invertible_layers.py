@@ -60,7 +60,7 @@ def _exact_logdet(layer, x):
 
 
 @pytest.mark.parametrize("name", list(VECTOR_LAYERS))
-@settings(max_examples=12)
+@settings(max_examples=8)
 @given(half=st.integers(1, 3), n=st.integers(1, 5), dtype=dtypes, seed=st.integers(0, 99))
 def test_vector_layers_round_trip_and_log_det(name, half, n, dtype, seed):
     m = 2 * half
@@ -79,7 +79,7 @@ def test_vector_layers_round_trip_and_log_det(name, half, n, dtype, seed):
 
 
 @pytest.mark.parametrize("name", list(IMAGE_LAYERS))
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(c=st.sampled_from([2, 4]), hw=st.sampled_from([2, 4]), n=st.integers(1, 3), dtype=dtypes)
 def test_image_layers_round_trip_and_log_det(name, c, hw, n, dtype):
     layer = IMAGE_LAYERS[name]((c, hw, hw), dtype)

@@ -39,7 +39,7 @@ def test_memory_efficient_gradients_equal_backpropagation():
 def test_memory_efficient_gradcheck_and_backward_into_grad():
     net = _network(True, depth=1).eval()
     x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a: net.forward_and_log_det(a), (x,))
+    assert torch.autograd.gradcheck(lambda a: net(a), (x,))
     net(x).sum().backward()
     assert all(p.grad is not None for p in net.parameters())
 
@@ -56,8 +56,8 @@ def test_memory_efficient_keeps_no_activations():
         step()  # allocate .grad first
         params = sum(p.numel() * p.element_size() for p in net.parameters())
         return inv.peak_memory(step) - (params if me else 0)
-    plain = [peak(d, False) for d in (2, 8)]
-    efficient = [peak(d, True) for d in (2, 8)]
+    plain = [peak(d, False) for d in (1, 4)]
+    efficient = [peak(d, True) for d in (1, 4)]
     assert plain[1] > 2 * plain[0]
     assert efficient[1] <= 1.25 * efficient[0]
 
@@ -90,8 +90,8 @@ def test_flow_density_integrates_to_one_and_samples(make):
         if isinstance(m, (inv.SpectralNormLinear, inv.SpectralNormConv2d)):
             m.power_iteration(100)  # new weights: converge the norm estimate (eq. (47))
     flow.eval()
-    gx, gy, logp = inv.log_density_grid(flow, (-7, 7), (-7, 7), n=141)
-    mass = float(logp.exp().sum()) * (14 / 140) ** 2
+    gx, gy, logp = inv.log_density_grid(flow, (-7, 7), (-7, 7), n=101)
+    mass = float(logp.exp().sum()) * (14 / 100) ** 2
     assert abs(mass - 1) < 2e-2
     s = flow.sample(5, generator=torch.Generator().manual_seed(0))
     assert s.shape == (5, 2) and s.dtype == torch.float64
@@ -102,10 +102,10 @@ def test_fit_flow_lowers_the_negative_log_likelihood():
     torch.manual_seed(0)
     x, _ = data.two_moons(128, seed=0)
     flow = inv.coupling_flow(2, n_layers=2, hidden=8)
-    before = float(flow.nll(x))
+    before = float(flow.nll(x).detach())
     hist = inv.fit_flow(flow, x, iterations=30, batch_size=64, lr=2e-2)
     assert len(hist["nll"]) == 30
-    assert float(flow.nll(x)) < before - 0.3
+    assert float(flow.nll(x).detach()) < before - 0.3
     with pytest.raises(TypeError):
         inv.fit_flow(flow.transform, x)
     with pytest.raises(ValueError, match="kind"):
