@@ -7,11 +7,12 @@ from spdl_ref import invertible as inv
 
 
 def test_spectral_normalisation_reaches_c_after_enough_power_iterations():
+    torch.manual_seed(0)
     lin = inv.SpectralNormLinear(6, 5, c=0.7, dtype=torch.float64)
     lin.power_iteration(200)
     assert abs(float(lin.operator_norm()) - 0.7) < 1e-10
     conv = inv.SpectralNormConv2d(2, 3, 3, (4, 4), c=0.5, dtype=torch.float64)
-    conv.power_iteration(300)
+    conv.power_iteration(3000)
     assert abs(float(conv.operator_norm()) - 0.5) < 1e-8
     # the adjoint used by the power method is the transpose of the operator matrix
     u, v = torch.randn(1, 3, 4, 4, dtype=torch.float64), torch.randn(1, 2, 4, 4, dtype=torch.float64)
