@@ -11,8 +11,9 @@ import pytest
 import spdl_ref
 
 PUBLIC_MODULES = ["spdl_ref", "spdl_ref.config", "spdl_ref.data", "spdl_ref.ode", "spdl_ref.train",
-                  "spdl_ref.plotting", "spdl_ref.control", "spdl_ref.optim", "spdl_ref.equivariant",
-                  "spdl_ref.equivariant.escnn_bridge", "spdl_ref.equivariant.equivariant_denoiser"]
+                  "spdl_ref.plotting", "spdl_ref.control", "spdl_ref.invertible", "spdl_ref.optim",
+                  "spdl_ref.equivariant", "spdl_ref.equivariant.escnn_bridge",
+                  "spdl_ref.equivariant.equivariant_denoiser"]
 
 
 def test_import_is_light():

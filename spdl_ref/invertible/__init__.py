@@ -1,0 +1,38 @@
+r"""Invertible networks and normalising flows (Section 4 of the review).
+
+* coupling layers (Section 4.1.1, eqs. (42)-(43)): :class:`AdditiveCoupling`,
+  :class:`AffineCoupling`, :class:`SplineCoupling`, masks from :func:`partition_mask`;
+* invertible residual layers (Section 4.1.2, eqs. (44)-(47)): :class:`InvertibleResidual`,
+  spectral normalisation :class:`SpectralNormLinear`, :class:`SpectralNormConv2d`;
+* linear invertible layers (Section 4.1.3): :class:`Invertible1x1Conv`,
+  :class:`HouseholderOrthogonal`, :class:`ExpSkewOrthogonal`, :class:`CayleyOrthogonal`,
+  :class:`GivensOrthogonal`, :class:`PixelShuffleDown`, :class:`OrthogonalDownsampling`;
+* networks and memory-efficient backpropagation (Section 4.2.1): :class:`InvertibleSequential`;
+* log-determinants and flows (Section 4.2.3, eqs. (48)-(49)): :func:`logdet_exact`,
+  :func:`logdet_power_series`, :func:`logdet_russian_roulette`, :class:`NormalisingFlow`.
+
+Every layer has ``forward``, ``inverse`` and ``log_abs_det_jacobian`` (one value per sample).
+"""
+
+from ._base import InvertibleModule
+from .coupling import AdditiveCoupling, AffineCoupling, partition_mask, subnetwork
+from .downsampling import OrthogonalDownsampling, PixelShuffleDown
+from .flows import NormalisingFlow, coupling_flow, fit_flow, log_density_grid, residual_flow
+from .linear import ActNorm, ChannelLinear, Invertible1x1Conv
+from .logdet import logdet_exact, logdet_power_series, logdet_russian_roulette
+from .memory import peak_memory
+from .orthogonal import CayleyOrthogonal, ExpSkewOrthogonal, GivensOrthogonal, HouseholderOrthogonal
+from .residual import InversionError, InvertibleResidual, LipSwish, frozen_power_iteration
+from .sequential import InvertibleSequential
+from .spectral import SpectralNormConv2d, SpectralNormLinear
+from .spline import SplineCoupling, rational_quadratic_spline
+
+__all__ = [
+    "ActNorm", "AdditiveCoupling", "AffineCoupling", "CayleyOrthogonal", "ChannelLinear", "ExpSkewOrthogonal",
+    "GivensOrthogonal", "HouseholderOrthogonal", "InversionError", "Invertible1x1Conv",
+    "InvertibleModule", "InvertibleResidual", "InvertibleSequential", "LipSwish", "NormalisingFlow",
+    "OrthogonalDownsampling", "PixelShuffleDown", "SpectralNormConv2d", "SpectralNormLinear",
+    "SplineCoupling", "coupling_flow", "fit_flow", "frozen_power_iteration", "log_density_grid",
+    "logdet_exact", "logdet_power_series", "logdet_russian_roulette", "partition_mask",
+    "peak_memory", "rational_quadratic_spline", "residual_flow", "subnetwork",
+]

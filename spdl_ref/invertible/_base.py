@@ -1,0 +1,71 @@
+r"""Common interface of the invertible layers of Section 4.1.
+
+Every invertible layer :math:`f_k` of a network :math:`\Psi = f_K \circ \dots \circ f_1`
+(Section 4) is an :class:`InvertibleModule`: besides ``forward`` it has ``inverse`` and
+``log_abs_det_jacobian``, the per-sample :math:`\log |\det \partial_x f_k(x)|` that the change of
+variables (48) needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _validate
+
+
+class InvertibleModule(nn.Module):
+    r"""Base class of the bijective layers of Section 4.1.
+
+    Subclasses implement :meth:`forward` (:math:`y = f(x)`), :meth:`inverse`
+    (:math:`x = f^{-1}(y)`) and :meth:`log_abs_det_jacobian`, which returns one value
+    :math:`\log|\det \partial_x f(x)|` per sample (shape ``(N,)``), as needed by eq. (48).
+    :meth:`forward_and_log_det` returns both at once; subclasses override it when the two
+    share work.
+    """
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward_and_log_det(self, x: torch.Tensor):
+        r"""Return ``(f(x), log|det ∂f(x)|)``; the pair that eq. (48) accumulates layer by layer."""
+        return self(x), self.log_abs_det_jacobian(x)
+
+
+def check_batch(x, name: str, feature_shape=None, min_dim: int = 2) -> torch.Tensor:
+    """Raise unless ``x`` is a finite floating tensor ``(N, *feature_shape)``.
+
+    ``feature_shape`` entries that are ``None`` match any size.
+    """
+    _validate.tensor(x, name)
+    if x.dim() < min_dim:
+        raise ValueError(
+            f"{name} must have a batch dimension and at least {min_dim - 1} feature dimension(s), "
+            f"got shape {tuple(x.shape)}"
+        )
+    if feature_shape is not None:
+        fs = tuple(feature_shape)
+        got = tuple(x.shape[1:])
+        if len(got) != len(fs) or any(f is not None and f != g for f, g in zip(fs, got)):
+            want = "(N, " + ", ".join("*" if f is None else str(f) for f in fs) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    return x
+
+
+def feature_shape(size, name: str = "dim") -> tuple:
+    """Normalise a layer size: an int ``M`` (vectors) or a tuple ``(C, H, W)`` (images)."""
+    if isinstance(size, (tuple, list, torch.Size)):
+        if len(size) not in (1, 3):
+            raise ValueError(f"{name} must be an int M or a tuple (C, H, W), got {tuple(size)}")
+        return tuple(_validate.positive_int(s, name) for s in size)
+    return (_validate.positive_int(size, name),)
+
+
+def factory(device, dtype) -> dict:
+    """The ``device``/``dtype`` factory keyword arguments, as torch modules take them."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
+    return {"device": device, "dtype": dtype}

@@ -1,0 +1,146 @@
+r"""Log-determinants of residual layers, Section 4.2.3.
+
+For :math:`g(x) = x + f(x)` with :math:`\mathrm{Lip}(f) < 1` (eq. (44)),
+
+.. math:: \log|\det(I + J_f)| = \operatorname{tr}\log(I + J_f)
+          = \sum_{k \ge 1} \frac{(-1)^{k+1}}{k} \operatorname{tr}(J_f^k).
+
+:func:`logdet_power_series` truncates the series after ``n_terms`` terms and estimates each trace
+with Hutchinson's estimator :math:`\operatorname{tr}(B) \approx v^\top B v`,
+:math:`\mathbb{E}[v v^\top] = I` (invertible ResNets): the truncation makes it biased.
+:func:`logdet_russian_roulette` truncates at a random :math:`n` and reweights term :math:`k` by
+:math:`1/P(n \ge k)`, which makes the estimate unbiased (Residual Flows). :func:`logdet_exact`
+forms the Jacobian and is the reference. Products :math:`v^\top J_f^k` are vector-Jacobian
+products, so no Jacobian is formed by the estimators.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _validate
+from ._base import check_batch
+
+__all__ = ["logdet_exact", "logdet_power_series", "logdet_russian_roulette"]
+
+
+def _prepare(f, x):
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_batch(x, "x")
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        fx = f(xg)
+    if fx.shape != x.shape:
+        raise ValueError(f"f must map x to the same shape, got {tuple(fx.shape)} from {tuple(x.shape)}")
+    return xg, fx, create_graph
+
+
+def logdet_exact(f, x):
+    r"""Exact :math:`\log|\det(I + \partial_x f(x))|` per sample, from the full Jacobian (Section 4.2.3).
+
+    Costs one vector-Jacobian product per feature; meant as the reference on small dimensions
+    (and for training in two dimensions). Differentiable when grad mode is on.
+    """
+    xg, fx, create_graph = _prepare(f, x)
+    n = x.shape[0]
+    d = fx[0].numel()
+    rows = []
+    with torch.enable_grad():
+        flat = fx.reshape(n, d)
+        for j in range(d):
+            (g,) = torch.autograd.grad(flat[:, j].sum(), xg, retain_graph=True,
+                                       create_graph=create_graph)
+            rows.append(g.reshape(n, d))
+    jac = torch.stack(rows, dim=1)
+    eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    return torch.linalg.slogdet(eye + jac).logabsdet
+
+
+def _probe(x, generator, distribution):
+    if distribution == "rademacher":
+        v = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x.dtype) * 2 - 1
+    elif distribution == "gaussian":
+        v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu")
+    else:
+        raise ValueError(f"distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
+    return v.to(x.device)
+
+
+def _series(f, x, n_max, weights, n_samples, generator, distribution):
+    xg, fx, create_graph = _prepare(f, x)
+    total = x.new_zeros(x.shape[0])
+    with torch.enable_grad():
+        for _ in range(n_samples):
+            v = _probe(x, generator, distribution)
+            w = v
+            for k in range(1, n_max + 1):
+                (w,) = torch.autograd.grad(fx, xg, w, retain_graph=True, create_graph=create_graph)
+                term = (w * v).flatten(1).sum(1)
+                total = total + weights[k - 1] * (-1) ** (k + 1) / k * term
+    return total / n_samples
+
+
+def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distribution="rademacher"):
+    r"""Truncated power series of :math:`\log\det(I + J_f)` with Hutchinson traces (Section 4.2.3).
+
+    .. math:: \log|\det(I + J_f(x))| \approx \sum_{k=1}^{n} \frac{(-1)^{k+1}}{k}\, v^\top J_f^k v
+
+    averaged over ``n_samples`` probes :math:`v`. Biased by the truncation (the error is of
+    order :math:`\mathrm{Lip}(f)^{n+1}/(n+1)` per dimension); converges only for
+    :math:`\mathrm{Lip}(f) < 1`.
+
+    Parameters
+    ----------
+    f : callable
+        The residual branch :math:`f` of :math:`g = \mathrm{id} + f` (eq. (44)), mapping
+        ``(N, ...)`` to the same shape.
+    x : torch.Tensor
+        Points ``(N, ...)``.
+    n_terms : int
+        Number of series terms :math:`n \ge 1`.
+    n_samples : int
+        Hutchinson probes per point.
+    generator : torch.Generator or None
+        Source of the probes.
+    distribution : str
+        ``"rademacher"`` or ``"gaussian"`` probes.
+    """
+    n_terms = _validate.positive_int(n_terms, "n_terms")
+    n_samples = _validate.positive_int(n_samples, "n_samples")
+    return _series(f, x, n_terms, [1.0] * n_terms, n_samples, generator, distribution)
+
+
+def logdet_russian_roulette(f, x, p=0.5, n_exact=2, n_samples=1, generator=None,
+                            distribution="rademacher"):
+    r"""Unbiased Russian-roulette estimate of :math:`\log\det(I + J_f)` (Residual Flows, Section 4.2.3).
+
+    The series is truncated at :math:`n = n_\mathrm{exact} + G`, :math:`G` geometric with
+    :math:`P(G \ge j) = (1 - p)^j`, and term :math:`k` is divided by :math:`P(n \ge k)`; the
+    expectation over :math:`n` and the Hutchinson probe is the full series, so the estimator is
+    unbiased (given :math:`\mathrm{Lip}(f) < 1`). One truncation :math:`n` is drawn per call
+    and shared by the batch.
+
+    Parameters
+    ----------
+    f, x, n_samples, generator, distribution :
+        As in :func:`logdet_power_series`.
+    p : float
+        Stopping probability :math:`p \in (0, 1)`.
+    n_exact : int
+        Terms always included (:math:`\ge 1`); lowers the variance.
+    """
+    p = _validate.positive_real(p, "p")
+    if p >= 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    n_exact = _validate.positive_int(n_exact, "n_exact")
+    n_samples = _validate.positive_int(n_samples, "n_samples")
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    extra = 0
+    while u > p and extra < 10_000:  # P(G >= j) = (1 - p)^j
+        extra += 1
+        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    n_max = n_exact + extra
+    weights = [1.0 if k <= n_exact else (1 - p) ** -(k - n_exact) for k in range(1, n_max + 1)]
+    return _series(f, x, n_max, weights, n_samples, generator, distribution)

@@ -1,0 +1,167 @@
+r"""Invertible networks and memory-efficient backpropagation, Sections 4 and 4.2.1.
+
+:class:`InvertibleSequential` is :math:`\Psi = f_K \circ \dots \circ f_1` with
+:math:`\Psi^{-1} = f_1^{-1} \circ \dots \circ f_K^{-1}` and
+:math:`\log|\det \partial\Psi| = \sum_k \log|\det \partial f_k|` (Section 4.2.3). With
+``memory_efficient=True`` the backward pass stores no intermediate activations: it starts from
+the output :math:`z^K`, rebuilds :math:`z^k = f_k^{-1}(z^{k+1})` layer by layer, re-evaluates
+:math:`f_k` at :math:`z^k` and backpropagates through that one layer, so the activation memory
+does not grow with the depth :math:`K` (Section 4.2.1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._base import InvertibleModule
+from .residual import frozen_power_iteration
+
+__all__ = ["InvertibleSequential"]
+
+
+class _MemoryEfficient(torch.autograd.Function):
+    """Forward without a graph; backward by inversion and local recomputation (Section 4.2.1)."""
+
+    @staticmethod
+    def forward(ctx, x, layers, with_log_det, n_params, *params):
+        with torch.no_grad():
+            z = x
+            logdet = x.new_zeros(x.shape[0])
+            for layer in layers:
+                if with_log_det:
+                    z, ld = layer.forward_and_log_det(z)
+                    logdet = logdet + ld
+                else:
+                    z = layer(z)
+        ctx.layers = layers
+        ctx.with_log_det = with_log_det
+        ctx.save_for_backward(z.detach())
+        return z, logdet
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_logdet):
+        (z,) = ctx.saved_tensors
+        layers = ctx.layers
+        grads = {}
+        if grad_z is None:
+            grad_z = torch.zeros_like(z)
+        with frozen_power_iteration():
+            for layer in reversed(layers):
+                params = [p for p in layer.parameters() if p.requires_grad]
+                with torch.enable_grad():
+                    if hasattr(layer, "_reconstruct"):
+                        x, leaves, out, ld = layer._reconstruct(z)
+                    else:
+                        with torch.no_grad():
+                            x = layer.inverse(z)
+                        x = x.detach().requires_grad_(True)
+                        leaves = [x]
+                        out, ld = _forward_and_log_det(layer, x) if ctx.with_log_det else (layer(x), None)
+                    outputs, gouts = [out], [grad_z]
+                    if ctx.with_log_det and grad_logdet is not None:
+                        outputs.append(ld)
+                        gouts.append(grad_logdet)
+                    keep = [i for i, o in enumerate(outputs) if o.requires_grad]
+                    got = torch.autograd.grad([outputs[i] for i in keep], leaves + params,
+                                              [gouts[i] for i in keep], allow_unused=True)
+                grad_z = sum(g for g in got[:len(leaves)] if g is not None)
+                x = x.detach()
+                for p, g in zip(params, got[len(leaves):]):
+                    if g is not None:
+                        grads[p] = grads[p] + g if p in grads else g
+                z = x
+        all_params = [p for layer in layers for p in layer.parameters()]
+        seen, param_grads = set(), []
+        for p in all_params:
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            param_grads.append(grads.get(p))
+        return (grad_z, None, None, None, *param_grads)
+
+
+class InvertibleSequential(InvertibleModule):
+    r"""An invertible network :math:`\Psi = f_K \circ \dots \circ f_1` (Section 4), optionally trained memory-efficiently (Section 4.2.1).
+
+    Parameters
+    ----------
+    *layers : InvertibleModule
+        The layers :math:`f_1, \dots, f_K`, each with ``forward``, ``inverse`` and
+        ``log_abs_det_jacobian``.
+    memory_efficient : bool
+        If true (and gradients are being recorded) the forward pass keeps only the output and
+        the backward pass rebuilds every layer's input from its output by ``inverse``. Gradients
+        equal those of ordinary backpropagation up to the round-off of the inverses.
+
+    Notes
+    -----
+    In the memory-efficient mode the input's gradient and the parameters' gradients are
+    computed; layers must be exactly invertible for the gradients to be right (fixed-point
+    inverses, eq. (46), contribute their tolerance).
+    """
+
+    def __init__(self, *layers, memory_efficient=False):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("layers must contain at least one invertible layer")
+        for i, layer in enumerate(layers):
+            if not all(hasattr(layer, a) for a in ("inverse", "log_abs_det_jacobian")) or \
+                    not isinstance(layer, nn.Module):
+                raise TypeError(f"layers[{i}] must be an invertible nn.Module with inverse and "
+                                f"log_abs_det_jacobian, got {type(layer).__name__}")
+        if not isinstance(memory_efficient, bool):
+            raise TypeError(f"memory_efficient must be a bool, got {type(memory_efficient).__name__}")
+        self.layers = nn.ModuleList(layers)
+        self.memory_efficient = memory_efficient
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def _run(self, x, with_log_det):
+        if self.memory_efficient and torch.is_grad_enabled():
+            params = list(dict.fromkeys(p for layer in self.layers for p in layer.parameters()))
+            return _MemoryEfficient.apply(x, list(self.layers), with_log_det, len(params), *params)
+        logdet = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            if with_log_det:
+                x, ld = _forward_and_log_det(layer, x)
+                logdet = logdet + ld
+            else:
+                x = layer(x)
+        return x, logdet
+
+    def forward(self, x):
+        r""":math:`z^K = \Psi(x)`."""
+        return self._run(x, False)[0]
+
+    def forward_and_log_det(self, x):
+        r""":math:`(\Psi(x), \sum_k \log|\det \partial f_k(z^{k-1})|)`, the two terms of eq. (48)."""
+        return self._run(x, True)
+
+    def inverse(self, y):
+        r""":math:`\Psi^{-1}(y) = f_1^{-1} \circ \dots \circ f_K^{-1}(y)`."""
+        for layer in reversed(self.layers):
+            y = layer.inverse(y)
+        return y
+
+    def log_abs_det_jacobian(self, x):
+        return self.forward_and_log_det(x)[1]
+
+    def states(self, x):
+        r"""All features :math:`z^0 = x, z^1, \dots, z^K`, as a list."""
+        zs = [x]
+        for layer in self.layers:
+            zs.append(layer(zs[-1]))
+        return zs
+
+
+def _forward_and_log_det(layer, x):
+    if hasattr(layer, "forward_and_log_det"):
+        return layer.forward_and_log_det(x)
+    return layer(x), layer.log_abs_det_jacobian(x)

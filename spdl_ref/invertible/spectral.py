@@ -1,0 +1,153 @@
+r"""Spectral normalisation by power iteration, eq. (47), Section 4.1.2.
+
+A linear map :math:`A_\theta` that depends linearly on :math:`\theta` is rescaled to
+:math:`A_{\bar\theta}`, :math:`\bar\theta = c\,\theta / \|A_\theta\|_2`, so that
+:math:`\mathrm{Lip}(A_{\bar\theta}) = c`. The norm :math:`\|A_\theta\|_2` is estimated by the
+power method; as in invertible ResNets, the singular-vector estimates :math:`u, v` are buffers
+kept between training steps, and each step performs ``n_power_iterations`` more iterations.
+With few iterations :math:`\hat\sigma = u^\top A_\theta v \le \|A_\theta\|_2`, so the true
+Lipschitz constant :math:`c\,\|A_\theta\|_2 / \hat\sigma` can exceed :math:`c` (see
+:meth:`SpectralNormLinear.operator_norm`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _validate
+from ._base import factory
+
+__all__ = ["SpectralNormConv2d", "SpectralNormLinear"]
+
+
+def _unit(t):
+    return t / t.norm().clamp_min(torch.finfo(t.dtype).tiny)
+
+
+class _SpectralNorm(nn.Module):
+    """Shared power-iteration logic (eq. (47))."""
+
+    def _init_coefficient(self, c, n_power_iterations):
+        self.c = _validate.positive_real(c, "c")
+        self.n_power_iterations = _validate.nonnegative_int(n_power_iterations, "n_power_iterations")
+
+    @torch.no_grad()
+    def power_iteration(self, n=None):
+        r"""Run ``n`` (default ``n_power_iterations``) power iterations on :math:`A_\theta`, updating :math:`u, v`."""
+        n = self.n_power_iterations if n is None else _validate.nonnegative_int(n, "n")
+        u, v = self.u, self.v
+        for _ in range(n):
+            v = _unit(self._adjoint(u, self.weight))
+            u = _unit(self._apply_op(v, self.weight))
+        self.u.copy_(u)
+        self.v.copy_(v)
+
+    def sigma(self):
+        r""":math:`\hat\sigma = u^\top A_\theta v`, the power-method estimate of :math:`\|A_\theta\|_2` (differentiable in :math:`\theta`)."""
+        return (self.u * self._apply_op(self.v, self.weight)).sum()
+
+    def normalised_weight(self):
+        r""":math:`\bar\theta = c\,\theta / \hat\sigma`, eq. (47)."""
+        return self.c * self.weight / self.sigma()
+
+    @torch.no_grad()
+    def operator_norm(self, normalised=True):
+        r"""The exact :math:`\|A\|_2` (of :math:`A_{\bar\theta}` if ``normalised``), from an SVD of the operator's matrix."""
+        w = self.normalised_weight() if normalised else self.weight
+        return torch.linalg.matrix_norm(self._matrix(w), ord=2)
+
+
+class SpectralNormLinear(_SpectralNorm):
+    r"""A dense layer :math:`x \mapsto A_{\bar\theta} x + b` with :math:`\|A_{\bar\theta}\|_2 \approx c`, eq. (47).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of :math:`A \in \mathbb{R}^{\text{out} \times \text{in}}`.
+    c : float
+        Target Lipschitz constant :math:`c > 0`.
+    n_power_iterations : int
+        Power iterations per training step (the review: one, re-using the previous vectors).
+    """
+
+    def __init__(self, in_features, out_features, c=1.0, n_power_iterations=1, bias=True,
+                 device=None, dtype=None):
+        super().__init__()
+        kw = factory(device, dtype)
+        self._init_coefficient(c, n_power_iterations)
+        lin = nn.Linear(_validate.positive_int(in_features, "in_features"),
+                        _validate.positive_int(out_features, "out_features"), bias=bias, **kw)
+        self.weight, self.bias = lin.weight, lin.bias
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("u", _unit(torch.randn(out_features, generator=g)).to(**kw))
+        self.register_buffer("v", _unit(torch.randn(in_features, generator=g)).to(**kw))
+        self.power_iteration(10)
+
+    @staticmethod
+    def _apply_op(v, w):
+        return w @ v
+
+    @staticmethod
+    def _adjoint(u, w):
+        return w.T @ u
+
+    @staticmethod
+    def _matrix(w):
+        return w
+
+    def forward(self, x):
+        return F.linear(x, self.normalised_weight(), self.bias)
+
+
+class SpectralNormConv2d(_SpectralNorm):
+    r"""A stride-1 convolution with operator norm :math:`\approx c` on inputs of a fixed size, eq. (47).
+
+    The power method runs on the convolution operator itself (not on the reshaped kernel), so
+    :math:`u, v` have the shapes of an output and an input image.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channel counts.
+    kernel_size : int
+        Odd kernel size (padding ``kernel_size // 2`` keeps the image size).
+    input_size : tuple
+        ``(H, W)`` of the inputs.
+    c, n_power_iterations :
+        As in :class:`SpectralNormLinear`.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, input_size, c=1.0,
+                 n_power_iterations=1, bias=True, device=None, dtype=None):
+        super().__init__()
+        kw = factory(device, dtype)
+        self._init_coefficient(c, n_power_iterations)
+        k = _validate.positive_int(kernel_size, "kernel_size")
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {k}")
+        h, w = (_validate.positive_int(s, "input_size") for s in input_size)
+        conv = nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=bias, **kw)
+        self.weight, self.bias, self.padding = conv.weight, conv.bias, k // 2
+        self.input_size = (in_channels, h, w)
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("u", _unit(torch.randn(1, out_channels, h, w, generator=g)).to(**kw))
+        self.register_buffer("v", _unit(torch.randn(1, in_channels, h, w, generator=g)).to(**kw))
+        self.power_iteration(10)
+
+    def _apply_op(self, v, w):
+        return F.conv2d(v, w, padding=self.padding)
+
+    def _adjoint(self, u, w):
+        return F.conv_transpose2d(u, w, padding=self.padding)
+
+    def _matrix(self, w):
+        n = math.prod(self.input_size)
+        eye = torch.eye(n, dtype=w.dtype, device=w.device).reshape(n, *self.input_size)
+        return self._apply_op(eye, w).reshape(n, -1).T
+
+    def forward(self, x):
+        return F.conv2d(x, self.normalised_weight(), self.bias, padding=self.padding)
