@@ -184,11 +184,11 @@ def _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter):
             K_new = torch.stack([f(t + float(c[i]) * h, Z[i]) for i in range(s)])
         else:
             K_new = K - _newton_update(f, t, z, h, A, c, K)
-        delta = (K_new - K).abs().max()
+        delta = (K_new - K).detach().abs().max()
         K = K_new
         if not bool(torch.isfinite(K).all()):
             break
-        if float(delta) * h <= tol * (1.0 + float(z.abs().max())):
+        if float(delta) * h <= tol * (1.0 + float(z.detach().abs().max())):
             return list(K)
     raise RuntimeError(
         f"implicit Runge-Kutta stages did not converge to tol={tol:g} in max_iter={max_iter} "
