@@ -23,6 +23,7 @@ from .resnet import ClassifierHead, ResNet
 from .runge_kutta import TABLEAUX, butcher_tableau, is_algebraically_stable, odeint, rk_step
 from .splitting import ShearNet, jacobian_determinant, shear_p, shear_z, standard_map
 from .stability import (
+    contraction_ratios,
     diagonal_nu_bound,
     lipschitz_bound,
     one_sided_lipschitz_jacobian,
@@ -48,6 +49,7 @@ __all__ = [
     "butcher_tableau",
     "canonical_J",
     "circle_distance",
+    "contraction_ratios",
     "diagonal_nu_bound",
     "discrete_gradient_step",
     "extended_symplectic_euler",

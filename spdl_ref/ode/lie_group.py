@@ -26,7 +26,7 @@ __all__ = ["hat", "lie_euler", "so3_exp", "so3_log", "vee"]
 
 def hat(w: torch.Tensor) -> torch.Tensor:
     r"""The skew matrix :math:`\hat w \in \mathfrak{so}(3)` with :math:`\hat w v = w \times v` (Section 2.3)."""
-    _validate.tensor(w, "w")
+    _validate.floating_tensor(w, "w")
     _validate.last_dim(w, 3, "w")
     O = torch.zeros_like(w[..., 0])
     x, y, z = w[..., 0], w[..., 1], w[..., 2]
@@ -36,7 +36,7 @@ def hat(w: torch.Tensor) -> torch.Tensor:
 
 def vee(W: torch.Tensor) -> torch.Tensor:
     r"""Inverse of :func:`hat`: the vector of a skew ``(..., 3, 3)`` matrix (Section 2.3)."""
-    _validate.tensor(W, "W")
+    _validate.floating_tensor(W, "W")
     if W.shape[-2:] != (3, 3):
         raise ValueError(f"W must have shape (..., 3, 3), got {tuple(W.shape)}")
     return torch.stack([W[..., 2, 1], W[..., 0, 2], W[..., 1, 0]], -1)
@@ -44,7 +44,7 @@ def vee(W: torch.Tensor) -> torch.Tensor:
 
 def so3_exp(W: torch.Tensor) -> torch.Tensor:
     r"""The exponential :math:`\mathfrak{so}(3) \to \mathrm{SO}(3)` (matrix exponential, Section 2.3)."""
-    _validate.tensor(W, "W")
+    _validate.floating_tensor(W, "W")
     if W.shape[-2:] != (3, 3):
         raise ValueError(f"W must have shape (..., 3, 3), got {tuple(W.shape)}")
     return torch.linalg.matrix_exp(W)
@@ -58,7 +58,7 @@ def so3_log(R: torch.Tensor) -> torch.Tensor:
     :math:`\vartheta < \pi`; near :math:`\vartheta = 0` the series
     :math:`\vartheta/\sin\vartheta \approx 1 + \vartheta^2/6` is used.
     """
-    _validate.tensor(R, "R")
+    _validate.floating_tensor(R, "R")
     if R.shape[-2:] != (3, 3):
         raise ValueError(f"R must have shape (..., 3, 3), got {tuple(R.shape)}")
     cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
@@ -93,7 +93,7 @@ def lie_euler(xi: Callable, z0: torch.Tensor, h: float, steps: int, method: str 
     """
     if not callable(xi):
         raise TypeError(f"xi must be callable, got {type(xi).__name__}")
-    _validate.tensor(z0, "z0")
+    _validate.floating_tensor(z0, "z0")
     if z0.shape[-1] != 3:
         raise ValueError(f"z0 must be (..., 3, 3) rotations or (..., 3) vectors, got {tuple(z0.shape)}")
     h = _validate.positive_real(h, "h")

@@ -26,7 +26,7 @@ __all__ = ["ShearNet", "jacobian_determinant", "shear_p", "shear_z", "standard_m
 
 
 def _split(u, name="u"):
-    _validate.tensor(u, name)
+    _validate.floating_tensor(u, name)
     if u.dim() == 0 or u.shape[-1] % 2:
         raise ValueError(f"{name} must have an even last dimension (z, p), got shape {tuple(u.shape)}")
     m = u.shape[-1] // 2
@@ -69,7 +69,7 @@ def standard_map(u: torch.Tensor, K: float = 1.0, wrap: bool = True) -> torch.Te
     With ``wrap`` both coordinates are reduced modulo :math:`2\pi` (to :math:`[0, 2\pi)`).
     ``u`` has shape ``(..., 2)``.
     """
-    _validate.tensor(u, "u")
+    _validate.floating_tensor(u, "u")
     _validate.last_dim(u, 2, "u")
     K = _validate.real(K, "K")
     th, p = u[..., 0], u[..., 1]
@@ -88,7 +88,7 @@ def jacobian_determinant(phi: Callable, u: torch.Tensor) -> torch.Tensor:
     """
     if not callable(phi):
         raise TypeError(f"phi must be callable, got {type(phi).__name__}")
-    _validate.tensor(u, "u")
+    _validate.floating_tensor(u, "u")
     if u.dim() != 2:
         raise ValueError(f"u must have shape (N, d), got {tuple(u.shape)}")
     Jp = torch.func.vmap(torch.func.jacrev(lambda v: phi(v.unsqueeze(0)).squeeze(0)))(u)
@@ -159,6 +159,6 @@ class ShearNet(nn.Module):
         return torch.cat([z, p], -1)
 
     def log_abs_det_jacobian(self, u):
-        """:math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
+        r""":math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
         _split(u)
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)

@@ -26,6 +26,7 @@ import torch
 from .. import _validate
 
 __all__ = [
+    "contraction_ratios",
     "diagonal_nu_bound",
     "lipschitz_bound",
     "one_sided_lipschitz_jacobian",
@@ -96,7 +97,7 @@ def one_sided_lipschitz_jacobian(f: Callable, z: torch.Tensor) -> torch.Tensor:
     if z.dim() != 2:
         raise ValueError(f"z must have shape (N, M), got {tuple(z.shape)}")
     Jf = torch.func.vmap(torch.func.jacrev(lambda v: f(v.unsqueeze(0)).squeeze(0)))(z)
-    return torch.linalg.eigvalsh(0.5 * (Jf + Jf.mT))[..., -1]
+    return torch.linalg.eigvalsh(0.5 * (Jf + Jf.mT))[..., -1].detach()
 
 
 def diagonal_nu_bound(A: torch.Tensor, d_range=(0.0, 1.0), exact_max_dim: int = 12, samples: int = 4096,
@@ -154,3 +155,23 @@ def perturbation_growth(net: Callable, x: torch.Tensor, eps: float = 1e-3, gener
     d = eps * d / d.norm(dim=-1, keepdim=True)
     with torch.no_grad():
         return (net(x + d) - net(x)).norm(dim=-1) / eps
+
+
+def contraction_ratios(step: Callable, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    r"""Ratios :math:`\|z_1^{k+1} - z_2^{k+1}\| / \|z_1^k - z_2^k\|` of one step, cf. (21).
+
+    ``step`` maps states ``(N, M)`` to states (one numerical step); ``z1`` and ``z2`` have shape
+    ``(N, M)`` and differ in every row. A method is contractive on these pairs when every ratio is
+    at most 1 (Section 2.2.1).
+    """
+    if not callable(step):
+        raise TypeError(f"step must be callable, got {type(step).__name__}")
+    _validate.tensor(z1, "z1")
+    _validate.tensor(z2, "z2")
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}")
+    d0 = (z1 - z2).norm(dim=-1)
+    if bool((d0 == 0).any()):
+        raise ValueError("z1 and z2 must differ in every row")
+    with torch.no_grad():
+        return (step(z1) - step(z2)).norm(dim=-1) / d0
