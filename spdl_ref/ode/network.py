@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from .runge_kutta import butcher_tableau, rk_step
+from .runge_kutta import butcher_tableau, is_explicit, rk_step
 from .symplectic import stormer_verlet_step, symplectic_euler_step
 
 __all__ = ["ODENet", "SYMPLECTIC_METHODS"]
@@ -57,8 +57,11 @@ class ODENet(nn.Module):
         if isinstance(method, str) and method in SYMPLECTIC_METHODS:
             if not (hasattr(field, "dT") and hasattr(field, "dV")):
                 raise ValueError(f"method {method!r} needs a separable Hamiltonian field with dT and dV")
-        elif isinstance(method, str):
-            butcher_tableau(method)  # raises ValueError for unknown names
+        self._explicit = None
+        if not (isinstance(method, str) and method in SYMPLECTIC_METHODS):
+            A, b, c = butcher_tableau(method) if isinstance(method, str) else method
+            if is_explicit(A):  # stages computed in turn, with the coefficients as Python floats
+                self._explicit = (A.tolist(), b.tolist(), c.tolist())
         self.method = method
         self.solver_kwargs = solver_kwargs
 
@@ -82,9 +85,28 @@ class ODENet(nn.Module):
                 lambda _t, q: fld.dT(k, q), lambda _t, q: fld.dV(k, q), t, u[..., :M], u[..., M:], h
             )
             return torch.cat([z, p], -1)
+        if self._explicit is not None:
+            return self._explicit_step(k, t, u, h)
         kwargs = dict(self.solver_kwargs)
         kwargs.setdefault("tol", max(1e-12, 50 * torch.finfo(u.dtype).eps))
         return rk_step(lambda _t, v: fld.field(k, v), t, u, h, self.method, **kwargs)
+
+    def _explicit_step(self, k, t, u, h):
+        # the explicit branch of rk_step, without re-validating the tableau at every layer
+        A, b, c = self._explicit
+        fld = self.vector_field
+        stages = []
+        for i in range(len(b)):
+            Zi = u
+            for j in range(i):
+                if A[i][j] != 0.0:
+                    Zi = Zi + (h * A[i][j]) * stages[j]
+            stages.append(fld.field(k, Zi))
+        out = u
+        for bi, ki in zip(b, stages):
+            if bi != 0.0:
+                out = out + (h * bi) * ki
+        return out
 
     def states(self, x: torch.Tensor) -> list:
         """The states :math:`u^0, \\dots, u^K` (lifted, not projected)."""
