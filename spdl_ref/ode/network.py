@@ -119,7 +119,7 @@ class ODENet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`\\Psi(x, \\theta)`: the projected final state, shape of ``x``."""
-        _validate.tensor(x, "x")
+        _validate.floating_tensor(x, "x")  # no finiteness check: works under torch.func.vmap
         _validate.last_dim(x, self.vector_field.dim, "x")
         return self.vector_field.project(self.states(x)[-1])
 
