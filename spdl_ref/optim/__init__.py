@@ -1,0 +1,26 @@
+r"""Structure-exploiting optimisation, Section 6 of the review.
+
+* :mod:`~spdl_ref.optim.adam` -- Adam, eq. (53), as printed and as published;
+* :mod:`~spdl_ref.optim.conformal` -- conformal Hamiltonian optimisers, eqs. (54)-(57);
+* :mod:`~spdl_ref.optim.test_functions` -- the camelback function of Figure 4;
+* :mod:`~spdl_ref.optim.riemannian` -- Riemannian SGD on the Stiefel manifold, Section 6.2.1;
+* :mod:`~spdl_ref.optim.natural_gradient` -- natural gradient and Gauss--Newton, eq. (60);
+* :mod:`~spdl_ref.optim.mean_field` -- mean-field two-layer ReLU networks, eqs. (61)-(62).
+"""
+
+from ._checks import NonFiniteGradientError
+from .adam import Adam
+from .conformal import (ConformalHamiltonian, conformal_step, heavy_ball_parameters, kinetic_energy,
+                        kinetic_gradient, relativistic_parameters)
+from .mean_field import MeanFieldReLU, MeanFieldRun, particle_distance, train_mean_field
+from .natural_gradient import (fisher_squared_loss, gauss_newton_step, jacobian,
+                               natural_gradient_step, squared_error)
+from .riemannian import StiefelSGD, cayley, expm, project_stiefel, random_stiefel, stiefel_error
+from .test_functions import camelback, camelback_stationary_points, nearest_stationary_point
+
+__all__ = ["Adam", "ConformalHamiltonian", "MeanFieldReLU", "MeanFieldRun", "NonFiniteGradientError",
+           "StiefelSGD", "camelback", "camelback_stationary_points", "cayley", "conformal_step", "expm",
+           "fisher_squared_loss", "gauss_newton_step", "heavy_ball_parameters", "jacobian", "kinetic_energy",
+           "kinetic_gradient", "natural_gradient_step", "nearest_stationary_point",
+           "particle_distance", "project_stiefel", "random_stiefel", "relativistic_parameters", "squared_error",
+           "stiefel_error", "train_mean_field"]

@@ -1,0 +1,281 @@
+r"""Conformal Hamiltonian optimisers, Section 6.1, eqs. (54)-(57).
+
+The gradient flow (54), :math:`\dot\theta = -\nabla E(\theta)`, discretised by explicit Euler is
+gradient descent. Replacing it by the conformal Hamiltonian system (56),
+
+.. math::
+
+    \dot p = -\nabla E(\theta) - \gamma p, \qquad \dot\theta = \nabla T(p),
+
+with a separable energy :math:`H(\theta, p) = T(p) + E(\theta)` gives momentum methods:
+:math:`T(p) = \|p\|^2 / (2\mu)` is (55), the heavy ball; the relativistic kinetic energy
+:math:`T(p) = \sqrt{\|p\|^2/\mu + \varepsilon}` is (57) for :math:`\mu = 1`.
+
+One step of :class:`ConformalHamiltonian` is the exact flow of the dissipation
+:math:`\dot p = -\gamma p` over a time :math:`h` followed by one step of symplectic Euler
+for :math:`H`:
+
+.. math::
+
+    p_{k+1} = e^{-\gamma h} p_k - h \nabla E(\theta_k), \qquad
+    \theta_{k+1} = \theta_k + h \nabla T(p_{k+1}).
+
+The dissipation map scales the symplectic form by :math:`e^{-\gamma h}` and symplectic Euler keeps
+it, so the Jacobian :math:`M` of a step satisfies :math:`M^T J M = e^{-\gamma h} J`: the scheme is
+conformal symplectic. Along (56) the energy decays at the rate
+:math:`\frac{d}{dt} H = -\gamma\, p^T \nabla T(p)`, which is :math:`-\frac{\gamma}{\mu} p^T p` for (55)
+(the review prints :math:`-\frac{\gamma}{2\mu} p^T p`; see the book's errata).
+
+With :math:`b = -p/h` the quadratic step is ``torch.optim.SGD`` with momentum
+:math:`e^{-\gamma h}` and learning rate :math:`h^2/\mu`; ``nesterov=True`` moves :math:`\theta` with
+the momentum after one more dissipation and kick, which is SGD's Nesterov option under the same map.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+
+from .. import _validate
+from ._checks import check_finite, grads_of
+
+__all__ = ["ConformalHamiltonian", "conformal_step", "heavy_ball_parameters", "kinetic_energy",
+           "kinetic_gradient", "relativistic_parameters"]
+
+KINETICS = ("quadratic", "relativistic")
+
+
+def _check_kinetic(kinetic) -> str:
+    if not isinstance(kinetic, str) or kinetic not in KINETICS:
+        raise ValueError(f"kinetic must be one of {KINETICS}, got {kinetic!r}")
+    return kinetic
+
+
+def kinetic_energy(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic",
+                   eps: float = 1.0) -> torch.Tensor:
+    r"""Kinetic energy :math:`T(p)` of (55) or (57), with the norm over all entries of ``p``.
+
+    ``"quadratic"``: :math:`T(p) = \|p\|^2/(2\mu)` (eq. (55)); ``"relativistic"``:
+    :math:`T(p) = \sqrt{\|p\|^2/\mu + \varepsilon}` (eq. (57) for :math:`\mu = 1`).
+    """
+    kinetic = _check_kinetic(kinetic)
+    sq = p.pow(2).sum()
+    if kinetic == "quadratic":
+        return sq / (2 * mass)
+    return torch.sqrt(sq / mass + eps)
+
+
+def kinetic_gradient(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic",
+                     eps: float = 1.0) -> torch.Tensor:
+    r"""The velocity :math:`\dot\theta = \nabla T(p)` of (56): :math:`p/\mu` for (55), and
+    :math:`p / (\mu \sqrt{\|p\|^2/\mu + \varepsilon})` for the relativistic energy (57)."""
+    kinetic = _check_kinetic(kinetic)
+    if kinetic == "quadratic":
+        return p / mass
+    return p / (mass * torch.sqrt(p.pow(2).sum() / mass + eps))
+
+
+def conformal_step(theta: torch.Tensor, p: torch.Tensor, grad_E: Callable[[torch.Tensor], torch.Tensor],
+                   h: float, gamma: float, mass: float = 1.0, kinetic: str = "quadratic",
+                   eps: float = 1.0, nesterov: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One conformal symplectic step for (56), as a pure function of :math:`(\theta, p)`.
+
+    Returns :math:`(\theta_{k+1}, p_{k+1})` with :math:`p_{k+1} = e^{-\gamma h} p_k - h\nabla
+    E(\theta_k)` and :math:`\theta_{k+1} = \theta_k + h\nabla T(p_{k+1})` (Section 6.1). With
+    ``nesterov=True`` the position moves with :math:`\nabla T(e^{-\gamma h}p_{k+1} - h\nabla
+    E(\theta_k))` instead (Nesterov's method; not conformal symplectic). :class:`ConformalHamiltonian`
+    applies the same map in place; this form is differentiable, for Jacobian checks.
+    """
+    decay = math.exp(-gamma * h)
+    g = grad_E(theta)
+    p_new = decay * p - h * g
+    q = decay * p_new - h * g if nesterov else p_new
+    return theta + h * kinetic_gradient(q, mass, kinetic, eps), p_new
+
+
+def heavy_ball_parameters(lr: float, momentum: float, h: float = 1.0) -> dict:
+    r"""Arguments of :class:`ConformalHamiltonian` that reproduce SGD with momentum (Section 6.1, (55)).
+
+    ``torch.optim.SGD(lr=lr, momentum=momentum)`` (heavy ball; with ``nesterov=True``, Nesterov's
+    method) is the quadratic conformal step with time step :math:`h`, friction
+    :math:`\gamma = -\ln(\text{momentum})/h` and mass :math:`\mu = h^2/\text{lr}`, the momentum
+    being :math:`p = -h\,b` for SGD's buffer :math:`b`. Any :math:`h > 0` gives the same iterates.
+    """
+    lr = _validate.positive_real(lr, "lr")
+    momentum = _validate.positive_real(momentum, "momentum")
+    h = _validate.positive_real(h, "h")
+    if momentum > 1:
+        raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+    return dict(lr=h, gamma=-math.log(momentum) / h, mass=h * h / lr, kinetic="quadratic")
+
+
+def relativistic_parameters(lr: float, momentum: float, delta: float) -> dict:
+    r"""Arguments of :class:`ConformalHamiltonian` for relativistic gradient descent (57) in the
+    scaled form of França et al. (Section 6.1, Figure 4):
+    :math:`v \leftarrow \mu v - h\nabla E(\theta)`, :math:`\theta \leftarrow \theta +
+    v/\sqrt{1 + \delta\|v\|^2}`, with momentum factor :math:`\mu` (``momentum``), step
+    :math:`h` (``lr``) and :math:`\delta > 0` (the inverse squared speed of light).
+
+    With :math:`p = v` this is the relativistic conformal step with time step :math:`h`, friction
+    :math:`\gamma = -\ln\mu / h`, mass :math:`h^2\delta` and :math:`\varepsilon = (\delta h)^{-2}`.
+    """
+    lr = _validate.positive_real(lr, "lr")
+    momentum = _validate.positive_real(momentum, "momentum")
+    delta = _validate.positive_real(delta, "delta")
+    if momentum > 1:
+        raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+    return dict(lr=lr, gamma=-math.log(momentum) / lr, mass=lr * lr * delta,
+                kinetic="relativistic", eps=1.0 / (delta * lr) ** 2)
+
+
+class ConformalHamiltonian(torch.optim.Optimizer):
+    r"""Conformal Hamiltonian descent for (56), a ``torch.optim.Optimizer`` (Section 6.1).
+
+    Each step applies :math:`p \leftarrow e^{-\gamma h} p - h \nabla E(\theta)`, then
+    :math:`\theta \leftarrow \theta + h \nabla T(p)`: the exact dissipation flow composed with
+    symplectic Euler, a conformal symplectic map. ``kinetic="quadratic"`` is (55) (heavy ball;
+    ``torch.optim.SGD(momentum=exp(-gamma*h), lr=h**2/mass)`` gives the same iterates), and
+    ``kinetic="relativistic"`` is relativistic gradient descent (57), with the norm of :math:`p`
+    taken over all parameters of a parameter group.
+
+    Parameters
+    ----------
+    params : iterable of tensors or dicts
+        The parameters :math:`\theta`.
+    lr : float
+        The time step :math:`h > 0`.
+    gamma : float
+        The friction :math:`\gamma \ge 0` (``gamma = 0``: symplectic Euler for :math:`H`).
+    mass : float
+        The mass :math:`\mu > 0` in :math:`T`.
+    kinetic : {"quadratic", "relativistic"}
+        The kinetic energy :math:`T(p)`.
+    eps : float
+        :math:`\varepsilon > 0` of the relativistic energy (57).
+    nesterov : bool
+        Move :math:`\theta` with a look-ahead momentum: Nesterov's accelerated gradient.
+    check_finite : bool
+        Check the gradients for NaN/inf before each step (default). ``False`` skips the check
+        (one read of the gradients less; see ``benchmarks/optimiser_step.py``).
+
+    Notes
+    -----
+    The momentum :math:`p` is kept in ``state[param]["momentum"]`` (zero at the start). A step
+    whose gradients hold NaN or inf raises :class:`~spdl_ref.optim.NonFiniteGradientError` and
+    changes nothing. :meth:`energy` returns the discrete energy :math:`T(p) + E(\theta)`.
+    """
+
+    def __init__(self, params: Iterable, lr: float, gamma: float, mass: float = 1.0,
+                 kinetic: str = "quadratic", eps: float = 1.0, nesterov: bool = False,
+                 check_finite: bool = True):
+        lr = _validate.positive_real(lr, "lr")
+        gamma = _validate.nonnegative_real(gamma, "gamma")
+        mass = _validate.positive_real(mass, "mass")
+        kinetic = _check_kinetic(kinetic)
+        eps = _validate.positive_real(eps, "eps")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"check_finite must be a bool, got {type(check_finite).__name__}")
+        defaults = dict(lr=lr, gamma=gamma, mass=mass, kinetic=kinetic, eps=eps, nesterov=nesterov)
+        super().__init__(params, defaults)
+        self.check_finite = check_finite
+
+    def _momenta(self, params):
+        out = []
+        for p in params:
+            state = self.state[p]
+            if "momentum" not in state:
+                state["momentum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            out.append(state["momentum"])
+        return out
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step of the conformal symplectic scheme; ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for group in self.param_groups:
+            params, grads = grads_of(group)
+            if self.check_finite:
+                check_finite(grads, type(self).__name__)
+            work.append((group, params, grads))
+        for group, params, grads in work:
+            if not params:
+                continue
+            h, mass = group["lr"], group["mass"]
+            decay = math.exp(-group["gamma"] * h)
+            momenta = self._momenta(params)
+            torch._foreach_mul_(momenta, decay)
+            torch._foreach_add_(momenta, grads, alpha=-h)
+            scale = h / mass
+            if group["kinetic"] == "relativistic":
+                if group["nesterov"]:
+                    q = torch._foreach_mul(momenta, decay)
+                    torch._foreach_add_(q, grads, alpha=-h)
+                else:
+                    q = momenta
+                sq = sum(n.pow(2) for n in torch._foreach_norm(q))
+                speed = scale / math.sqrt(float(sq) / mass + group["eps"])
+                torch._foreach_add_(params, q, alpha=speed)
+            elif group["nesterov"]:  # theta += (h/mu) (e^{-gamma h} p_new - h g), without a temporary
+                torch._foreach_add_(params, momenta, alpha=scale * decay)
+                torch._foreach_add_(params, grads, alpha=-scale * h)
+            else:
+                torch._foreach_add_(params, momenta, alpha=scale)
+        return loss
+
+    @torch.no_grad()
+    def kinetic_energy(self) -> torch.Tensor:
+        r"""The kinetic energy :math:`T(p)` summed over the parameter groups (Section 6.1)."""
+        total = None
+        for group in self.param_groups:
+            momenta = [self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]]
+            if not momenta:
+                continue
+            sq = sum(m.pow(2).sum() for m in momenta)
+            if group["kinetic"] == "quadratic":
+                t = sq / (2 * group["mass"])
+            else:
+                t = torch.sqrt(sq / group["mass"] + group["eps"])
+            total = t if total is None else total + t
+        if total is None:
+            p0 = self.param_groups[0]["params"][0]
+            return torch.zeros((), dtype=p0.dtype, device=p0.device)
+        return total
+
+    def energy(self, loss) -> torch.Tensor:
+        r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss :math:`E(\theta)`."""
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach()
+        else:
+            loss = _validate.real(loss, "loss")
+        return self.kinetic_energy() + loss
+
+    @torch.no_grad()
+    def dissipation_rate(self) -> torch.Tensor:
+        r"""The rate :math:`\frac{d}{dt}H = -\gamma\, p^T \nabla T(p)` of (56) at the current :math:`p`.
+
+        For (55) this is :math:`-\frac{\gamma}{\mu} p^T p` (Section 6.1; the review prints half
+        of it).
+        """
+        total = None
+        for group in self.param_groups:
+            momenta = [self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]]
+            if not momenta:
+                continue
+            sq = sum(m.pow(2).sum() for m in momenta)
+            if group["kinetic"] == "quadratic":
+                r = -group["gamma"] * sq / group["mass"]
+            else:
+                r = -group["gamma"] * sq / (group["mass"] * torch.sqrt(sq / group["mass"] + group["eps"]))
+            total = r if total is None else total + r
+        if total is None:
+            p0 = self.param_groups[0]["params"][0]
+            return torch.zeros((), dtype=p0.dtype, device=p0.device)
+        return total
