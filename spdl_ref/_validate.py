@@ -75,3 +75,16 @@ def last_dim(value: torch.Tensor, size: int, name: str) -> torch.Tensor:
             f"{name} must have last dimension {size}, got shape {tuple(value.shape)}"
         )
     return value
+
+
+def floating_tensor(value, name: str) -> torch.Tensor:
+    """Raise unless ``value`` is a floating-point tensor (no finiteness check).
+
+    For code that must also run under :func:`torch.func.vmap`, where the data-dependent
+    finiteness test of :func:`tensor` is not allowed.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype, got {value.dtype}")
+    return value

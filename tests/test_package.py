@@ -11,6 +11,9 @@ import pytest
 import spdl_ref
 
 PUBLIC_MODULES = ["spdl_ref", "spdl_ref.config", "spdl_ref.data", "spdl_ref.ode", "spdl_ref.train",
+                  "spdl_ref.ode.fields", "spdl_ref.ode.network", "spdl_ref.ode.stability",
+                  "spdl_ref.ode.symplectic", "spdl_ref.ode.discrete_gradient", "spdl_ref.ode.splitting",
+                  "spdl_ref.ode.lie_group", "spdl_ref.ode.manifolds",
                   "spdl_ref.plotting", "spdl_ref.control", "spdl_ref.invertible", "spdl_ref.optim",
                   "spdl_ref.equivariant", "spdl_ref.equivariant.escnn_bridge",
                   "spdl_ref.equivariant.equivariant_denoiser"]

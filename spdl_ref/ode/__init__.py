@@ -3,18 +3,78 @@
 * :mod:`spdl_ref.ode.resnet` -- the ResNet (5)-(8) as forward Euler for an ODE, and the output
   layer :math:`\\eta` of Section 1.2;
 * :mod:`spdl_ref.ode.runge_kutta` -- Runge–Kutta methods from Butcher tableaux, explicit and
-  implicit, and the algebraic-stability test (Section 2.2).
+  implicit, and the algebraic-stability test (Section 2.2);
+* :mod:`spdl_ref.ode.fields` -- the vector fields of Section 2.1: (8), dissipative, (15), the
+  gradient flow (16), Hamiltonian models;
+* :mod:`spdl_ref.ode.network` -- an ODE network combining any field with any integrator;
+* :mod:`spdl_ref.ode.stability` -- Lipschitz and one-sided Lipschitz estimates, Theorem 2.1;
+* :mod:`spdl_ref.ode.symplectic` -- symplectic Euler (22), Störmer–Verlet, extended phase space (20);
+* :mod:`spdl_ref.ode.discrete_gradient` -- energy-preserving discrete-gradient methods;
+* :mod:`spdl_ref.ode.splitting` -- shears, the standard map, volume-preserving shear networks;
+* :mod:`spdl_ref.ode.lie_group` and :mod:`spdl_ref.ode.manifolds` -- Section 2.3.
 """
 
+from .discrete_gradient import avf_gradient, canonical_J, discrete_gradient_step, gonzalez_gradient
+from .fields import DissipativeField, GradientField, HamiltonianField, PlainField, ReLUField
+from .lie_group import hat, lie_euler, so3_exp, so3_log, vee
+from .manifolds import circle_distance, so3_curve_distance, spd_distance, spd_inner
+from .network import ODENet
 from .resnet import ClassifierHead, ResNet
 from .runge_kutta import TABLEAUX, butcher_tableau, is_algebraically_stable, odeint, rk_step
+from .splitting import ShearNet, jacobian_determinant, shear_p, shear_z, standard_map
+from .stability import (
+    contraction_ratios,
+    diagonal_nu_bound,
+    lipschitz_bound,
+    one_sided_lipschitz_jacobian,
+    one_sided_lipschitz_pairs,
+    perturbation_growth,
+    stability_constant,
+    theorem21_interval,
+)
+from .symplectic import extended_symplectic_euler, stormer_verlet, symplectic_euler
 
 __all__ = [
     "TABLEAUX",
     "ClassifierHead",
+    "DissipativeField",
+    "GradientField",
+    "HamiltonianField",
+    "ODENet",
+    "PlainField",
+    "ReLUField",
     "ResNet",
+    "ShearNet",
+    "avf_gradient",
     "butcher_tableau",
+    "canonical_J",
+    "circle_distance",
+    "contraction_ratios",
+    "diagonal_nu_bound",
+    "discrete_gradient_step",
+    "extended_symplectic_euler",
+    "gonzalez_gradient",
+    "hat",
     "is_algebraically_stable",
+    "jacobian_determinant",
+    "lie_euler",
+    "lipschitz_bound",
     "odeint",
+    "one_sided_lipschitz_jacobian",
+    "one_sided_lipschitz_pairs",
+    "perturbation_growth",
     "rk_step",
+    "shear_p",
+    "shear_z",
+    "so3_curve_distance",
+    "so3_exp",
+    "so3_log",
+    "spd_distance",
+    "spd_inner",
+    "stability_constant",
+    "standard_map",
+    "stormer_verlet",
+    "symplectic_euler",
+    "theorem21_interval",
+    "vee",
 ]

@@ -142,7 +142,9 @@ def rk_step(
     method : str or tuple
         A name for :func:`butcher_tableau`, or a tableau ``(A, b, c)``.
     solver : {"newton", "fixed_point"}
-        How the stage equations of an implicit method are solved.
+        How the stage equations of an implicit method are solved. Newton steps are damped by
+        backtracking on the stage residual (row by row for batched states) so that the iteration
+        does not cycle on saturating activations.
     tol, max_iter
         Stop when the largest stage update is below ``tol`` times ``(1 + |Z|)``; raise
         :class:`RuntimeError` if that has not happened after ``max_iter`` iterations.
@@ -183,17 +185,41 @@ def _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter):
             Z = z.unsqueeze(0) + h * torch.einsum("ij,j...->i...", A, K)
             K_new = torch.stack([f(t + float(c[i]) * h, Z[i]) for i in range(s)])
         else:
-            K_new = K - _newton_update(f, t, z, h, A, c, K)
-        delta = (K_new - K).abs().max()
+            K_new = _damped_newton(f, t, z, h, A, c, K, _newton_update(f, t, z, h, A, c, K))
+        delta = (K_new - K).detach().abs().max()
         K = K_new
         if not bool(torch.isfinite(K).all()):
             break
-        if float(delta) * h <= tol * (1.0 + float(z.abs().max())):
+        if float(delta) * h <= tol * (1.0 + float(z.detach().abs().max())):
             return list(K)
     raise RuntimeError(
         f"implicit Runge-Kutta stages did not converge to tol={tol:g} in max_iter={max_iter} "
         f"{solver} iterations (step size h={h:g}); reduce h or raise max_iter"
     )
+
+
+def _residual_norms(f, t, z, h, A, c, K):
+    # norm of the stage residual per independent row (one row when z is a single state)
+    G = _stage_residual(f, t, z, h, A, c, K).detach()
+    if z.dim() <= 1:
+        return G.reshape(1, -1).norm(dim=1)
+    return G.movedim(1, 0).reshape(z.shape[0], -1).norm(dim=1)
+
+
+def _damped_newton(f, t, z, h, A, c, K, dK, halvings=10):
+    # Backtracking on the residual norm, row by row: the full Newton step when it reduces the
+    # residual (so quadratic convergence is kept), else halve it. Plain Newton can cycle on
+    # saturating activations such as tanh when h times the Lipschitz constant is large.
+    g0 = _residual_norms(f, t, z, h, A, c, K)
+    lam = torch.ones_like(g0)
+    shape = (1, -1) + (1,) * (z.dim() - 1) if z.dim() > 1 else ()
+    for _ in range(halvings):
+        K_new = K - (lam.reshape(shape) if shape else lam[0]) * dK
+        worse = _residual_norms(f, t, z, h, A, c, K_new) > g0 * (1 + 1e-12) + 1e-300
+        if not bool(worse.any()):
+            break
+        lam = torch.where(worse, 0.5 * lam, lam)
+    return K_new
 
 
 def _newton_update(f, t, z, h, A, c, K):

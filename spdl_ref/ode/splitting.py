@@ -1,0 +1,164 @@
+r"""Splitting methods and shears (Section 2.2.3), and volume-preserving networks (Section 2.4.2).
+
+A shear changes one block of coordinates by a function of the other block only:
+
+.. math::
+
+    (z, p) \mapsto (z + g(p), p), \qquad (z, p) \mapsto (z, p + f(z)).
+
+Its Jacobian is block triangular with identity diagonal blocks, so every shear preserves volume;
+when :math:`g` and :math:`f` are gradients it is also symplectic. Symplectic Euler (22) is the
+composition of the shears with :math:`g = h\partial_p T`, :math:`f = -h\partial_z V`, and the
+Chirikov standard map is one more example.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import _validate
+
+__all__ = ["ShearNet", "jacobian_determinant", "shear_p", "shear_z", "standard_map"]
+
+
+def _split(u, name="u"):
+    _validate.floating_tensor(u, name)
+    if u.dim() == 0 or u.shape[-1] % 2:
+        raise ValueError(f"{name} must have an even last dimension (z, p), got shape {tuple(u.shape)}")
+    m = u.shape[-1] // 2
+    return u[..., :m], u[..., m:]
+
+
+def shear_z(g: Callable) -> Callable:
+    r"""The shear :math:`(z, p) \mapsto (z + g(p), p)` of Section 2.2.3, as a map on :math:`u = (z, p)`."""
+    if not callable(g):
+        raise TypeError(f"g must be callable, got {type(g).__name__}")
+
+    def apply(u):
+        z, p = _split(u)
+        return torch.cat([z + g(p), p], -1)
+
+    return apply
+
+
+def shear_p(f: Callable) -> Callable:
+    r"""The shear :math:`(z, p) \mapsto (z, p + f(z))` of Section 2.2.3, as a map on :math:`u = (z, p)`."""
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+
+    def apply(u):
+        z, p = _split(u)
+        return torch.cat([z, p + f(z)], -1)
+
+    return apply
+
+
+def standard_map(u: torch.Tensor, K: float = 1.0, wrap: bool = True) -> torch.Tensor:
+    r"""The Chirikov–Taylor standard map (Section 2.2.3) on :math:`u = (\vartheta, p)`.
+
+    .. math::
+
+        p' = p + K \sin\vartheta, \qquad \vartheta' = \vartheta + p',
+
+    the composition of the shears :math:`(\vartheta, p) \mapsto (\vartheta, p + K\sin\vartheta)`
+    and :math:`(\vartheta, p) \mapsto (\vartheta + p, p)`. Area preserving for every :math:`K`.
+    With ``wrap`` both coordinates are reduced modulo :math:`2\pi` (to :math:`[0, 2\pi)`).
+    ``u`` has shape ``(..., 2)``.
+    """
+    _validate.floating_tensor(u, "u")
+    _validate.last_dim(u, 2, "u")
+    K = _validate.real(K, "K")
+    th, p = u[..., 0], u[..., 1]
+    p = p + K * torch.sin(th)
+    th = th + p
+    if wrap:
+        th, p = torch.remainder(th, 2 * math.pi), torch.remainder(p, 2 * math.pi)
+    return torch.stack([th, p], -1)
+
+
+def jacobian_determinant(phi: Callable, u: torch.Tensor) -> torch.Tensor:
+    r""":math:`\det D\varphi(u)` for each row of ``u`` (shape ``(N, d)``), by autograd.
+
+    A map preserves volume (Section 2.4.2) exactly when this is 1 everywhere. ``phi`` must act row
+    by row.
+    """
+    if not callable(phi):
+        raise TypeError(f"phi must be callable, got {type(phi).__name__}")
+    _validate.floating_tensor(u, "u")
+    if u.dim() != 2:
+        raise ValueError(f"u must have shape (N, d), got {tuple(u.shape)}")
+    Jp = torch.func.vmap(torch.func.jacrev(lambda v: phi(v.unsqueeze(0)).squeeze(0)))(u)
+    return torch.linalg.det(Jp)
+
+
+class ShearNet(nn.Module):
+    r"""A volume-preserving network of alternating shears (Sections 2.2.3 and 2.4.2).
+
+    Layer :math:`k` applies :math:`(z, p) \mapsto (z + h\,g_k(p), p)` then
+    :math:`(z, p) \mapsto (z, p + h\,f_k(z))` with :math:`g_k(p) = \sigma(A_k p + a_k)` and
+    :math:`f_k(z) = \sigma(B_k z + b_k)`: the splitting of the divergence-free field
+    :math:`(g(p), f(z))`. Every layer has Jacobian determinant 1. When ``gradient=True`` the
+    increments are gradients, :math:`g_k = A_k^T\sigma(A_k p + a_k)`, :math:`f_k = -B_k^T
+    \sigma(B_k z + b_k)`, and the map is symplectic Euler (22) for a Hamiltonian of Section 2.1.2.
+
+    Parameters
+    ----------
+    dim : int
+        Phase-space dimension :math:`2m` (even).
+    depth : int
+        Number of layers :math:`K`.
+    T : float
+        Final time; :math:`h = T/K`.
+    """
+
+    def __init__(self, dim, depth, T=1.0, gradient=False, init_std=1.0, device=None, dtype=None):
+        super().__init__()
+        dim = _validate.positive_int(dim, "dim")
+        if dim % 2:
+            raise ValueError(f"dim must be even, got {dim}")
+        self.dim, self.m = dim, dim // 2
+        self.depth = _validate.positive_int(depth, "depth")
+        self.T = _validate.positive_real(T, "T")
+        self.gradient = bool(gradient)
+        std = _validate.nonnegative_real(init_std, "init_std")
+        fk = {"device": device, "dtype": dtype}
+        K, m = self.depth, self.m
+        self.A = nn.Parameter(torch.randn(K, m, m, **fk) * std / m**0.5)
+        self.a = nn.Parameter(torch.randn(K, m, **fk) * std)
+        self.B = nn.Parameter(torch.randn(K, m, m, **fk) * std / m**0.5)
+        self.b = nn.Parameter(torch.randn(K, m, **fk) * std)
+
+    def _g(self, k, p):
+        s = torch.tanh(p @ self.A[k].mT + self.a[k])
+        return s @ self.A[k] if self.gradient else s
+
+    def _f(self, k, z):
+        s = torch.tanh(z @ self.B[k].mT + self.b[k])
+        return -(s @ self.B[k]) if self.gradient else s
+
+    def forward(self, u):
+        """Apply the :math:`K` layers to ``u`` of shape ``(..., 2m)``."""
+        z, p = _split(u)
+        h = self.T / self.depth
+        for k in range(self.depth):
+            z = z + h * self._g(k, p)
+            p = p + h * self._f(k, z)
+        return torch.cat([z, p], -1)
+
+    def inverse(self, u):
+        """The exact inverse, undoing the shears in reverse order."""
+        z, p = _split(u)
+        h = self.T / self.depth
+        for k in reversed(range(self.depth)):
+            p = p - h * self._f(k, z)
+            z = z - h * self._g(k, p)
+        return torch.cat([z, p], -1)
+
+    def log_abs_det_jacobian(self, u):
+        r""":math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
+        _split(u)
+        return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)

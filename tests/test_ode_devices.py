@@ -1,0 +1,54 @@
+"""Chapter 2 code follows the input's device and dtype (CPU here; CUDA where available)."""
+
+import math
+
+import torch
+
+from spdl_ref.ode import (
+    GradientField,
+    HamiltonianField,
+    ODENet,
+    ShearNet,
+    discrete_gradient_step,
+    hat,
+    lie_euler,
+    rk_step,
+    spd_distance,
+    standard_map,
+    stormer_verlet,
+)
+
+
+def test_networks_follow_device_and_dtype(device, dtype):
+    for field, method in ((GradientField(2, 3, device=device, dtype=dtype), "rk4"),
+                          (HamiltonianField(2, 3, device=device, dtype=dtype), "stormer_verlet")):
+        out = ODENet(field, method)(torch.randn(5, 2, device=device, dtype=dtype))
+        assert out.device.type == device.type and out.dtype == dtype
+    u = torch.randn(3, 4, device=device, dtype=dtype)
+    out = ShearNet(4, 2, device=device, dtype=dtype)(u)
+    assert out.device.type == device.type and out.dtype == dtype
+
+
+def test_integrators_follow_device_and_dtype(device, dtype):
+    z = torch.randn(4, 2, device=device, dtype=dtype)
+    zs, ps = stormer_verlet(lambda t, p: p, lambda t, q: torch.sin(q), z, z, 0.1, 3)
+    assert zs.device.type == device.type and ps.dtype == dtype
+    u = discrete_gradient_step(lambda w: 0.5 * (w**2).sum(-1), torch.randn(3, 4, device=device, dtype=dtype), 0.1)
+    assert u.device.type == device.type and u.dtype == dtype
+    R = lie_euler(lambda r: hat(r[..., :, 0]), torch.eye(3, device=device, dtype=dtype), 0.1, 3)
+    assert R.device.type == device.type and R.dtype == dtype
+    m = standard_map(torch.rand(5, 2, device=device, dtype=dtype) * 2 * math.pi, 0.5)
+    assert m.device.type == device.type and m.dtype == dtype
+    A = torch.eye(3, device=device, dtype=dtype) * 2
+    assert spd_distance(A, A * 2).device.type == device.type
+
+
+def test_damped_newton_converges_where_plain_newton_cycles():
+    # implicit Euler for z' = -a tanh(a z) with h a^2 = 40: undamped Newton on the stage equation
+    # K = -a tanh(a (z + h K)) from K = f(z) cycles; the damped iteration converges.
+    a, h = 2.0, 10.0
+    f = lambda t, z: -a * torch.tanh(a * z)  # noqa: E731
+    z = torch.tensor([[1.5], [-0.7], [3.0]], dtype=torch.float64)
+    z1 = rk_step(f, 0.0, z, h, "implicit_euler")
+    assert torch.allclose(z1, z + h * f(0.0, z1), atol=1e-12)
+    assert (z1.abs() <= z.abs()).all()  # contraction towards the fixed point 0
