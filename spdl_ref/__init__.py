@@ -7,6 +7,10 @@ section of the review:
 * :mod:`spdl_ref.data` -- synthetic data sets made on the fly;
 * :mod:`spdl_ref.ode` -- ResNets as ODE discretisations and their integrators (Sections 1-2);
 * :mod:`spdl_ref.control` -- deep learning as optimal control: adjoints, MSA, regularisers (Section 3);
+* :mod:`spdl_ref.invertible` -- invertible layers, memory-efficient backpropagation, normalising
+  flows (Section 4);
+* :mod:`spdl_ref.equivariant` -- group actions, equivariant kernels and denoisers (Section 5; escnn
+  is imported only by the modules that build escnn layers);
 * :mod:`spdl_ref.optim` -- structure-exploiting optimisers (Section 6);
 * :mod:`spdl_ref.train` -- a small training loop for the empirical risk (4);
 * :mod:`spdl_ref.plotting` -- the book's figure style (imports matplotlib, so not imported here).
@@ -14,12 +18,12 @@ section of the review:
 ``import spdl_ref`` imports neither matplotlib, jupyter nor escnn.
 """
 
-from . import config, control, data, ode, optim, train
+from . import config, control, data, equivariant, invertible, ode, optim, train
 from .config import budget, by_budget, device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "budget", "by_budget", "config", "control", "data", "device", "ode", "optim", "seed_everything",
-    "train",
+    "budget", "by_budget", "config", "control", "data", "device", "equivariant", "invertible", "ode",
+    "optim", "seed_everything", "train",
 ]
