@@ -46,10 +46,40 @@ class InversionError(RuntimeError):
 
 
 class LipSwish(nn.Module):
-    r""":math:`\sigma(s) = s\,\mathrm{sigmoid}(s) / 1.1`, a smooth activation with :math:`\mathrm{Lip}(\sigma) \le 1` (Section 4.1.2)."""
+    r""":math:`\sigma(s) = s\,\mathrm{sigmoid}(\beta s) / 1.1`, a smooth activation with :math:`\mathrm{Lip}(\sigma) \le 1` (Section 4.1.2).
+
+    For every :math:`\beta > 0` the derivative :math:`\mathrm{sigmoid}(u) + u\,\mathrm{sigmoid}'(u)`,
+    :math:`u = \beta s`, stays below 1.1, so the bound holds whatever :math:`\beta` is. With
+    ``learnable=True``, :math:`\beta = \mathrm{softplus}(\beta_0)` is trained: a larger
+    :math:`\beta` sharpens the bend, which a spectrally normalised branch (whose pre-activations
+    are small) needs to be more than nearly affine.
+
+    Parameters
+    ----------
+    beta : float
+        Initial (or fixed) :math:`\beta > 0`.
+    learnable : bool
+        Whether :math:`\beta` is a trainable parameter.
+    """
+
+    def __init__(self, beta=1.0, learnable=False, device=None, dtype=None):
+        super().__init__()
+        beta = _validate.positive_real(beta, "beta")
+        if not isinstance(learnable, bool):
+            raise TypeError(f"learnable must be a bool, got {type(learnable).__name__}")
+        raw = torch.tensor(beta + math.log(-math.expm1(-beta)), **factory(device, dtype))  # softplus^-1
+        if learnable:
+            self.beta_raw = nn.Parameter(raw)
+        else:
+            self.register_buffer("beta_raw", raw)
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """The current :math:`\beta = \mathrm{softplus}(\beta_0)`."""
+        return nn.functional.softplus(self.beta_raw)
 
     def forward(self, x):
-        return x * torch.sigmoid(x) / 1.1
+        return x * torch.sigmoid(self.beta * x) / 1.1
 
 
 class InvertibleResidual(InvertibleModule):
@@ -79,10 +109,12 @@ class InvertibleResidual(InvertibleModule):
     logdet : str
         ``"exact"`` (Jacobian), ``"series"`` (:func:`logdet_power_series`) or ``"roulette"``
         (:func:`logdet_russian_roulette`), used by :meth:`log_abs_det_jacobian`.
+    beta, learn_beta :
+        The slope parameter of the :class:`LipSwish` activations and whether it is trained.
     """
 
     def __init__(self, dim, c=0.9, hidden=64, n_layers=2, n_power_iterations=1, tol=None,
-                 max_iter=2000, logdet="exact", device=None, dtype=None):
+                 max_iter=2000, logdet="exact", beta=1.0, learn_beta=False, device=None, dtype=None):
         super().__init__()
         self.shape = feature_shape(dim)
         self.c = _validate.real(c, "c")
@@ -105,7 +137,7 @@ class InvertibleResidual(InvertibleModule):
             else:
                 k = 1 if 0 < i < n_layers - 1 else 3
                 layers.append(SpectralNormConv2d(a, b, k, self.shape[1:], c=coeff, **kw))
-            layers.append(LipSwish())
+            layers.append(LipSwish(beta, learn_beta, **factory(device, dtype)))
         self.branch = nn.Sequential(*layers[:-1])
 
     def spectral_layers(self):
