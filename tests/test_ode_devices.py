@@ -43,6 +43,26 @@ def test_integrators_follow_device_and_dtype(device, dtype):
     assert spd_distance(A, A * 2).device.type == device.type
 
 
+def test_symplectic_test_curves_and_histories_follow_device_and_dtype(device, dtype):
+    from spdl_ref.ode import (
+        extended_phase_space_run,
+        separable_step_map,
+        so3_curve,
+        step_jacobian,
+        symplecticity_defect,
+    )
+
+    step = separable_step_map("stormer_verlet", lambda t, p: p, lambda t, q: torch.sin(q), 0.1)
+    M = step_jacobian(step, torch.randn(4, device=device, dtype=dtype))
+    d = symplecticity_defect(M)
+    assert M.device.type == d.device.type == device.type and d.dtype == dtype
+    z = torch.randn(3, 2, device=device, dtype=dtype)
+    run = extended_phase_space_run(lambda t, p: 0.5 * (p**2).sum(-1), lambda t, q: (t * q**2).sum(-1), z, z, 0.1, 2)
+    assert run.t.device.type == run.K.device.type == device.type and run.H.dtype == run.t.dtype == dtype
+    c = so3_curve(torch.randn(4, 3, device=device, dtype=dtype))
+    assert c.device.type == device.type and c.dtype == dtype
+
+
 def test_damped_newton_converges_where_plain_newton_cycles():
     # implicit Euler for z' = -a tanh(a z) with h a^2 = 40: undamped Newton on the stage equation
     # K = -a tanh(a (z + h K)) from K = f(z) cycles; the damped iteration converges.

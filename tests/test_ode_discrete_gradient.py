@@ -71,3 +71,30 @@ def test_bad_inputs_and_nonconvergence():
         discrete_gradient_step(3, u, 0.1)
     with pytest.raises(RuntimeError, match="converge"):
         discrete_gradient_step(lambda w: 5 * (w**4).sum(-1), torch.ones(1, 2, dtype=D), 5.0, max_iter=5)
+
+
+def test_counting_function_counts_evaluations_per_step():
+    from spdl_ref.ode import CountingFunction
+
+    counted = CountingFunction(H)
+    u = torch.tensor([[0.3, -0.2, 0.1, 0.4]], dtype=D)
+    assert torch.equal(counted(u), H(u)) and counted.calls == 1
+    counted.reset()
+    assert counted.calls == 0
+    v = discrete_gradient_step(counted, u, 0.1, method="gonzalez")
+    n_gonzalez = counted.calls
+    # predictor: one gradient; each fixed-point iteration: the gradient at the midpoint and H(v), H(u)
+    assert n_gonzalez >= 4 and (n_gonzalez - 1) % 3 == 0
+    assert torch.equal(v, discrete_gradient_step(H, u, 0.1, method="gonzalez"))
+    counted.reset()
+    discrete_gradient_step(counted, u, 0.1, method="avf", nodes=2)
+    assert counted.calls >= 3 and (counted.calls - 1) % 2 == 0  # 2 quadrature gradients per iteration
+    kw = CountingFunction(lambda a, b=0: a + b)
+    assert kw(1, b=2) == 3 and kw.calls == 1 and "calls=1" in repr(kw)
+
+
+def test_counting_function_bad_input():
+    from spdl_ref.ode import CountingFunction
+
+    with pytest.raises(TypeError, match="fn must be callable"):
+        CountingFunction(3)

@@ -111,3 +111,34 @@ def test_bad_inputs():
         lie_euler(hat, torch.ones(3), 0.1, 1, method="rk4")
     with pytest.raises(ValueError, match="last dimension"):
         hat(torch.ones(2))
+
+
+def test_so3_curve_left_multiplies_exponentials():
+    from spdl_ref.ode import so3_curve
+
+    s = 0.3 * torch.randn(5, 3, generator=torch.Generator().manual_seed(2), dtype=D)
+    c = so3_curve(s)
+    assert c.shape == (6, 3, 3) and torch.equal(c[0], torch.eye(3, dtype=D))
+    for k in range(5):
+        assert torch.allclose(c[k + 1], so3_exp(hat(s[k])) @ c[k])
+        # consecutive points differ by the increment: log(c_{k+1} c_k^T) = hat(s_k) (angles < pi)
+        assert torch.allclose(vee(so3_log(c[k + 1] @ c[k].T)), s[k], atol=1e-12)
+    eye = torch.eye(3, dtype=D)
+    assert torch.allclose(c @ c.mT, eye.expand(6, 3, 3), atol=1e-13)
+    R = so3_exp(hat(torch.tensor([0.1, 0.2, -0.3], dtype=D)))
+    assert torch.allclose(so3_curve(s, start=R), c @ R)  # right-translation of the whole curve
+    assert so3_curve(s[:0]).shape == (1, 3, 3)
+    assert so3_curve(s.float()).dtype == torch.float32
+
+
+def test_so3_curve_bad_inputs():
+    from spdl_ref.ode import so3_curve
+
+    with pytest.raises(ValueError, match="increments must have shape"):
+        so3_curve(torch.zeros(4, 2, dtype=D))
+    with pytest.raises(ValueError, match="increments must have shape"):
+        so3_curve(torch.zeros(3, dtype=D))
+    with pytest.raises(TypeError, match="increments"):
+        so3_curve([[0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="start must have shape"):
+        so3_curve(torch.zeros(2, 3, dtype=D), start=torch.eye(2, dtype=D))

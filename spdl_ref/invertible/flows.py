@@ -121,16 +121,20 @@ def residual_flow(dim=2, n_blocks=8, c=0.9, hidden=64, n_layers=3, logdet="exact
     return NormalisingFlow(InvertibleSequential(*layers, memory_efficient=memory_efficient), dim)
 
 
-def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, callback=None):
+def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, callback=None,
+             monitor=None, monitor_every=1):
     r"""Minimise the negative log-likelihood (49) of ``x`` with Adam on minibatches.
 
     The step size follows a cosine schedule from ``lr`` to 0. ``callback(i, flow)``, if given,
-    runs after step ``i``.
+    runs after step ``i``. ``monitor(flow)``, if given, is recorded after every step ``i`` with
+    ``i % monitor_every == 0`` (e.g. :func:`~spdl_ref.invertible.largest_lipschitz_bound`, to
+    watch the constraint (47) during training).
 
     Returns
     -------
     dict
-        ``"nll"``: the minibatch objective per iteration; ``"seconds"``: the total time.
+        ``"nll"``: the minibatch objective per iteration; ``"seconds"``: the total time;
+        ``"monitor"``: the recorded values of ``monitor`` (only when it is given).
     """
     if not isinstance(flow, NormalisingFlow):
         raise TypeError(f"flow must be a NormalisingFlow, got {type(flow).__name__}")
@@ -140,6 +144,10 @@ def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, 
     lr = _validate.positive_real(lr, "lr")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if monitor is not None and not callable(monitor):
+        raise TypeError(f"monitor must be callable, got {type(monitor).__name__}")
+    monitor_every = _validate.positive_int(monitor_every, "monitor_every")
+    recorded = []
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     history, start = [], time.perf_counter()
@@ -154,8 +162,13 @@ def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, 
         history.append(float(loss.detach()))
         if callback is not None:
             callback(i, flow)
+        if monitor is not None and i % monitor_every == 0:
+            recorded.append(monitor(flow))
     flow.eval()
-    return {"nll": history, "seconds": time.perf_counter() - start}
+    out = {"nll": history, "seconds": time.perf_counter() - start}
+    if monitor is not None:
+        out["monitor"] = recorded
+    return out
 
 
 @torch.no_grad()

@@ -20,7 +20,8 @@ from ._base import InvertibleModule, check_batch, factory, feature_shape
 from .logdet import logdet_exact, logdet_power_series, logdet_russian_roulette
 from .spectral import SpectralNormConv2d, SpectralNormLinear
 
-__all__ = ["InversionError", "InvertibleResidual", "LipSwish", "frozen_power_iteration"]
+__all__ = ["InversionError", "InvertibleResidual", "LipSwish", "contractive_residual", "fixed_point_errors",
+           "frozen_power_iteration", "largest_lipschitz_bound", "observed_contraction_rate"]
 
 _STATE = threading.local()
 
@@ -192,3 +193,129 @@ class InvertibleResidual(InvertibleModule):
 
     def extra_repr(self):
         return f"shape={self.shape}, c={self.c}"
+
+
+
+def contractive_residual(c, dim=8, hidden=32, symmetric_linear=False, std=1.0, power_iterations=500,
+                         device=None, dtype=None):
+    r"""An :class:`InvertibleResidual` (44) with random weights whose :math:`\mathrm{Lip}(f)` is :math:`c`, for studying iteration (46).
+
+    All parameters are drawn from :math:`\mathcal{N}(0, \mathrm{std}^2)` (global generator) and the
+    spectral normalisation (47) is converged by ``power_iterations`` power-method steps, so the
+    Lipschitz bound equals :math:`c`. With ``symmetric_linear``, :math:`f(x) = A x + b` with
+    :math:`A` symmetric, so the spectral radius of :math:`J_f` equals :math:`\|A\|_2 = c` and the
+    error of (46) shrinks by exactly :math:`c` per step asymptotically; otherwise :math:`f` is a
+    two-layer network, for which :math:`c` is only a bound. Returned in ``eval`` mode.
+
+    Parameters
+    ----------
+    c : float
+        Lipschitz coefficient, :math:`0 < c < 1`.
+    dim : int
+        Number of features :math:`M`.
+    hidden : int
+        Width of the hidden layer (two-layer case).
+    symmetric_linear : bool
+        One symmetric affine layer instead of a two-layer network.
+    std : float
+        Standard deviation of the random parameters.
+    power_iterations : int
+        Power-method steps per spectrally normalised layer.
+    """
+    if not isinstance(symmetric_linear, bool):
+        raise TypeError(f"symmetric_linear must be a bool, got {type(symmetric_linear).__name__}")
+    std = _validate.positive_real(std, "std")
+    power_iterations = _validate.positive_int(power_iterations, "power_iterations")
+    layer = InvertibleResidual(dim, c=c, hidden=hidden, n_layers=1 if symmetric_linear else 2,
+                               device=device, dtype=dtype)
+    with torch.no_grad():
+        for p in layer.parameters():
+            nn.init.normal_(p, std=std)
+        if symmetric_linear:
+            w = layer.spectral_layers()[0].weight
+            w.copy_(w + w.T)
+    for s in layer.spectral_layers():
+        s.power_iteration(power_iterations)
+    return layer.eval()
+
+
+def fixed_point_errors(layer, x, iterations):
+    r"""The errors :math:`\|x^i - x^*\|`, :math:`i = 0, \dots, n`, of the fixed-point inversion (46).
+
+    The exact preimage is :math:`x^* =` ``x``: the iteration inverts :math:`y = g(x)` from
+    :math:`x^0 = y`. The norm is taken over the whole batch (Frobenius). By the contraction
+    property (45) the errors satisfy :math:`\|x^i - x^*\| \le \mathrm{Lip}(f)^i \|x^0 - x^*\|`.
+
+    Parameters
+    ----------
+    layer : InvertibleResidual
+        The layer :math:`g(x) = x + f(x)` of eq. (44).
+    x : torch.Tensor
+        Points ``(N, *shape)`` in the layer's dtype and device.
+    iterations : int
+        Number :math:`n \ge 0` of iterations.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n + 1,)``.
+    """
+    if not isinstance(layer, InvertibleResidual):
+        raise TypeError(f"layer must be an InvertibleResidual, got {type(layer).__name__}")
+    check_batch(x, "x", layer.shape)
+    iterations = _validate.nonnegative_int(iterations, "iterations")
+    with torch.no_grad():
+        y = layer(x)
+    return (layer.fixed_point_iterates(y, iterations) - x).flatten(1).norm(dim=1)
+
+
+def observed_contraction_rate(errors, floor=1e-11):
+    r"""The observed error reduction per step of iteration (46), to compare with :math:`\mathrm{Lip}(f)` (45).
+
+    With :math:`k` the last index where the error exceeds ``floor`` (beyond it round-off
+    dominates), the rate is the geometric mean :math:`(e_k / e_{\lfloor k/2 \rfloor})^{1/(k - \lfloor k/2 \rfloor)}`
+    over the second half of the useful iterations, where the asymptotic rate has set in.
+
+    Parameters
+    ----------
+    errors : torch.Tensor
+        One-dimensional errors :math:`e_0, e_1, \dots` (e.g. from :func:`fixed_point_errors`).
+    floor : float
+        Errors at or below it are treated as converged (:math:`> 0`).
+
+    Returns
+    -------
+    float
+    """
+    _validate.tensor(errors, "errors")
+    if errors.dim() != 1:
+        raise ValueError(f"errors must be one-dimensional, got shape {tuple(errors.shape)}")
+    floor = _validate.positive_real(floor, "floor")
+    above = (errors > floor).nonzero()
+    if above.numel() == 0 or int(above.max()) < 1:
+        raise ValueError(f"errors must exceed floor={floor:g} at some index >= 1 to measure a rate")
+    k = int(above.max())
+    return (errors[k] / errors[k // 2]).item() ** (1 / (k - k // 2))
+
+
+def largest_lipschitz_bound(module):
+    r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside ``module`` (Section 4.1.2).
+
+    Shows whether the power-method estimate in (47) keeps every :math:`\mathrm{Lip}(f)` below
+    :math:`c` during training (e.g. as ``monitor`` of :func:`~spdl_ref.invertible.fit_flow`).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A layer, network or :class:`~spdl_ref.invertible.NormalisingFlow`.
+
+    Returns
+    -------
+    float
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    bounds = [m.lipschitz_bound() for m in module.modules() if isinstance(m, InvertibleResidual)]
+    if not bounds:
+        raise ValueError("module must contain at least one InvertibleResidual layer")
+    return max(bounds)

@@ -8,15 +8,16 @@
   gradient flow (16), Hamiltonian models;
 * :mod:`spdl_ref.ode.network` -- an ODE network combining any field with any integrator;
 * :mod:`spdl_ref.ode.stability` -- Lipschitz and one-sided Lipschitz estimates, Theorem 2.1;
-* :mod:`spdl_ref.ode.symplectic` -- symplectic Euler (22), Störmer–Verlet, extended phase space (20);
+* :mod:`spdl_ref.ode.symplectic` -- symplectic Euler (22), Störmer–Verlet, extended phase space (20),
+  the symplecticity test :math:`M^T J M = J`;
 * :mod:`spdl_ref.ode.discrete_gradient` -- energy-preserving discrete-gradient methods;
 * :mod:`spdl_ref.ode.splitting` -- shears, the standard map, volume-preserving shear networks;
 * :mod:`spdl_ref.ode.lie_group` and :mod:`spdl_ref.ode.manifolds` -- Section 2.3.
 """
 
-from .discrete_gradient import avf_gradient, canonical_J, discrete_gradient_step, gonzalez_gradient
+from .discrete_gradient import CountingFunction, avf_gradient, canonical_J, discrete_gradient_step, gonzalez_gradient
 from .fields import DissipativeField, GradientField, HamiltonianField, PlainField, ReLUField
-from .lie_group import hat, lie_euler, so3_exp, so3_log, vee
+from .lie_group import hat, lie_euler, so3_curve, so3_exp, so3_log, vee
 from .manifolds import circle_distance, so3_curve_distance, spd_distance, spd_inner
 from .network import ODENet
 from .resnet import ClassifierHead, ResNet
@@ -32,12 +33,23 @@ from .stability import (
     stability_constant,
     theorem21_interval,
 )
-from .symplectic import extended_symplectic_euler, stormer_verlet, symplectic_euler
+from .symplectic import (
+    ExtendedPhaseSpaceRun,
+    extended_phase_space_run,
+    extended_symplectic_euler,
+    separable_step_map,
+    step_jacobian,
+    stormer_verlet,
+    symplectic_euler,
+    symplecticity_defect,
+)
 
 __all__ = [
     "TABLEAUX",
     "ClassifierHead",
+    "CountingFunction",
     "DissipativeField",
+    "ExtendedPhaseSpaceRun",
     "GradientField",
     "HamiltonianField",
     "ODENet",
@@ -52,6 +64,7 @@ __all__ = [
     "contraction_ratios",
     "diagonal_nu_bound",
     "discrete_gradient_step",
+    "extended_phase_space_run",
     "extended_symplectic_euler",
     "gonzalez_gradient",
     "hat",
@@ -64,17 +77,21 @@ __all__ = [
     "one_sided_lipschitz_pairs",
     "perturbation_growth",
     "rk_step",
+    "separable_step_map",
     "shear_p",
     "shear_z",
+    "so3_curve",
     "so3_curve_distance",
     "so3_exp",
     "so3_log",
     "spd_distance",
     "spd_inner",
     "stability_constant",
+    "step_jacobian",
     "standard_map",
     "stormer_verlet",
     "symplectic_euler",
+    "symplecticity_defect",
     "theorem21_interval",
     "vee",
 ]

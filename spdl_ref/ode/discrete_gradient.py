@@ -14,7 +14,8 @@ A discrete gradient :math:`\bar\nabla H(u, v)` satisfies
   degree up to :math:`2 \cdot` ``nodes``).
 
 The step is implicit; it is solved by fixed-point iteration to a tolerance, and
-:class:`RuntimeError` is raised when that fails.
+:class:`RuntimeError` is raised when that fails. :class:`CountingFunction` counts the
+evaluations of :math:`H` this costs per step.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from .. import _validate
 
-__all__ = ["avf_gradient", "canonical_J", "discrete_gradient_step", "gonzalez_gradient"]
+__all__ = ["CountingFunction", "avf_gradient", "canonical_J", "discrete_gradient_step", "gonzalez_gradient"]
 
 
 def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
@@ -162,3 +163,48 @@ def discrete_gradient_step(
         f"discrete-gradient step did not converge to tol={tol:g} in max_iter={max_iter} "
         f"fixed-point iterations (h={h:g}); reduce h or raise max_iter"
     )
+
+
+class CountingFunction:
+    r"""Wrap a function and count its calls, e.g. the evaluations of :math:`H` per step.
+
+    Measures the cost of the implicit energy-preserving discrete-gradient methods of Section
+    2.2.2: pass ``CountingFunction(H)`` as ``H`` to :func:`discrete_gradient_step` and read
+    :attr:`calls` afterwards (each call counts once, whatever the batch size; a call inside
+    :func:`torch.func.vmap` or :func:`torch.func.grad` counts once per trace).
+
+    Parameters
+    ----------
+    fn : callable
+        The function to wrap, e.g. the energy :math:`H`.
+
+    Attributes
+    ----------
+    calls : int
+        Number of calls since construction or the last :meth:`reset`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> H = CountingFunction(lambda u: 0.5 * (u * u).sum(-1))
+    >>> _ = H(torch.ones(2)); _ = H(torch.zeros(2))
+    >>> H.calls
+    2
+    """
+
+    def __init__(self, fn: Callable):
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+    def reset(self) -> None:
+        """Set :attr:`calls` back to zero."""
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"CountingFunction({self.fn!r}, calls={self.calls})"

@@ -21,7 +21,7 @@ import torch
 
 from .. import _validate
 
-__all__ = ["hat", "lie_euler", "so3_exp", "so3_log", "vee"]
+__all__ = ["hat", "lie_euler", "so3_curve", "so3_exp", "so3_log", "vee"]
 
 
 def hat(w: torch.Tensor) -> torch.Tensor:
@@ -67,6 +67,45 @@ def so3_log(R: torch.Tensor) -> torch.Tensor:
     safe = torch.where(small, torch.ones_like(theta), theta)
     factor = torch.where(small, 1 + theta**2 / 6, safe / torch.sin(safe))
     return 0.5 * factor[..., None, None] * (R - R.mT)
+
+
+def so3_curve(increments: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+    r"""A curve :math:`c_0, \dots, c_m` in :math:`\mathrm{SO}(3)` from its increments (Section 2.3).
+
+    Left multiplication by the exponentials of the increments :math:`s_k \in \mathbb R^3`:
+
+    .. math::
+
+        c_0 = \text{start}, \qquad c_{k} = \exp(\hat s_k)\, c_{k-1}, \quad k = 1, \dots, m,
+
+    the kind of rotation curve (motion-capture data) that the curve distance of Section 2.3,
+    :func:`spdl_ref.ode.so3_curve_distance`, compares.
+
+    Parameters
+    ----------
+    increments : torch.Tensor
+        The increments :math:`s_1, \dots, s_m`, shape ``(m, 3)`` (``m >= 0``).
+    start : torch.Tensor, optional
+        The first point :math:`c_0`, shape ``(3, 3)``; default the identity.
+
+    Returns
+    -------
+    torch.Tensor
+        The curve, shape ``(m + 1, 3, 3)``, in the dtype and on the device of ``increments``.
+    """
+    _validate.tensor(increments, "increments")
+    if increments.dim() != 2 or increments.shape[-1] != 3:
+        raise ValueError(f"increments must have shape (m, 3), got {tuple(increments.shape)}")
+    if start is None:
+        start = torch.eye(3, dtype=increments.dtype, device=increments.device)
+    else:
+        _validate.tensor(start, "start")
+        if start.shape != (3, 3):
+            raise ValueError(f"start must have shape (3, 3), got {tuple(start.shape)}")
+    out = [start]
+    for s in increments:
+        out.append(so3_exp(hat(s)) @ out[-1])
+    return torch.stack(out)
 
 
 def lie_euler(xi: Callable, z0: torch.Tensor, h: float, steps: int, method: str = "lie"):

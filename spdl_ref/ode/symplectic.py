@@ -8,7 +8,10 @@ batched, shape ``(N, M)`` (or any ``(..., M)``).
 * :func:`symplectic_euler` -- eq. (22);
 * :func:`stormer_verlet` -- the Störmer–Verlet (leapfrog) method, second order;
 * :func:`extended_symplectic_euler` -- the same method applied to the autonomous system (20) on
-  the extended phase space :math:`(z, t, p, p_t)` with :math:`K = H + p_t`.
+  the extended phase space :math:`(z, t, p, p_t)` with :math:`K = H + p_t`;
+  :func:`extended_phase_space_run` also records :math:`t`, :math:`H` and :math:`K` along the way;
+* :func:`separable_step_map`, :func:`step_jacobian` and :func:`symplecticity_defect` -- the test
+  :math:`M^T J M = J` for the Jacobian :math:`M` of one step (Section 2.2.2).
 
 Each step at fixed times is a composition of two shears whose increments are gradients
 (Section 2.2.3), hence symplectic in :math:`(z, p)`.
@@ -16,18 +19,24 @@ Each step at fixed times is a composition of two shears whose increments are gra
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 from .. import _validate
+from .discrete_gradient import canonical_J
 
 __all__ = [
+    "ExtendedPhaseSpaceRun",
+    "extended_phase_space_run",
     "extended_symplectic_euler",
+    "separable_step_map",
+    "step_jacobian",
     "stormer_verlet",
     "stormer_verlet_step",
     "symplectic_euler",
     "symplectic_euler_step",
+    "symplecticity_defect",
 ]
 
 
@@ -159,19 +168,46 @@ def extended_symplectic_euler(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0
 
     Returns
     -------
-    (z, p, t, p_t) : the extended state after ``steps`` steps; ``t`` is a float.
+    (z, p, t, p_t) : the extended state after ``steps`` steps; ``t`` is a float, advanced as the
+    position :math:`t^{k+1} = t^k + h` (so ``t0 + steps * h`` up to round-off).
     """
+    h, steps, t0, pt = _check_extended(T, V, z0, p0, h, steps, t0, pt0)
+    z, p, t = z0, p0, t0
+    for t, _, z, p, pt in _extended_steps(T, V, z0, p0, h, steps, t0, pt):
+        pass
+    return z, p, t, pt
+
+
+def _check_extended(T, V, z0, p0, h, steps, t0, pt0):
     if not callable(T) or not callable(V):
         raise TypeError("T and V must be callables T(t, p) and V(t, z)")
     _check_state(z0, p0)
     h = _validate.positive_real(h, "h")
     steps = _validate.nonnegative_int(steps, "steps")
     t0 = _validate.real(t0, "t0")
-    pt = torch.as_tensor(pt0, dtype=z0.dtype, device=z0.device).expand(z0.shape[:-1]).clone()
-    z, p = z0, p0
-    for n in range(steps):
+    if isinstance(pt0, torch.Tensor):
+        _validate.tensor(pt0, "pt0")
+    else:
+        _validate.real(pt0, "pt0")
+    try:
+        pt = torch.as_tensor(pt0, dtype=z0.dtype, device=z0.device).expand(z0.shape[:-1]).clone()
+    except RuntimeError as err:
+        raise ValueError(f"pt0 must broadcast to z0.shape[:-1] = {tuple(z0.shape[:-1])}, "
+                         f"got shape {tuple(torch.as_tensor(pt0).shape)}") from err
+    return h, steps, t0, pt
+
+
+def _extended_steps(T, V, z, p, h, steps, t0, pt):
+    """Yield ``(t, t1, z, p, p_t)`` after each step of :func:`extended_symplectic_euler`.
+
+    ``t`` is the float time, advanced as the position :math:`t^{k+1} = t^k + h` of (20);
+    ``t1`` holds it once per sample, shape ``(..., 1)``.
+    """
+    t = t0
+    for _ in range(steps):
+        t = t + h
         # one time variable per sample, shape (..., 1), so that d/dt is taken sample by sample
-        t1 = torch.full((*z.shape[:-1], 1), t0 + (n + 1) * h, dtype=z.dtype, device=z.device)
+        t1 = torch.full((*z.shape[:-1], 1), t, dtype=z.dtype, device=z.device)
         with torch.enable_grad():
             t1.requires_grad_(True)
             pv = p.detach().requires_grad_(True)
@@ -185,4 +221,168 @@ def extended_symplectic_euler(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0
         p = (p - h * gz).detach()
         if not isinstance(dtE, int):
             pt = pt - h * dtE.squeeze(-1)
-    return z, p, t0 + steps * h, pt
+        yield t, t1.detach(), z, p, pt
+
+
+class ExtendedPhaseSpaceRun(NamedTuple):
+    r"""Result of :func:`extended_phase_space_run` (extended phase space, eq. (20)).
+
+    Fields ``z``, ``p`` (final state, shape ``(..., M)``), ``t`` (the times
+    :math:`t^0, \dots, t^n`, shape ``(steps + 1,)``), ``H`` and ``K`` (the energy
+    :math:`H(t^k, z^k, p^k)` and the extended energy :math:`K = H + p_t^k`, each of shape
+    ``(steps + 1, ...)``) and ``p_t`` (final :math:`p_t`, shape ``(...)``).
+    """
+
+    z: torch.Tensor
+    p: torch.Tensor
+    t: torch.Tensor
+    H: torch.Tensor
+    K: torch.Tensor
+    p_t: torch.Tensor
+
+
+def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0, pt0=0.0):
+    r"""Integrate the extended system (20) and record :math:`t`, :math:`H` and :math:`K = H + p_t`.
+
+    The steps are those of :func:`extended_symplectic_euler` (symplectic Euler on the extended
+    phase space, Section 2.2.2, whose :math:`(z, p)` components are eq. (22)). Along the way the
+    time-dependent energy :math:`H(t, z, p) = T(t, p) + V(t, z)` is recorded, which changes, and
+    the extended Hamiltonian :math:`K = H + p_t`, which the exact flow conserves, so that its drift
+    measures the error of the method.
+
+    Parameters
+    ----------
+    T, V, z0, p0, h, steps, t0, pt0 :
+        As for :func:`extended_symplectic_euler`.
+
+    Returns
+    -------
+    ExtendedPhaseSpaceRun
+        Named tuple ``(z, p, t, H, K, p_t)``: final state, the ``steps + 1`` times
+        :math:`t^k` (:math:`t^{k+1} = t^k + h`, the time as a position of (20)), the energies :math:`H` and :math:`K` at those times (shape
+        ``(steps + 1, ...)``), and the final :math:`p_t`.
+    """
+    h, steps, t0, pt = _check_extended(T, V, z0, p0, h, steps, t0, pt0)
+
+    def energy(t, z, p):
+        with torch.no_grad():
+            return (T(t, p) + V(t, z)).detach()
+
+    t_start = torch.full((*z0.shape[:-1], 1), t0, dtype=z0.dtype, device=z0.device)
+    H0 = energy(t_start, z0, p0)
+    ts, Hs, Ks = [t0], [H0], [H0 + pt]
+    z, p = z0, p0
+    for t, t1, z, p, pt in _extended_steps(T, V, z0, p0, h, steps, t0, pt):
+        Hk = energy(t1, z, p)
+        ts.append(t)
+        Hs.append(Hk)
+        Ks.append(Hk + pt)
+    t = torch.tensor(ts, dtype=z0.dtype, device=z0.device)
+    return ExtendedPhaseSpaceRun(z, p, t, torch.stack(Hs), torch.stack(Ks), pt)
+
+
+def separable_step_map(method: str, dT: Callable, dV: Callable, h: float, t0: float = 0.0) -> Callable:
+    r"""One step of a separable integrator as a map :math:`u = (z, p) \mapsto \Phi_h(u)` (Section 2.2.2).
+
+    The stacked state :math:`u = (z, p)` has shape ``(..., 2M)`` (positions first); the map
+    returns the stacked state after one step from time ``t0``. This is the map whose Jacobian
+    :math:`M` the symplecticity test :math:`M^T J M = J` looks at (see :func:`step_jacobian`
+    and :func:`symplecticity_defect`).
+
+    Parameters
+    ----------
+    method : {"symplectic_euler", "stormer_verlet"}
+        Symplectic Euler, eq. (22), or Störmer–Verlet.
+    dT, dV : callable
+        ``dT(t, p)`` :math:`= \partial_p T` and ``dV(t, z)`` :math:`= \partial_z V`, as for
+        :func:`symplectic_euler`.
+    h : float
+        Step size, :math:`h > 0`.
+    t0 : float
+        Time at which the step starts.
+
+    Returns
+    -------
+    callable
+        ``step(u)`` returning a tensor of the shape of ``u``.
+    """
+    steps = {"symplectic_euler": symplectic_euler_step, "stormer_verlet": stormer_verlet_step}
+    if method not in steps:
+        raise ValueError(f"method must be 'symplectic_euler' or 'stormer_verlet', got {method!r}")
+    _check_callables(dT, dV)
+    h = _validate.positive_real(h, "h")
+    t0 = _validate.real(t0, "t0")
+    one = steps[method]
+
+    def step(u: torch.Tensor) -> torch.Tensor:
+        _validate.floating_tensor(u, "u")
+        if u.dim() == 0 or u.shape[-1] % 2:
+            raise ValueError(f"u must have an even last dimension 2M (z then p), got shape {tuple(u.shape)}")
+        m = u.shape[-1] // 2
+        z1, p1 = one(dT, dV, t0, u[..., :m], u[..., m:], h)
+        return torch.cat([z1, p1], -1)
+
+    return step
+
+
+def step_jacobian(step: Callable, v: torch.Tensor) -> torch.Tensor:
+    r"""The Jacobian :math:`M = \partial \Phi(v) / \partial v` of a one-step map (Section 2.2.2).
+
+    A map :math:`\Phi` is symplectic when :math:`M^T J M = J` at every point; this function
+    computes :math:`M` at one point by automatic differentiation (use float64 for the test).
+
+    Parameters
+    ----------
+    step : callable
+        The map ``step(v)``, from a state of shape ``(d,)`` to one of shape ``(d,)``, e.g. from
+        :func:`separable_step_map`.
+    v : torch.Tensor
+        The point, a floating-point vector of shape ``(d,)``.
+
+    Returns
+    -------
+    torch.Tensor
+        :math:`M`, shape ``(d, d)``.
+    """
+    if not callable(step):
+        raise TypeError(f"step must be callable, got {type(step).__name__}")
+    _validate.tensor(v, "v")
+    if v.dim() != 1:
+        raise ValueError(f"v must be a vector of shape (d,), got shape {tuple(v.shape)}")
+    M = torch.autograd.functional.jacobian(step, v)
+    if M.shape != (v.shape[0], v.shape[0]):
+        raise ValueError(f"step must map shape (d,) to (d,), got a Jacobian of shape {tuple(M.shape)}")
+    return M
+
+
+def symplecticity_defect(M: torch.Tensor, J: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The defect :math:`\max_{ij} |(M^T J M - J)_{ij}|` of a Jacobian :math:`M` (Section 2.2.2).
+
+    Zero (to round-off) exactly when the map with Jacobian :math:`M` is symplectic at that point,
+    :math:`M^T J M = J`, for the Darboux matrix :math:`J` of Section 2.1.2.
+
+    Parameters
+    ----------
+    M : torch.Tensor
+        Jacobian(s), shape ``(..., d, d)`` with :math:`d = 2M` even, e.g. from
+        :func:`step_jacobian`.
+    J : torch.Tensor, optional
+        Skew matrix of shape ``(d, d)``; default :func:`canonical_J` ``(d)``.
+
+    Returns
+    -------
+    torch.Tensor
+        The defect, shape ``M.shape[:-2]`` (a 0-d tensor for one matrix).
+    """
+    _validate.tensor(M, "M")
+    if M.dim() < 2 or M.shape[-1] != M.shape[-2]:
+        raise ValueError(f"M must have shape (..., d, d), got {tuple(M.shape)}")
+    d = M.shape[-1]
+    if J is None:
+        J = canonical_J(d, dtype=M.dtype, device=M.device)
+    else:
+        _validate.tensor(J, "J")
+        if J.shape != (d, d):
+            raise ValueError(f"J must have shape ({d}, {d}) to match M, got {tuple(J.shape)}")
+        J = J.to(dtype=M.dtype, device=M.device)
+    return (M.mT @ J @ M - J).abs().amax(dim=(-2, -1))
