@@ -8,7 +8,9 @@ r"""Equivariant networks (Section 5 of the review).
   and a group convolution built on the resulting basis;
 * :mod:`~spdl_ref.equivariant.nonlinearities` -- the norm nonlinearity of Section 5.1.3;
 * :mod:`~spdl_ref.equivariant.denoisers`, :mod:`~spdl_ref.equivariant.training` -- the two
-  denoisers of Figure 3 and the denoising problem (52).
+  denoisers of Figure 3 and the denoising problem (52);
+* :mod:`~spdl_ref.equivariant.sample_complexity` -- test error against the number of training
+  images (Section 5.3).
 
 Importing this package does not import escnn: only
 :mod:`~spdl_ref.equivariant.escnn_bridge`, :mod:`~spdl_ref.equivariant.equivariant_denoiser`
@@ -22,6 +24,7 @@ from .groups import FiniteGroup, Representation, direct_sum
 from .kernels import (SteerableConv2d, basis_dimension, constraint_matrix, invariant_vectors, kernel_basis,
                       kernel_constraint_residual)
 from .nonlinearities import NormReLU, norm_nonlinearity
+from .sample_complexity import sample_complexity
 from .training import DenoiserHistory, denoising_objective, psnr, smoothed_tv, train_denoiser
 
 __all__ = [
@@ -29,6 +32,6 @@ __all__ = [
     "SteerableConv2d", "act_on_field", "basis_dimension", "act_on_image", "commutation_error", "constraint_matrix",
     "denoising_objective", "direct_sum", "disc_mask", "equivariance_error", "invariant_vectors",
     "kernel_basis", "kernel_constraint_residual", "make_denoiser", "norm_nonlinearity",
-    "parameter_count", "psnr", "reflect", "rotate", "rotate90", "smoothed_tv", "train_denoiser",
+    "parameter_count", "psnr", "reflect", "rotate", "rotate90", "sample_complexity", "smoothed_tv", "train_denoiser",
     "translate",
 ]

@@ -100,14 +100,16 @@ def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tenso
                    noise: float, iterations: int, batch_size: int, lr: float = 1e-3,
                    lam: float = 1e-2, eps: float = 1e-2, val_every: int = 10, patience: int = 3,
                    factor: float = 0.5, generator: Optional[torch.Generator] = None,
-                   progress: bool = False) -> DenoiserHistory:
+                   progress: bool = False, fresh_noise: bool = True) -> DenoiserHistory:
     r"""Minimise (52) with Adam, lowering the step size when the validation error stagnates (Section 5.2).
 
     Each step draws ``batch_size`` clean images :math:`x^*` from ``clean`` and fresh Gaussian
     white noise of standard deviation ``noise``. The validation set ``clean_val`` gets one fixed
     noise draw; every ``val_every`` steps its objective is evaluated and fed to
     :class:`torch.optim.lr_scheduler.ReduceLROnPlateau` (``patience``, ``factor``). The model is
-    left in eval mode.
+    left in eval mode. With ``fresh_noise=False`` each training image instead gets one noise
+    draw, fixed for the whole run: a finite training set of (noisy, clean) pairs, as in the
+    sample-complexity study of Section 5.3.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -122,7 +124,10 @@ def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tenso
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=_validate.positive_real(lr, "lr"))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=factor, patience=patience)
+    if not isinstance(fresh_noise, bool):
+        raise TypeError(f"fresh_noise must be a bool, got {type(fresh_noise).__name__}")
     noisy_val = clean_val + noise * torch.randn(clean_val.shape, generator=gen).to(clean_val)
+    noisy_train = None if fresh_noise else clean + noise * torch.randn(clean.shape, generator=gen).to(clean)
     history = DenoiserHistory()
     from tqdm import tqdm
 
@@ -130,7 +135,10 @@ def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tenso
         model.train()
         idx = torch.randperm(clean.shape[0], generator=gen)[:batch_size].to(clean.device)
         target = clean[idx]
-        x = target + noise * torch.randn(target.shape, generator=gen).to(target)
+        if noisy_train is None:
+            x = target + noise * torch.randn(target.shape, generator=gen).to(target)
+        else:
+            x = noisy_train[idx]
         opt.zero_grad(set_to_none=True)
         loss = denoising_objective(model(x), target, lam, eps)
         if not math.isfinite(float(loss.detach())):
