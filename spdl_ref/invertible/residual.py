@@ -75,7 +75,7 @@ class LipSwish(nn.Module):
 
     @property
     def beta(self) -> torch.Tensor:
-        """The current :math:`\beta = \mathrm{softplus}(\beta_0)`."""
+        r"""The current :math:`\beta = \mathrm{softplus}(\beta_0)`."""
         return nn.functional.softplus(self.beta_raw)
 
     def forward(self, x):
