@@ -1,6 +1,5 @@
 """Round trip, log-determinant and bad-input tests for every layer of spdl_ref.invertible (Section 4.1)."""
 
-import math
 
 import pytest
 import torch

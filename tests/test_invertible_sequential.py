@@ -1,6 +1,5 @@
 """Memory-efficient InvertibleSequential (Section 4.2.1) and normalising flows (Section 4.2.3)."""
 
-import math
 
 import pytest
 import torch

@@ -25,7 +25,7 @@ import torch.nn.functional as nnf
 
 from .. import _validate
 from .actions import act_on_image
-from .groups import FiniteGroup, Representation
+from .groups import Representation
 
 __all__ = ["SteerableConv2d", "basis_dimension", "constraint_matrix", "invariant_vectors", "kernel_basis",
            "kernel_constraint_residual"]

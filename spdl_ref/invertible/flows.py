@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ._base import InvertibleModule, check_batch, factory
+from ._base import check_batch, factory
 from .coupling import AdditiveCoupling, AffineCoupling
 from .linear import ActNorm
 from .residual import InvertibleResidual

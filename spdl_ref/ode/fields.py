@@ -22,7 +22,6 @@ momentum starts at :math:`p = 0`.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

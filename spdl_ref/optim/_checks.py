@@ -53,3 +53,24 @@ def check_finite(grads: list[torch.Tensor], name: str) -> None:
                 f"{name}: a gradient holds NaN or inf; the parameters and the optimiser state "
                 "were left unchanged"
             )
+
+
+def begin_step(optimizer, closure=None, check: bool = True):
+    """The common start of every optimiser step of :mod:`spdl_ref.optim` (Section 6).
+
+    Re-evaluates the loss with ``closure`` (if given) under grad mode, then collects
+    ``(group, params, grads)`` for every parameter group; with ``check`` every gradient is checked
+    by :func:`check_finite` *before* anything is returned, so a failing step changes nothing.
+    Returns ``(loss, work)``.
+    """
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    work = []
+    for group in optimizer.param_groups:
+        params, grads = grads_of(group)
+        if check:
+            check_finite(grads, type(optimizer).__name__)
+        work.append((group, params, grads))
+    return loss, work

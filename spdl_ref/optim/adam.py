@@ -24,7 +24,7 @@ from typing import Iterable
 import torch
 
 from .. import _validate
-from ._checks import check_finite, grads_of
+from ._checks import begin_step
 
 __all__ = ["Adam"]
 
@@ -81,16 +81,7 @@ class Adam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One Adam step (eq. (53) in the chosen form); ``closure`` re-evaluates the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for group in self.param_groups:
-            params, grads = grads_of(group)
-            if self.check_finite:
-                check_finite(grads, type(self).__name__)
-            work.append((group, params, grads))
+        loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:
             if not params:
                 continue

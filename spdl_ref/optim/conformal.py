@@ -39,7 +39,7 @@ from typing import Callable, Iterable
 import torch
 
 from .. import _validate
-from ._checks import check_finite, grads_of
+from ._checks import begin_step
 
 __all__ = ["ConformalHamiltonian", "conformal_step", "heavy_ball_parameters", "kinetic_energy",
            "kinetic_gradient", "relativistic_parameters"]
@@ -195,16 +195,7 @@ class ConformalHamiltonian(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step of the conformal symplectic scheme; ``closure`` re-evaluates the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for group in self.param_groups:
-            params, grads = grads_of(group)
-            if self.check_finite:
-                check_finite(grads, type(self).__name__)
-            work.append((group, params, grads))
+        loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:
             if not params:
                 continue

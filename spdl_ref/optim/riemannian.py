@@ -24,7 +24,7 @@ from typing import Iterable
 import torch
 
 from .. import _validate
-from ._checks import check_finite, grads_of
+from ._checks import begin_step
 
 __all__ = ["StiefelSGD", "cayley", "expm", "project_stiefel", "random_stiefel", "stiefel_error"]
 
@@ -154,15 +154,7 @@ class StiefelSGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One Riemannian step :math:`\\theta \\leftarrow \\phi(-hB)\\theta`; ``closure`` re-evaluates the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for group in self.param_groups:
-            params, grads = grads_of(group)
-            check_finite(grads, type(self).__name__)
-            work.append((group, params, grads))
+        loss, work = begin_step(self, closure)
         for group, params, grads in work:
             h, beta = group["lr"], group["momentum"]
             for theta, G in zip(params, grads):
