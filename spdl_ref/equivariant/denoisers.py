@@ -43,16 +43,22 @@ def _check_image(x):
     return x
 
 
+def _check_sizes(width, depth, kernel_size):
+    """Validate the width, depth and (odd) kernel size shared by both denoisers of Figure 3."""
+    width = _validate.positive_int(width, "width")
+    depth = _validate.positive_int(depth, "depth")
+    k = _validate.positive_int(kernel_size, "kernel_size")
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {k}")
+    return width, depth, k
+
+
 class OrdinaryDenoiser(nn.Module):
     r"""The ordinary denoiser of Figure 3: lifting, a ResNet (5) of ReLU convolutions, projection (Section 5.2)."""
 
     def __init__(self, width: int, depth: int, kernel_size: int = 3, device=None, dtype=None):
         super().__init__()
-        self.width = _validate.positive_int(width, "width")
-        self.depth = _validate.positive_int(depth, "depth")
-        k = _validate.positive_int(kernel_size, "kernel_size")
-        if k % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {k}")
+        self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
         fk = {"device": device, "dtype": dtype}
         self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
         self.layers = nn.ModuleList(nn.Conv2d(width, width, k, padding=k // 2, **fk)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from .denoisers import _check_image
+from .denoisers import _check_image, _check_sizes
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups
@@ -43,11 +43,7 @@ class EquivariantDenoiser(nn.Module):
                  group_order: int = 8, max_order: int = 3, init_scale: float = 0.4,
                  device=None, dtype=None):
         super().__init__()
-        self.width = _validate.positive_int(width, "width")
-        self.depth = _validate.positive_int(depth, "depth")
-        k = _validate.positive_int(kernel_size, "kernel_size")
-        if k % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {k}")
+        self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
         if fields not in FIELDS:
             raise ValueError(f"fields must be 'regular' or 'harmonic', got {fields!r}")
         self.fields = fields

@@ -224,21 +224,9 @@ class ConformalHamiltonian(torch.optim.Optimizer):
     @torch.no_grad()
     def kinetic_energy(self) -> torch.Tensor:
         r"""The kinetic energy :math:`T(p)` summed over the parameter groups (Section 6.1)."""
-        total = None
-        for group in self.param_groups:
-            momenta = [self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]]
-            if not momenta:
-                continue
-            sq = sum(m.pow(2).sum() for m in momenta)
-            if group["kinetic"] == "quadratic":
-                t = sq / (2 * group["mass"])
-            else:
-                t = torch.sqrt(sq / group["mass"] + group["eps"])
-            total = t if total is None else total + t
-        if total is None:
-            p0 = self.param_groups[0]["params"][0]
-            return torch.zeros((), dtype=p0.dtype, device=p0.device)
-        return total
+        return self._sum_over_groups(
+            lambda group, sq: sq / (2 * group["mass"]) if group["kinetic"] == "quadratic"
+            else torch.sqrt(sq / group["mass"] + group["eps"]))
 
     def energy(self, loss) -> torch.Tensor:
         r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss :math:`E(\theta)`."""
@@ -255,17 +243,19 @@ class ConformalHamiltonian(torch.optim.Optimizer):
         For (55) this is :math:`-\frac{\gamma}{\mu} p^T p` (Section 6.1; the review prints half
         of it).
         """
+        return self._sum_over_groups(
+            lambda group, sq: -group["gamma"] * sq / group["mass"] if group["kinetic"] == "quadratic"
+            else -group["gamma"] * sq / (group["mass"] * torch.sqrt(sq / group["mass"] + group["eps"])))
+
+    def _sum_over_groups(self, per_group):
+        """Sum ``per_group(group, |p|^2)`` over the groups that have momenta (zero if none)."""
         total = None
         for group in self.param_groups:
             momenta = [self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]]
             if not momenta:
                 continue
-            sq = sum(m.pow(2).sum() for m in momenta)
-            if group["kinetic"] == "quadratic":
-                r = -group["gamma"] * sq / group["mass"]
-            else:
-                r = -group["gamma"] * sq / (group["mass"] * torch.sqrt(sq / group["mass"] + group["eps"]))
-            total = r if total is None else total + r
+            value = per_group(group, sum(m.pow(2).sum() for m in momenta))
+            total = value if total is None else total + value
         if total is None:
             p0 = self.param_groups[0]["params"][0]
             return torch.zeros((), dtype=p0.dtype, device=p0.device)
