@@ -33,7 +33,9 @@ except ImportError:  # pragma: no cover
     torchdiffeq = None
 
 RK38 = (
-    torch.tensor([[0, 0, 0, 0], [1 / 3, 0, 0, 0], [-1 / 3, 1, 0, 0], [1, -1, 1, 0]], dtype=torch.float64),
+    torch.tensor(
+        [[0, 0, 0, 0], [1 / 3, 0, 0, 0], [-1 / 3, 1, 0, 0], [1, -1, 1, 0]], dtype=torch.float64
+    ),
     torch.tensor([1 / 8, 3 / 8, 3 / 8, 1 / 8], dtype=torch.float64),
     torch.tensor([0, 1 / 3, 2 / 3, 1], dtype=torch.float64),
 )
@@ -62,7 +64,9 @@ def peak_memory(fn, device):
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
         fn()
     # Allocator events in time order: the [memory] events plus the memory that operators
     # allocate or free themselves (self_cpu_memory_usage); this profiler build attributes most
@@ -91,7 +95,9 @@ def timed(fn, repeats):
 
 def main():
     if torchdiffeq is None:
-        print("torchdiffeq is not installed (pip install --no-deps torchdiffeq): skipping the benchmark")
+        print(
+            "torchdiffeq is not installed (pip install --no-deps torchdiffeq): skipping the benchmark"
+        )
         return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(1)  # small tensors: one thread avoids contention on shared CPUs
@@ -123,10 +129,14 @@ def main():
 
             g = ours()
             gA, gb = tdq_adjoint()
-            diff = float(((g["A"][0] - gA).norm() ** 2 + (g["b"][0] - gb).norm() ** 2).sqrt()
-                         / (gA.norm() ** 2 + gb.norm() ** 2).sqrt())
+            diff = float(
+                ((g["A"][0] - gA).norm() ** 2 + (g["b"][0] - gb).norm() ** 2).sqrt()
+                / (gA.norm() ** 2 + gb.norm() ** 2).sqrt()
+            )
             t_ours, t_adj, t_ag = (timed(f, repeats) for f in (ours, tdq_adjoint, tdq_autograd))
-            m_ours, m_adj, m_ag = (peak_memory(f, device) / 2**20 for f in (ours, tdq_adjoint, tdq_autograd))
+            m_ours, m_adj, m_ag = (
+                peak_memory(f, device) / 2**20 for f in (ours, tdq_adjoint, tdq_autograd)
+            )
             rows.append((label, steps, diff, t_ours, t_adj, t_ag, m_ours, m_adj, m_ag))
             print(rows[-1], flush=True)
     lines = [
@@ -142,8 +152,10 @@ def main():
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, steps, diff, a, b, c, ma, mb, mc in rows:
-        lines.append(f"| {label} | {steps} | {diff:.1e} | {1e3 * a:.1f} | {1e3 * b:.1f} | {1e3 * c:.1f} | "
-                     f"{a / b:.2f} | {ma:.2f} | {mb:.2f} | {mc:.2f} |")
+        lines.append(
+            f"| {label} | {steps} | {diff:.1e} | {1e3 * a:.1f} | {1e3 * b:.1f} | {1e3 * c:.1f} | "
+            f"{a / b:.2f} | {ma:.2f} | {mb:.2f} | {mc:.2f} |"
+        )
     out = pathlib.Path(__file__).resolve().parent / "results" / "adjoint_torchdiffeq.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

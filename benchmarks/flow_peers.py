@@ -74,27 +74,44 @@ def main():
     notes = []
     try:
         import zuko  # noqa: F401
+
         peers["zuko RealNVP"] = zuko_flow
     except Exception as err:  # noqa: BLE001
-        notes.append(f"zuko not available ({type(err).__name__}: {err}); install with pip install --no-deps zuko")
+        notes.append(
+            f"zuko not available ({type(err).__name__}: {err}); install with pip install --no-deps zuko"
+        )
         print(notes[-1])
     rows = {}
     for name, make in peers.items():
         runs = [train(make, x, x_test, args.iterations, seed) for seed in range(args.repeats)]
-        rows[name] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
-                      runs[0][2], [r[1] for r in runs])
-        print(f"{name}: {rows[name][0] * 1e3:.2f} ms/iteration, test NLL {rows[name][1]:.3f} "
-              f"(runs: {', '.join(f'{v:.3f}' for v in rows[name][3])}), {rows[name][2]} parameters", flush=True)
+        rows[name] = (
+            statistics.median(r[0] for r in runs),
+            statistics.median(r[1] for r in runs),
+            runs[0][2],
+            [r[1] for r in runs],
+        )
+        print(
+            f"{name}: {rows[name][0] * 1e3:.2f} ms/iteration, test NLL {rows[name][1]:.3f} "
+            f"(runs: {', '.join(f'{v:.3f}' for v in rows[name][3])}), {rows[name][2]} parameters",
+            flush=True,
+        )
     ref = rows["spdl_ref.invertible"][0]
-    lines = ["# Coupling flows on two moons: spdl_ref.invertible against zuko", "",
-             f"8 affine coupling layers, MLP 64-64, batch 256, Adam 3e-3 (cosine), {args.iterations} "
-             f"iterations, {args.repeats} seeds (medians), CPU, one thread. Produced by "
-             f"`python benchmarks/flow_peers.py --iterations {args.iterations} --repeats {args.repeats}`.", "",
-             "| library | parameters | time per iteration (ms) | time ratio to spdl_ref | test NLL (nats) | test NLL per seed |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# Coupling flows on two moons: spdl_ref.invertible against zuko",
+        "",
+        f"8 affine coupling layers, MLP 64-64, batch 256, Adam 3e-3 (cosine), {args.iterations} "
+        f"iterations, {args.repeats} seeds (medians), CPU, one thread. Produced by "
+        f"`python benchmarks/flow_peers.py --iterations {args.iterations} --repeats {args.repeats}`.",
+        "",
+        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref | test NLL (nats) | test NLL per seed |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, (t, nll, params, per_seed) in rows.items():
-        lines.append(f"| {name} | {params} | {t * 1e3:.2f} | {t / ref:.2f} | {nll:.3f} | "
-                     + ", ".join(f"{v:.3f}" for v in per_seed) + " |")
+        lines.append(
+            f"| {name} | {params} | {t * 1e3:.2f} | {t / ref:.2f} | {nll:.3f} | "
+            + ", ".join(f"{v:.3f}" for v in per_seed)
+            + " |"
+        )
     lines += [""] + [f"Note: {n}." for n in notes]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")

@@ -29,8 +29,10 @@ RESULTS = pathlib.Path(__file__).parent / "results" / "invertible_memory.md"
 
 def build(depth, dim, hidden, memory_efficient, device):
     torch.manual_seed(0)
-    layers = [inv.AdditiveCoupling(dim, flip=bool(i % 2), hidden=hidden, zero_init=False)
-              for i in range(depth)]
+    layers = [
+        inv.AdditiveCoupling(dim, flip=bool(i % 2), hidden=hidden, zero_init=False)
+        for i in range(depth)
+    ]
     return inv.InvertibleSequential(*layers, memory_efficient=memory_efficient).to(device)
 
 
@@ -43,17 +45,27 @@ def build_memcnn(depth, dim, hidden, device):
     half = dim // 2
 
     def fm():
-        return torch.nn.Sequential(torch.nn.Linear(half, hidden), torch.nn.Tanh(),
-                                   torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
-                                   torch.nn.Linear(hidden, half))
-    blocks = [memcnn.InvertibleModuleWrapper(memcnn.AdditiveCoupling(fm()), keep_input=False,
-                                             keep_input_inverse=False) for _ in range(depth)]
+        return torch.nn.Sequential(
+            torch.nn.Linear(half, hidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(hidden, half),
+        )
+
+    blocks = [
+        memcnn.InvertibleModuleWrapper(
+            memcnn.AdditiveCoupling(fm()), keep_input=False, keep_input_inverse=False
+        )
+        for _ in range(depth)
+    ]
     return torch.nn.Sequential(*blocks).to(device), None
 
 
 def step_fn(net, x):
     def step():
         net(x.clone()).square().mean().backward()
+
     return step
 
 
@@ -80,8 +92,10 @@ def main():
     x = torch.randn(batch, dim, device=device)
     rows, notes = [], []
     for depth in depths:
-        nets = {"autograd": build(depth, dim, hidden, False, device),
-                "memory-efficient": build(depth, dim, hidden, True, device)}
+        nets = {
+            "autograd": build(depth, dim, hidden, False, device),
+            "memory-efficient": build(depth, dim, hidden, True, device),
+        }
         mem_net, why = build_memcnn(depth, dim, hidden, device)
         if mem_net is not None:
             nets["memcnn"] = mem_net
@@ -101,9 +115,14 @@ def main():
         # until autograd accumulates them); autograd and memcnn accumulate layer by layer.
         act = {k: peak[k] - (params if k == "memory-efficient" else 0) for k in nets}
         rows.append((depth, params, peak, act, med))
-        print(f"depth {depth:3d}: " + "  ".join(
-            f"{k}: peak {peak[k] / 2**20:7.2f} MiB, act {act[k] / 2**20:7.2f} MiB, {med[k] * 1e3:7.1f} ms"
-            for k in nets), flush=True)
+        print(
+            f"depth {depth:3d}: "
+            + "  ".join(
+                f"{k}: peak {peak[k] / 2**20:7.2f} MiB, act {act[k] / 2**20:7.2f} MiB, {med[k] * 1e3:7.1f} ms"
+                for k in nets
+            ),
+            flush=True,
+        )
     names = list(rows[0][2])
     lines = [
         "# Memory-efficient backpropagation: peak memory and time against depth",
@@ -116,20 +135,27 @@ def main():
         "gradients, which its backward returns all at once (autograd and memcnn accumulate them "
         "layer by layer, so their peak is their activation memory).",
         "",
-        "| depth K | parameters (MiB) | " + " | ".join(f"{n}: peak (MiB) | {n}: activations (MiB) | {n}: time (ms)" for n in names)
+        "| depth K | parameters (MiB) | "
+        + " | ".join(f"{n}: peak (MiB) | {n}: activations (MiB) | {n}: time (ms)" for n in names)
         + " | time ratio memory-efficient / autograd |",
         "| --- | --- | " + " | ".join("--- | --- | ---" for _ in names) + " | --- |",
     ]
     for depth, params, peak, act, med in rows:
-        cells = " | ".join(f"{peak[n] / 2**20:.2f} | {act[n] / 2**20:.2f} | {med[n] * 1e3:.1f}" for n in names)
-        lines.append(f"| {depth} | {params / 2**20:.2f} | {cells} | {med['memory-efficient'] / med['autograd']:.2f} |")
+        cells = " | ".join(
+            f"{peak[n] / 2**20:.2f} | {act[n] / 2**20:.2f} | {med[n] * 1e3:.1f}" for n in names
+        )
+        lines.append(
+            f"| {depth} | {params / 2**20:.2f} | {cells} | {med['memory-efficient'] / med['autograd']:.2f} |"
+        )
     a_first, a_last = rows[0][3], rows[-1][3]
-    lines += ["",
-              f"Activation memory, depth {rows[-1][0]} over depth {rows[0][0]}: autograd "
-              f"{a_last['autograd'] / a_first['autograd']:.2f}x, memory-efficient "
-              f"{a_last['memory-efficient'] / a_first['memory-efficient']:.2f}x. "
-              f"Median time ratio (memory-efficient / autograd) over depths: "
-              f"{statistics.median(r[4]['memory-efficient'] / r[4]['autograd'] for r in rows):.2f}."]
+    lines += [
+        "",
+        f"Activation memory, depth {rows[-1][0]} over depth {rows[0][0]}: autograd "
+        f"{a_last['autograd'] / a_first['autograd']:.2f}x, memory-efficient "
+        f"{a_last['memory-efficient'] / a_first['memory-efficient']:.2f}x. "
+        f"Median time ratio (memory-efficient / autograd) over depths: "
+        f"{statistics.median(r[4]['memory-efficient'] / r[4]['autograd'] for r in rows):.2f}.",
+    ]
     lines += [""] + [f"Note: {n}." for n in notes]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")

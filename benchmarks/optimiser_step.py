@@ -69,27 +69,54 @@ def main():
     parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (default 1: stable timings on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: stable timings on a shared machine)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     hb = heavy_ball_parameters(lr=0.01, momentum=0.9)
     cases = [
-        ("torch.optim.SGD(momentum=0.9, foreach=True)", "sgd",
-         lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=True)),
-        ("torch.optim.SGD(momentum=0.9, foreach=False)", "sgd",
-         lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=False)),
+        (
+            "torch.optim.SGD(momentum=0.9, foreach=True)",
+            "sgd",
+            lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=True),
+        ),
+        (
+            "torch.optim.SGD(momentum=0.9, foreach=False)",
+            "sgd",
+            lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, foreach=False),
+        ),
         ("ConformalHamiltonian (heavy ball)", "sgd", lambda p: ConformalHamiltonian(p, **hb)),
-        ("ConformalHamiltonian (heavy ball, check_finite=False)", "sgd",
-         lambda p: ConformalHamiltonian(p, **hb, check_finite=False)),
-        ("ConformalHamiltonian (Nesterov)", "sgd", lambda p: ConformalHamiltonian(p, **hb, nesterov=True)),
-        ("ConformalHamiltonian (relativistic)", "sgd",
-         lambda p: ConformalHamiltonian(p, lr=0.1, gamma=1.0, kinetic="relativistic")),
-        ("torch.optim.Adam(foreach=True)", "adam", lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True)),
+        (
+            "ConformalHamiltonian (heavy ball, check_finite=False)",
+            "sgd",
+            lambda p: ConformalHamiltonian(p, **hb, check_finite=False),
+        ),
+        (
+            "ConformalHamiltonian (Nesterov)",
+            "sgd",
+            lambda p: ConformalHamiltonian(p, **hb, nesterov=True),
+        ),
+        (
+            "ConformalHamiltonian (relativistic)",
+            "sgd",
+            lambda p: ConformalHamiltonian(p, lr=0.1, gamma=1.0, kinetic="relativistic"),
+        ),
+        (
+            "torch.optim.Adam(foreach=True)",
+            "adam",
+            lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True),
+        ),
         ("spdl_ref.optim.Adam (Kingma-Ba)", "adam", lambda p: Adam(p, lr=1e-3)),
-        ("spdl_ref.optim.Adam (Kingma-Ba, check_finite=False)", "adam",
-         lambda p: Adam(p, lr=1e-3, check_finite=False)),
+        (
+            "spdl_ref.optim.Adam (Kingma-Ba, check_finite=False)",
+            "adam",
+            lambda p: Adam(p, lr=1e-3, check_finite=False),
+        ),
     ]
     results, n_params = time_steps(cases, device, dtype, args.repeats, args.block)
     for name in results:

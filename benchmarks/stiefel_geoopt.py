@@ -47,7 +47,11 @@ def make(kind, theta0, grad, lr):
         opt = geoopt.optim.RiemannianSGD([theta], lr=lr)
     else:
         theta = torch.nn.Parameter(theta0.clone())
-        opt = ProjectedSGD([theta], lr) if kind == "projection" else StiefelSGD([theta], lr=lr, retraction=kind)
+        opt = (
+            ProjectedSGD([theta], lr)
+            if kind == "projection"
+            else StiefelSGD([theta], lr=lr, retraction=kind)
+        )
     theta.grad = grad.clone()
     return theta, opt
 
@@ -92,7 +96,9 @@ def main():
             for _ in range(200):
                 opt.step()
             err = stiefel_error(theta.detach()).item()
-            lines.append(f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {med[k] / med['cayley']:.2f} | {err:.1e} |")
+            lines.append(
+                f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {med[k] / med['cayley']:.2f} | {err:.1e} |"
+            )
             print(lines[-1])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines) + "\n")

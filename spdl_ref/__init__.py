@@ -24,6 +24,16 @@ from .config import budget, by_budget, device, seed_everything
 __version__ = "0.1.0"
 
 __all__ = [
-    "budget", "by_budget", "config", "control", "data", "device", "equivariant", "invertible", "ode",
-    "optim", "seed_everything", "train",
+    "budget",
+    "by_budget",
+    "config",
+    "control",
+    "data",
+    "device",
+    "equivariant",
+    "invertible",
+    "ode",
+    "optim",
+    "seed_everything",
+    "train",
 ]

@@ -71,9 +71,7 @@ def tensor(value, name: str) -> torch.Tensor:
 def last_dim(value: torch.Tensor, size: int, name: str) -> torch.Tensor:
     """Raise unless the last dimension of ``value`` has length ``size``."""
     if value.dim() == 0 or value.shape[-1] != size:
-        raise ValueError(
-            f"{name} must have last dimension {size}, got shape {tuple(value.shape)}"
-        )
+        raise ValueError(f"{name} must have last dimension {size}, got shape {tuple(value.shape)}")
     return value
 
 

@@ -16,7 +16,12 @@ import torch
 from . import _validate
 
 __all__ = [
-    "checkerboard", "helices", "labels_to_signs", "random_rectangles", "rings", "spirals",
+    "checkerboard",
+    "helices",
+    "labels_to_signs",
+    "random_rectangles",
+    "rings",
+    "spirals",
     "two_moons",
 ]
 
@@ -109,9 +114,7 @@ def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=Non
     y = _labels(n)
     s = torch.rand(n, generator=gen, dtype=torch.float64)
     angle = 2 * math.pi * turns * s + math.pi * y.to(torch.float64)
-    x = torch.stack(
-        [radius * torch.cos(angle), radius * torch.sin(angle), 2 * s - 1], dim=1
-    )
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle), 2 * s - 1], dim=1)
     return _finish(x, y, noise, gen, dtype, device)
 
 

@@ -60,7 +60,9 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     elif scores.dim() == 2:
         predicted = scores.argmax(dim=1)
     else:
-        raise ValueError(f"scores must have shape (N,), (N, 1) or (N, C), got {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must have shape (N,), (N, 1) or (N, C), got {tuple(scores.shape)}"
+        )
     if labels.shape != predicted.shape:
         raise ValueError(
             f"labels must have shape {tuple(predicted.shape)} to match scores, got {tuple(labels.shape)}"
@@ -127,7 +129,9 @@ def fit(
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}")
+        raise ValueError(
+            f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}"
+        )
     iterations = _validate.positive_int(iterations, "iterations")
     n = x.shape[0]
     if batch_size is not None:
@@ -141,7 +145,9 @@ def fit(
         cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
         opt = cls(model.parameters(), lr=lr)
     else:
-        raise ValueError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}")
+        raise ValueError(
+            f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}"
+        )
 
     from tqdm import tqdm
 

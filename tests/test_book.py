@@ -45,8 +45,14 @@ def test_bibliography_has_every_reference_of_the_review():
 
     bib = pybtex.database.parse_file(str(ROOT / "book" / "references.bib"))
     assert len(bib.entries) == 127
-    numbers = [int(line.split("\t")[0]) for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()]
-    keys = [line.split("\t")[1] for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()]
+    numbers = [
+        int(line.split("\t")[0])
+        for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
+    ]
+    keys = [
+        line.split("\t")[1]
+        for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
+    ]
     assert numbers == list(range(1, 128))
     assert keys == list(bib.entries.keys())
     for key, entry in bib.entries.items():
@@ -59,15 +65,32 @@ def test_book_builds_without_warnings(tmp_path):
     if not os.path.exists(exe):
         pytest.fail("jupyter-book is not installed; run ./dev setup")
     out = subprocess.run(
-        [exe, "build", str(ROOT), "--path-output", str(tmp_path), "--warningiserror", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
+        [
+            exe,
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(tmp_path),
+            "--warningiserror",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-6000:]
     assert "WARNING" not in log, log[-6000:]
     html = tmp_path / "_build" / "html"
-    for page in ["book/index", "book/notation", "book/references", "book/api", "book/claims",
-                 "book/errata", "chapters/ch1_introduction"]:
+    for page in [
+        "book/index",
+        "book/notation",
+        "book/references",
+        "book/api",
+        "book/claims",
+        "book/errata",
+        "chapters/ch1_introduction",
+    ]:
         assert (html / f"{page}.html").exists(), page
     assert (html / "index.html").exists()
     refs = (html / "book" / "references.html").read_text()

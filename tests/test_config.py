@@ -48,7 +48,9 @@ def test_seed_everything_reproduces_all_generators():
     gen = config.seed_everything(123)
     b = (random.random(), np.random.rand(), torch.rand(3))
     assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
-    assert torch.equal(torch.rand(2, generator=gen), torch.rand(2, generator=torch.Generator().manual_seed(123)))
+    assert torch.equal(
+        torch.rand(2, generator=gen), torch.rand(2, generator=torch.Generator().manual_seed(123))
+    )
 
 
 @pytest.mark.parametrize("seed, exc", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from spdl_ref.control import continuous_adjoint, discrete_adjoint, ode_flow
 from spdl_ref.ode import ResNet
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """The tensors here are tiny: one thread avoids contention on shared CPUs."""
@@ -17,7 +18,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
 
 
 def _loss(z):
@@ -32,11 +32,20 @@ def _autograd(net, x):
 
 
 @settings(max_examples=15, deadline=None)
-@given(M=st.integers(1, 4), K=st.integers(1, 6), N=st.integers(1, 5), T=st.floats(0.1, 3.0),
-       act=st.sampled_from(["tanh", "sigmoid", "softplus"]))
+@given(
+    M=st.integers(1, 4),
+    K=st.integers(1, 6),
+    N=st.integers(1, 5),
+    T=st.floats(0.1, 3.0),
+    act=st.sampled_from(["tanh", "sigmoid", "softplus"]),
+)
 def test_discrete_adjoint_equals_autograd(M, K, N, T, act):
     torch.manual_seed(K + 10 * M)
-    sigma = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": torch.nn.functional.softplus}[act]
+    sigma = {
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "softplus": torch.nn.functional.softplus,
+    }[act]
     net = ResNet(M, K, T=T, activation=sigma, dtype=torch.float64)
     x = torch.randn(N, M, dtype=torch.float64)
     gA, gb, g = _autograd(net, x)
@@ -101,7 +110,9 @@ def test_continuous_adjoint_converges_with_the_method_order(method, order):
     errors = []
     for s in (4, 8, 16):
         c = continuous_adjoint(net, x, _loss, method=method, steps_per_layer=s)
-        errors.append(math.sqrt(float((c["A"] - ref["A"]).pow(2).sum() + (c["b"] - ref["b"]).pow(2).sum())))
+        errors.append(
+            math.sqrt(float((c["A"] - ref["A"]).pow(2).sum() + (c["b"] - ref["b"]).pow(2).sum()))
+        )
     rates = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
     assert all(abs(r - order) < 0.2 for r in rates), rates
 

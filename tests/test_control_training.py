@@ -15,6 +15,7 @@ from spdl_ref.control import (
 )
 from spdl_ref.ode import ResNet
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """The tensors here are tiny: one thread avoids contention on shared CPUs."""
@@ -22,7 +23,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
 
 
 def _data(N=32, seed=0):
@@ -83,7 +83,9 @@ def test_costates_and_stationarity_34_equal_minus_gradient():
     H1 = control.extended_hamiltonian(A, b, torch.tanh, net.h, z, p, 3.0)
     assert torch.allclose(H0, H1, atol=1e-12)  # residuals vanish at the current parameters
     s = control.hamiltonian_stationarity(net, x, loss)
-    expect = torch.stack([torch.cat([d["A"][k].reshape(-1), d["b"][k]]).norm() / net.h for k in range(3)])
+    expect = torch.stack(
+        [torch.cat([d["A"][k].reshape(-1), d["b"][k]]).norm() / net.h for k in range(3)]
+    )
     assert torch.allclose(s, expect)
 
 
@@ -99,8 +101,16 @@ def test_msa_and_emsa_decrease_the_loss():
     vals = torch.tensor(list(itertools.product([-0.5, 0.0, 0.5], repeat=6)), dtype=torch.float64)
     cand = (vals[:, :4].reshape(-1, 2, 2), vals[:, 4:])
     net = ResNet(2, 4, T=2.0, init_std=0.0, dtype=torch.float64)
-    hist = control.msa(net, x, loss, iterations=4, rho=1.0, candidates=cand, batch_size=32,
-                       generator=torch.Generator().manual_seed(0))
+    hist = control.msa(
+        net,
+        x,
+        loss,
+        iterations=4,
+        rho=1.0,
+        candidates=cand,
+        batch_size=32,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert min(hist.loss) < start
     assert set(net.A.detach().unique().tolist()) <= {-0.5, 0.0, 0.5}
 
@@ -112,8 +122,15 @@ def test_msa_bad_inputs():
     with pytest.raises(ValueError, match="rho"):
         control.msa(net, x, loss, rho=-1.0)
     with pytest.raises(ValueError, match="candidates"):
-        control.msa(net, x, loss, candidates=(torch.zeros(3, 2, 3, dtype=torch.float64),
-                                              torch.zeros(3, 2, dtype=torch.float64)))
+        control.msa(
+            net,
+            x,
+            loss,
+            candidates=(
+                torch.zeros(3, 2, 3, dtype=torch.float64),
+                torch.zeros(3, 2, dtype=torch.float64),
+            ),
+        )
     with pytest.raises(TypeError, match="loss"):
         control.msa(net, x, None)
     with pytest.raises(ValueError, match="batch_size"):
@@ -169,8 +186,9 @@ def test_variable_step_resnet_and_proximal_gradient():
     ref.load_state_dict({k: v for k, v in net.state_dict().items() if k != "steps"})
     assert torch.allclose(net(x), ref(x))
     loss = lambda z: 0.5 * (z[:, 0] - t).pow(2).mean()
-    hist = control.proximal_gradient(net, x, loss, prox={"steps": lambda h, tau: project_simplex(h, 2.0)},
-                                     tau=0.1, iterations=20)
+    hist = control.proximal_gradient(
+        net, x, loss, prox={"steps": lambda h, tau: project_simplex(h, 2.0)}, tau=0.1, iterations=20
+    )
     assert hist.loss[-1] < hist.loss[0]
     assert control.time_step_indicator(net.steps.detach(), 2.0) == 0.0
     with pytest.raises(ValueError, match="parameter"):

@@ -57,11 +57,15 @@ def test_bad_types_and_noise(name):
 def test_geometry_of_noiseless_sets():
     x, y = data.rings(400, noise=0.0, radii=(0.5, 1.0))
     r = x.norm(dim=1)
-    assert torch.allclose(r[y == 0], torch.tensor(0.5)) and torch.allclose(r[y == 1], torch.tensor(1.0))
+    assert torch.allclose(r[y == 0], torch.tensor(0.5)) and torch.allclose(
+        r[y == 1], torch.tensor(1.0)
+    )
     x, y = data.checkerboard(400, squares=2, margin=0.1)
     cell = ((x + 1) / 1.0).floor().long().clamp(0, 1)
     assert torch.equal(cell.sum(1) % 2, y)
-    assert x.abs().max() <= 1 and (x.abs() >= 0.1 - 1e-6).all()  # margin keeps points off the cell edges
+    assert (
+        x.abs().max() <= 1 and (x.abs() >= 0.1 - 1e-6).all()
+    )  # margin keeps points off the cell edges
     x, y = data.helices(200, noise=0.0, radius=0.8)
     assert torch.allclose(x[:, :2].norm(dim=1), torch.tensor(0.8))
 

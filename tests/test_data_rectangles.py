@@ -21,7 +21,7 @@ def test_rectangles_are_axis_aligned_and_piecewise_constant():
     for img in x[:, 0]:
         rows = torch.nonzero(img.abs().sum(1)).flatten()
         cols = torch.nonzero(img.abs().sum(0)).flatten()
-        block = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        block = img[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         # one rectangle: its bounding box is filled with a single value, nothing outside
         assert torch.all(block == block[0, 0])
         assert float(img.abs().sum()) == pytest.approx(float(block.abs().sum()))

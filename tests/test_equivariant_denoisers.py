@@ -3,16 +3,26 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from spdl_ref import data
-from spdl_ref.equivariant import (denoising_objective, equivariance_error, make_denoiser,
-                                  parameter_count, psnr, rotate90, smoothed_tv, train_denoiser,
-                                  translate)
+from spdl_ref.equivariant import (
+    denoising_objective,
+    equivariance_error,
+    make_denoiser,
+    parameter_count,
+    psnr,
+    rotate90,
+    smoothed_tv,
+    train_denoiser,
+    translate,
+)
 
 
 @pytest.fixture(scope="module")
 def small():
     torch.manual_seed(0)
-    return {k: make_denoiser(k, width=16, depth=2, kernel_size=3).eval()
-            for k in ("ordinary", "equivariant")}
+    return {
+        k: make_denoiser(k, width=16, depth=2, kernel_size=3).eval()
+        for k in ("ordinary", "equivariant")
+    }
 
 
 def test_shapes_and_commutation_with_90_degree_rotations(small):
@@ -47,7 +57,9 @@ def test_parameter_counts_at_paper_size():
 def test_float64_and_harmonic_variant():
     x = data.random_rectangles(2, size=16, seed=1, dtype=torch.float64)
     for kw in ({}, {"fields": "harmonic", "max_order": 1}):
-        m = make_denoiser("equivariant", width=8 if not kw else 6, depth=1, dtype=torch.float64, **kw).eval()
+        m = make_denoiser(
+            "equivariant", width=8 if not kw else 6, depth=1, dtype=torch.float64, **kw
+        ).eval()
         y = m(x)
         assert y.dtype == torch.float64
         assert torch.allclose(m(rotate90(x)), rotate90(y), atol=1e-6)
@@ -91,7 +103,7 @@ def test_smoothed_tv_isotropic_and_gradcheck():
     u = torch.tensor([[[[0.0, 1.0], [2.0, 0.0]]]], dtype=torch.float64)
     eps = 0.5
     # pixel (0,0): gradient (2, 1); (0,1): (-1, 0); (1,0): (0, -2); (1,1): 0
-    expected = sum((g + eps ** 2) ** 0.5 - eps for g in (5.0, 1.0, 4.0, 0.0))
+    expected = sum((g + eps**2) ** 0.5 - eps for g in (5.0, 1.0, 4.0, 0.0))
     assert float(smoothed_tv(u, eps)) == pytest.approx(expected)
     x = torch.randn(2, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: smoothed_tv(v, 0.1), (x,))
@@ -102,7 +114,9 @@ def test_smoothed_tv_isotropic_and_gradcheck():
 def test_objective_and_psnr(dtype):
     t = torch.zeros(2, 1, 4, 4, dtype=dtype)
     o = t + 0.1
-    assert float(denoising_objective(o, t, lam=0.5, eps=0.1)) == pytest.approx(0.5 * 16 * 0.01, rel=1e-5)
+    assert float(denoising_objective(o, t, lam=0.5, eps=0.1)) == pytest.approx(
+        0.5 * 16 * 0.01, rel=1e-5
+    )
     assert torch.allclose(psnr(o, t), torch.full((2,), 20.0, dtype=dtype))
     mask = torch.zeros(4, 4)
     mask[1:3, 1:3] = 1
@@ -116,8 +130,17 @@ def test_training_lowers_the_validation_objective():
     clean = data.random_rectangles(16, size=12, seed=0)
     val = data.random_rectangles(4, size=12, seed=1)
     model = make_denoiser("ordinary", width=4, depth=1)
-    h = train_denoiser(model, clean, val, noise=0.1, iterations=20, batch_size=4, lr=1e-2,
-                       val_every=5, generator=torch.Generator().manual_seed(0))
+    h = train_denoiser(
+        model,
+        clean,
+        val,
+        noise=0.1,
+        iterations=20,
+        batch_size=4,
+        lr=1e-2,
+        val_every=5,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(h.train) == 20 and [v[0] for v in h.validation] == [5, 10, 15, 20]
     assert h.validation[-1][1] < h.validation[0][1]
     assert not model.training

@@ -13,10 +13,15 @@ def _rank(B, tol=1e-4):
     return int((s > tol * s[0]).sum())
 
 
-@pytest.mark.parametrize("name, a, b, size", [
-    ("C4", "trivial", "regular", 3), ("C4", ("irrep", 1), ("irrep", 1), 5),
-    ("D4", "trivial", "trivial", 5), ("C2", "regular", "regular", 3),
-])
+@pytest.mark.parametrize(
+    "name, a, b, size",
+    [
+        ("C4", "trivial", "regular", 3),
+        ("C4", ("irrep", 1), ("irrep", 1), 5),
+        ("D4", "trivial", "trivial", 5),
+        ("C2", "regular", "regular", 3),
+    ],
+)
 def test_escnn_basis_spans_our_solution_space(name, a, b, size):
     G = FiniteGroup(name)
     ours = kernel_basis(G.representation(a), G.representation(b), size)

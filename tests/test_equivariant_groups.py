@@ -2,9 +2,19 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from spdl_ref.equivariant import (FiniteGroup, act_on_field, act_on_image, commutation_error,
-                                  direct_sum, disc_mask, equivariance_error, reflect, rotate,
-                                  rotate90, translate)
+from spdl_ref.equivariant import (
+    FiniteGroup,
+    act_on_field,
+    act_on_image,
+    commutation_error,
+    direct_sum,
+    disc_mask,
+    equivariance_error,
+    reflect,
+    rotate,
+    rotate90,
+    translate,
+)
 
 NAMES = ["C1", "C2", "C4", "D1", "D2", "D4"]
 
@@ -82,8 +92,9 @@ def test_image_action_is_an_action_and_matches_the_matrices(name):
     x = torch.randn(2, 3, 7, 7, dtype=torch.float64)
     for g in G.elements:
         for h in G.elements:
-            assert torch.equal(act_on_image(act_on_image(x, h, G), g, G),
-                               act_on_image(x, G.compose(g, h), G))
+            assert torch.equal(
+                act_on_image(act_on_image(x, h, G), g, G), act_on_image(x, G.compose(g, h), G)
+            )
     # [T_g x](p) = x(g^{-1} p): a delta at p moves to g p
     for g in G.elements:
         delta = torch.zeros(1, 1, 7, 7, dtype=torch.float64)
@@ -102,8 +113,10 @@ def test_field_action_is_an_action(name):
         x = torch.randn(2, 3 * rho.dim, 5, 5, dtype=torch.float64)
         for g in G.elements:
             for h in G.elements:
-                assert torch.allclose(act_on_field(act_on_field(x, h, rho), g, rho),
-                                      act_on_field(x, G.compose(g, h), rho))
+                assert torch.allclose(
+                    act_on_field(act_on_field(x, h, rho), g, rho),
+                    act_on_field(x, G.compose(g, h), rho),
+                )
 
 
 def test_rotations_reflections_translations(dtype, device):

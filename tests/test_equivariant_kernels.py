@@ -2,8 +2,15 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from spdl_ref.equivariant import (FiniteGroup, SteerableConv2d, act_on_field, constraint_matrix,
-                                  invariant_vectors, kernel_basis, kernel_constraint_residual)
+from spdl_ref.equivariant import (
+    FiniteGroup,
+    SteerableConv2d,
+    act_on_field,
+    constraint_matrix,
+    invariant_vectors,
+    kernel_basis,
+    kernel_constraint_residual,
+)
 
 
 def orbit_count_dimension(G, rho_in, rho_out, size):
@@ -27,8 +34,12 @@ def orbit_count_dimension(G, rho_in, rho_out, size):
     return total
 
 
-CASES = [(g, a, b) for g in ["C2", "C4", "D1", "D4"] for a in ["trivial", "regular", "irrep"]
-         for b in ["trivial", "regular", "irrep"]]
+CASES = [
+    (g, a, b)
+    for g in ["C2", "C4", "D1", "D4"]
+    for a in ["trivial", "regular", "irrep"]
+    for b in ["trivial", "regular", "irrep"]
+]
 
 
 def _rep(G, kind):
@@ -69,9 +80,14 @@ def test_random_kernel_violates_constraint():
 
 
 @settings(deadline=None, max_examples=12)
-@given(name=st.sampled_from(["C4", "D4", "D2"]), a=st.sampled_from(["trivial", "regular", "irrep"]),
-       b=st.sampled_from(["trivial", "regular", "irrep"]), c_in=st.integers(1, 2),
-       c_out=st.integers(1, 2), seed=st.integers(0, 1000))
+@given(
+    name=st.sampled_from(["C4", "D4", "D2"]),
+    a=st.sampled_from(["trivial", "regular", "irrep"]),
+    b=st.sampled_from(["trivial", "regular", "irrep"]),
+    c_in=st.integers(1, 2),
+    c_out=st.integers(1, 2),
+    seed=st.integers(0, 1000),
+)
 def test_steerable_conv_is_equivariant(name, a, b, c_in, c_out, seed):
     G = FiniteGroup(name)
     r1, r2 = _rep(G, a), _rep(G, b)
@@ -93,13 +109,21 @@ def test_steerable_conv_is_equivariant(name, a, b, c_in, c_out, seed):
 
 def test_steerable_conv_dtype_device_and_gradcheck(dtype, device):
     G = FiniteGroup("C4")
-    conv = SteerableConv2d(G.representation("trivial"), G.representation("regular"), 1, 2, 3,
-                           dtype=dtype, device=device)
+    conv = SteerableConv2d(
+        G.representation("trivial"),
+        G.representation("regular"),
+        1,
+        2,
+        3,
+        dtype=dtype,
+        device=device,
+    )
     x = torch.randn(1, 1, 5, 5, dtype=dtype, device=device)
     y = conv(x)
     assert y.dtype == dtype and y.device.type == device.type
-    conv64 = SteerableConv2d(G.representation("regular"), G.representation("trivial"), 1, 1, 3,
-                             dtype=torch.float64)
+    conv64 = SteerableConv2d(
+        G.representation("regular"), G.representation("trivial"), 1, 1, 3, dtype=torch.float64
+    )
     xg = torch.randn(1, 4, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: conv64(v), (xg,))
 

@@ -8,23 +8,29 @@ from spdl_ref import invertible as inv
 
 def test_randomise_parameters_is_reproducible_and_dtype_independent():
     a = inv.randomise_parameters(inv.AffineCoupling(4, hidden=8), scale=0.3, generator=1)
-    b = inv.randomise_parameters(inv.AffineCoupling(4, hidden=8, dtype=torch.float64), scale=0.3,
-                                 generator=torch.Generator().manual_seed(1))
+    b = inv.randomise_parameters(
+        inv.AffineCoupling(4, hidden=8, dtype=torch.float64),
+        scale=0.3,
+        generator=torch.Generator().manual_seed(1),
+    )
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p.double(), q, atol=1e-7)
     flat = torch.cat([p.detach().double().flatten() for p in b.parameters()])
-    assert 0.2 < flat.std() < 0.4          # scale 0.3, a few hundred draws
+    assert 0.2 < flat.std() < 0.4  # scale 0.3, a few hundred draws
     # no longer the identity: the zero-initialised last layer of the coupling was overwritten
     x = torch.randn(3, 4, dtype=torch.float64)
     assert (b(x) - x).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(layer=torch.zeros(3)), TypeError),
-    (dict(layer=torch.nn.Linear(2, 2), scale=0.0), ValueError),
-    (dict(layer=torch.nn.Linear(2, 2), scale="big"), TypeError),
-    (dict(layer=torch.nn.Linear(2, 2), generator="seed"), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(layer=torch.zeros(3)), TypeError),
+        (dict(layer=torch.nn.Linear(2, 2), scale=0.0), ValueError),
+        (dict(layer=torch.nn.Linear(2, 2), scale="big"), TypeError),
+        (dict(layer=torch.nn.Linear(2, 2), generator="seed"), TypeError),
+    ],
+)
 def test_randomise_parameters_rejects_bad_input(kwargs, error):
     with pytest.raises(error):
         inv.randomise_parameters(**kwargs)
@@ -44,13 +50,21 @@ def test_autograd_log_abs_det_of_a_linear_map_is_log_abs_det_of_its_matrix(dtype
 def test_autograd_log_abs_det_matches_coupling_and_residual_log_det():
     torch.manual_seed(0)
     x = torch.randn(4, 6, dtype=torch.float64)
-    aff = inv.randomise_parameters(inv.AffineCoupling(6, "alternating", hidden=8), generator=2).double()
+    aff = inv.randomise_parameters(
+        inv.AffineCoupling(6, "alternating", hidden=8), generator=2
+    ).double()
     res = inv.InvertibleResidual(6, c=0.8, hidden=8, dtype=torch.float64).eval()
     for layer in (aff, res):
-        assert torch.allclose(inv.autograd_log_abs_det(layer, x), layer.log_abs_det_jacobian(x), atol=1e-10)
-    img = inv.randomise_parameters(inv.AffineCoupling((2, 2, 2), "checkerboard", hidden=4), generator=3).double()
+        assert torch.allclose(
+            inv.autograd_log_abs_det(layer, x), layer.log_abs_det_jacobian(x), atol=1e-10
+        )
+    img = inv.randomise_parameters(
+        inv.AffineCoupling((2, 2, 2), "checkerboard", hidden=4), generator=3
+    ).double()
     xi = torch.randn(2, 2, 2, 2, dtype=torch.float64)
-    assert torch.allclose(inv.autograd_log_abs_det(img, xi), img.log_abs_det_jacobian(xi), atol=1e-10)
+    assert torch.allclose(
+        inv.autograd_log_abs_det(img, xi), img.log_abs_det_jacobian(xi), atol=1e-10
+    )
 
 
 def test_autograd_log_abs_det_rejects_bad_input():
@@ -69,12 +83,21 @@ def test_mixed_invertible_network_has_every_layer_kind_and_inverts():
     net = inv.mixed_invertible_network(dim=4, n_repeats=2, hidden=8, dtype=torch.float64).eval()
     assert isinstance(net, inv.InvertibleSequential) and len(net) == 10
     kinds = [type(layer).__name__ for layer in net.layers]
-    assert kinds[:5] == ["AffineCoupling", "InvertibleResidual", "Invertible1x1Conv", "SplineCoupling",
-                         "HouseholderOrthogonal"] and kinds[5:] == kinds[:5]
+    assert (
+        kinds[:5]
+        == [
+            "AffineCoupling",
+            "InvertibleResidual",
+            "Invertible1x1Conv",
+            "SplineCoupling",
+            "HouseholderOrthogonal",
+        ]
+        and kinds[5:] == kinds[:5]
+    )
     assert not torch.equal(net.layers[0].mask, net.layers[5].mask)
     x = 0.5 * torch.randn(6, 4, dtype=torch.float64)
     assert (net.inverse(net(x)) - x).abs().max() < 1e-9
-    assert not torch.allclose(net(x), x)   # random, not identity, initialisation
+    assert not torch.allclose(net(x), x)  # random, not identity, initialisation
 
 
 def test_mixed_invertible_network_memory_efficient_gradients_agree():
@@ -82,18 +105,27 @@ def test_mixed_invertible_network_memory_efficient_gradients_agree():
     grads = []
     for me in (False, True):
         torch.manual_seed(3)
-        net = inv.mixed_invertible_network(dim=4, n_repeats=1, hidden=8, memory_efficient=me, dtype=torch.float64)
+        net = inv.mixed_invertible_network(
+            dim=4, n_repeats=1, hidden=8, memory_efficient=me, dtype=torch.float64
+        )
         z, logdet = net.forward_and_log_det(x)
         grads.append(torch.autograd.grad(z.square().sum() + logdet.sum(), [x, *net.parameters()]))
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-9, rtol=1e-8)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(dim=1), ValueError), (dict(dim=2.5), TypeError), (dict(n_repeats=0), ValueError),
-    (dict(hidden=0), ValueError), (dict(c=1.5), ValueError), (dict(memory_efficient="yes"), TypeError),
-    (dict(dtype=torch.int32), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(dim=1), ValueError),
+        (dict(dim=2.5), TypeError),
+        (dict(n_repeats=0), ValueError),
+        (dict(hidden=0), ValueError),
+        (dict(c=1.5), ValueError),
+        (dict(memory_efficient="yes"), TypeError),
+        (dict(dtype=torch.int32), TypeError),
+    ],
+)
 def test_mixed_invertible_network_rejects_bad_input(kwargs, error):
     with pytest.raises(error):
         inv.mixed_invertible_network(**kwargs)

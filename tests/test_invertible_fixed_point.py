@@ -9,7 +9,9 @@ from spdl_ref import invertible as inv
 @pytest.mark.parametrize("symmetric_linear", [True, False])
 def test_contractive_residual_has_lipschitz_bound_c(symmetric_linear):
     torch.manual_seed(0)
-    layer = inv.contractive_residual(0.6, dim=4, hidden=8, symmetric_linear=symmetric_linear, dtype=torch.float64)
+    layer = inv.contractive_residual(
+        0.6, dim=4, hidden=8, symmetric_linear=symmetric_linear, dtype=torch.float64
+    )
     assert not layer.training
     assert len(layer.spectral_layers()) == (1 if symmetric_linear else 2)
     assert abs(layer.lipschitz_bound() - 0.6) < 1e-8
@@ -23,10 +25,16 @@ def test_contractive_residual_follows_dtype():
     assert all(p.dtype == torch.float32 for p in layer.parameters())
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(c=1.0), ValueError), (dict(c=0.5, symmetric_linear=1), TypeError), (dict(c=0.5, std=0.0), ValueError),
-    (dict(c=0.5, power_iterations=0), ValueError), (dict(c=0.5, dim=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(c=1.0), ValueError),
+        (dict(c=0.5, symmetric_linear=1), TypeError),
+        (dict(c=0.5, std=0.0), ValueError),
+        (dict(c=0.5, power_iterations=0), ValueError),
+        (dict(c=0.5, dim=0), ValueError),
+    ],
+)
 def test_contractive_residual_rejects_bad_input(kwargs, error):
     with pytest.raises(error):
         inv.contractive_residual(**kwargs)
@@ -73,10 +81,15 @@ def test_observed_contraction_rate_of_symmetric_linear_layer_is_c():
     assert abs(inv.observed_contraction_rate(err) - 0.5) < 5e-3
 
 
-@pytest.mark.parametrize("args, error", [
-    ((torch.ones(2, 3),), ValueError), (([1.0, 0.5],), TypeError),
-    ((torch.tensor([1.0, 1e-13]),), ValueError), ((torch.tensor([1.0, 0.5]), 0.0), ValueError),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        ((torch.ones(2, 3),), ValueError),
+        (([1.0, 0.5],), TypeError),
+        ((torch.tensor([1.0, 1e-13]),), ValueError),
+        ((torch.tensor([1.0, 0.5]), 0.0), ValueError),
+    ],
+)
 def test_observed_contraction_rate_rejects_bad_input(args, error):
     with pytest.raises(error):
         inv.observed_contraction_rate(*args)
@@ -100,8 +113,15 @@ def test_fit_flow_records_monitor_every_k_steps():
     x = torch.randn(64, 2)
     flow = inv.residual_flow(2, n_blocks=2, c=0.9, hidden=8, n_layers=2)
     seen = []
-    hist = inv.fit_flow(flow, x, iterations=7, batch_size=16, monitor=inv.largest_lipschitz_bound, monitor_every=3,
-                        callback=lambda i, f: seen.append(i))
+    hist = inv.fit_flow(
+        flow,
+        x,
+        iterations=7,
+        batch_size=16,
+        monitor=inv.largest_lipschitz_bound,
+        monitor_every=3,
+        callback=lambda i, f: seen.append(i),
+    )
     assert len(hist["monitor"]) == 3 and all(isinstance(v, float) for v in hist["monitor"])
     assert seen == list(range(7))
     assert "monitor" not in inv.fit_flow(flow, x, iterations=1, batch_size=16)

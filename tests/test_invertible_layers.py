@@ -1,6 +1,5 @@
 """Round trip, log-determinant and bad-input tests for every layer of spdl_ref.invertible (Section 4.1)."""
 
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -22,11 +21,17 @@ def _randomise(layer, seed=0):
 
 VECTOR_LAYERS = {
     "additive-halves": lambda m, dt: _randomise(inv.AdditiveCoupling(m, dtype=dt)),
-    "additive-alternating": lambda m, dt: _randomise(inv.AdditiveCoupling(m, "alternating", True, dtype=dt)),
+    "additive-alternating": lambda m, dt: _randomise(
+        inv.AdditiveCoupling(m, "alternating", True, dtype=dt)
+    ),
     "affine": lambda m, dt: _randomise(inv.AffineCoupling(m, dtype=dt)),
     "affine-alternating": lambda m, dt: _randomise(inv.AffineCoupling(m, "alternating", dtype=dt)),
-    "spline": lambda m, dt: _randomise(inv.SplineCoupling(m, "alternating", bins=5, bound=2.0, dtype=dt)),
-    "residual": lambda m, dt: inv.InvertibleResidual(m, c=0.6, hidden=16, n_layers=2, dtype=dt).eval(),
+    "spline": lambda m, dt: _randomise(
+        inv.SplineCoupling(m, "alternating", bins=5, bound=2.0, dtype=dt)
+    ),
+    "residual": lambda m, dt: inv.InvertibleResidual(
+        m, c=0.6, hidden=16, n_layers=2, dtype=dt
+    ).eval(),
     "1x1": lambda m, dt: _randomise(inv.Invertible1x1Conv(m, dtype=dt)),
     "householder": lambda m, dt: inv.HouseholderOrthogonal(m, dtype=dt),
     "expskew": lambda m, dt: inv.ExpSkewOrthogonal(m, dtype=dt),
@@ -35,9 +40,15 @@ VECTOR_LAYERS = {
 }
 
 IMAGE_LAYERS = {
-    "additive-channels": lambda s, dt: _randomise(inv.AdditiveCoupling(s, "channels", dtype=dt, hidden=8)),
-    "affine-checkerboard": lambda s, dt: _randomise(inv.AffineCoupling(s, "checkerboard", dtype=dt, hidden=8)),
-    "spline-checkerboard": lambda s, dt: _randomise(inv.SplineCoupling(s, "checkerboard", dtype=dt, hidden=8, bins=4)),
+    "additive-channels": lambda s, dt: _randomise(
+        inv.AdditiveCoupling(s, "channels", dtype=dt, hidden=8)
+    ),
+    "affine-checkerboard": lambda s, dt: _randomise(
+        inv.AffineCoupling(s, "checkerboard", dtype=dt, hidden=8)
+    ),
+    "spline-checkerboard": lambda s, dt: _randomise(
+        inv.SplineCoupling(s, "checkerboard", dtype=dt, hidden=8, bins=4)
+    ),
     "residual-conv": lambda s, dt: inv.InvertibleResidual(s, c=0.5, hidden=4, dtype=dt).eval(),
     "1x1": lambda s, dt: _randomise(inv.Invertible1x1Conv(s[0], dtype=dt)),
     "householder": lambda s, dt: inv.HouseholderOrthogonal(s[0], dtype=dt),
@@ -64,7 +75,9 @@ def _exact_logdet(layer, x):
 def test_vector_layers_round_trip_and_log_det(name, half, n, dtype, seed):
     m = 2 * half
     layer = VECTOR_LAYERS[name](m, dtype)
-    x = 1.5 * torch.randn(n, m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+    x = 1.5 * torch.randn(
+        n, m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).to(dtype)
     y = layer(x)
     assert y.shape == x.shape and y.dtype == dtype
     assert (layer.inverse(y) - x).abs().max() < TOL_ROUND_TRIP[dtype]
@@ -82,7 +95,9 @@ def test_vector_layers_round_trip_and_log_det(name, half, n, dtype, seed):
 @given(c=st.sampled_from([2, 4]), hw=st.sampled_from([2, 4]), n=st.integers(1, 3), dtype=dtypes)
 def test_image_layers_round_trip_and_log_det(name, c, hw, n, dtype):
     layer = IMAGE_LAYERS[name]((c, hw, hw), dtype)
-    x = torch.randn(n, c, hw, hw, generator=torch.Generator().manual_seed(c + hw), dtype=torch.float64).to(dtype)
+    x = torch.randn(
+        n, c, hw, hw, generator=torch.Generator().manual_seed(c + hw), dtype=torch.float64
+    ).to(dtype)
     y = layer(x)
     assert y.numel() == x.numel()
     assert (layer.inverse(y) - x).abs().max() < TOL_ROUND_TRIP[dtype]
@@ -93,8 +108,10 @@ def test_image_layers_round_trip_and_log_det(name, c, hw, n, dtype):
         assert torch.allclose(ld[:1], exact, atol=1e-8, rtol=0)
 
 
-@pytest.mark.parametrize("cls", [inv.HouseholderOrthogonal, inv.ExpSkewOrthogonal,
-                                 inv.CayleyOrthogonal, inv.GivensOrthogonal])
+@pytest.mark.parametrize(
+    "cls",
+    [inv.HouseholderOrthogonal, inv.ExpSkewOrthogonal, inv.CayleyOrthogonal, inv.GivensOrthogonal],
+)
 @given(c=st.integers(1, 7))
 def test_orthogonal_layers_are_orthogonal(cls, c):
     w = cls(c, dtype=torch.float64).weight()
@@ -160,35 +177,43 @@ def test_spline_is_monotone_and_identity_outside_bound():
     assert (y[~inside] == x[~inside]).all()
     assert (logd.exp() > 0).all()
     # the same spline for every point: monotone in x
-    y1, _ = inv.rational_quadratic_spline(x, w[:1].expand(401, 6), h[:1].expand(401, 6), d[:1].expand(401, 5))
+    y1, _ = inv.rational_quadratic_spline(
+        x, w[:1].expand(401, 6), h[:1].expand(401, 6), d[:1].expand(401, 5)
+    )
     assert (y1.diff() > 0).all()
 
 
-@pytest.mark.parametrize("make, bad, match", [
-    (lambda: inv.AffineCoupling(5), None, "even"),
-    (lambda: inv.AdditiveCoupling((3, 4, 4), "channels"), None, "even"),
-    (lambda: inv.AdditiveCoupling(4, "checkerboard"), None, "image"),
-    (lambda: inv.SplineCoupling(4, bins=1), None, "bins"),
-    (lambda: inv.InvertibleResidual(4, c=1.0), None, "c must"),
-    (lambda: inv.InvertibleResidual(4, c=0.0), None, "c must"),
-    (lambda: inv.InvertibleResidual(4, c=-0.5), None, "c must"),
-    (lambda: inv.Invertible1x1Conv(3, eps=0.0), None, "eps"),
-    (lambda: inv.OrthogonalDownsampling(0), None, "channels"),
-])
+@pytest.mark.parametrize(
+    "make, bad, match",
+    [
+        (lambda: inv.AffineCoupling(5), None, "even"),
+        (lambda: inv.AdditiveCoupling((3, 4, 4), "channels"), None, "even"),
+        (lambda: inv.AdditiveCoupling(4, "checkerboard"), None, "image"),
+        (lambda: inv.SplineCoupling(4, bins=1), None, "bins"),
+        (lambda: inv.InvertibleResidual(4, c=1.0), None, "c must"),
+        (lambda: inv.InvertibleResidual(4, c=0.0), None, "c must"),
+        (lambda: inv.InvertibleResidual(4, c=-0.5), None, "c must"),
+        (lambda: inv.Invertible1x1Conv(3, eps=0.0), None, "eps"),
+        (lambda: inv.OrthogonalDownsampling(0), None, "channels"),
+    ],
+)
 def test_bad_constructor_arguments(make, bad, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("layer, x, match", [
-    (inv.AffineCoupling(4), torch.randn(3, 5), "shape"),
-    (inv.AffineCoupling(4), torch.randn(4), "batch"),
-    (inv.InvertibleResidual(4), torch.randn(2, 3), "shape"),
-    (inv.Invertible1x1Conv(3), torch.randn(2, 4, 2, 2), "channels"),
-    (inv.PixelShuffleDown(2), torch.randn(1, 2, 3, 4), "divisible"),
-    (inv.OrthogonalDownsampling(2), torch.randn(1, 3, 4, 4), "shape"),
-    (inv.AffineCoupling(2), torch.tensor([[float("nan"), 0.0]]), "finite"),
-])
+@pytest.mark.parametrize(
+    "layer, x, match",
+    [
+        (inv.AffineCoupling(4), torch.randn(3, 5), "shape"),
+        (inv.AffineCoupling(4), torch.randn(4), "batch"),
+        (inv.InvertibleResidual(4), torch.randn(2, 3), "shape"),
+        (inv.Invertible1x1Conv(3), torch.randn(2, 4, 2, 2), "channels"),
+        (inv.PixelShuffleDown(2), torch.randn(1, 2, 3, 4), "divisible"),
+        (inv.OrthogonalDownsampling(2), torch.randn(1, 3, 4, 4), "shape"),
+        (inv.AffineCoupling(2), torch.tensor([[float("nan"), 0.0]]), "finite"),
+    ],
+)
 def test_bad_inputs(layer, x, match):
     with pytest.raises(ValueError, match=match):
         layer(x)

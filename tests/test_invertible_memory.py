@@ -24,11 +24,17 @@ def test_coupling_step_memory_is_deterministic_and_keeps_the_global_generator():
     assert a > inv.coupling_step_memory(2, False, width=4, hidden=8, batch=16, dtype=torch.float32)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(depth=0, memory_efficient=False), ValueError), (dict(depth=2, memory_efficient=1), TypeError),
-    (dict(depth=2, memory_efficient=False, width=1), ValueError), (dict(depth=2, memory_efficient=False, batch=0), ValueError),
-    (dict(depth=2, memory_efficient=False, seed=-1), ValueError), (dict(depth=2.0, memory_efficient=False), TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(depth=0, memory_efficient=False), ValueError),
+        (dict(depth=2, memory_efficient=1), TypeError),
+        (dict(depth=2, memory_efficient=False, width=1), ValueError),
+        (dict(depth=2, memory_efficient=False, batch=0), ValueError),
+        (dict(depth=2, memory_efficient=False, seed=-1), ValueError),
+        (dict(depth=2.0, memory_efficient=False), TypeError),
+    ],
+)
 def test_coupling_step_memory_rejects_bad_input(kwargs, error):
     with pytest.raises(error):
         inv.coupling_step_memory(**kwargs)

@@ -15,7 +15,10 @@ def test_spectral_normalisation_reaches_c_after_enough_power_iterations():
     conv.power_iteration(3000)
     assert abs(float(conv.operator_norm()) - 0.5) < 1e-8
     # the adjoint used by the power method is the transpose of the operator matrix
-    u, v = torch.randn(1, 3, 4, 4, dtype=torch.float64), torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    u, v = (
+        torch.randn(1, 3, 4, 4, dtype=torch.float64),
+        torch.randn(1, 2, 4, 4, dtype=torch.float64),
+    )
     lhs = (u * conv._apply_op(v, conv.weight)).sum()
     rhs = (conv._adjoint(u, conv.weight) * v).sum()
     assert torch.allclose(lhs, rhs, atol=1e-12)
@@ -52,7 +55,7 @@ def test_fixed_point_error_is_bounded_by_c_to_the_i():
     x = torch.randn(5, 4, dtype=torch.float64)
     y = layer(x)
     xs = layer.fixed_point_iterates(y, 30)
-    err = (xs - x).flatten(1).norm(dim=1) / (5 ** 0.5)
+    err = (xs - x).flatten(1).norm(dim=1) / (5**0.5)
     e0 = (y - x).norm(dim=1).max()
     lip = layer.lipschitz_bound()
     for i in range(31):
@@ -80,7 +83,9 @@ def test_log_det_estimators_against_exact():
     x = torch.randn(3, 4, dtype=torch.float64)
     exact = inv.logdet_exact(f, x)
     g = torch.Generator().manual_seed(0)
-    series = torch.stack([inv.logdet_power_series(f, x, n_terms=10, generator=g) for _ in range(400)])
+    series = torch.stack(
+        [inv.logdet_power_series(f, x, n_terms=10, generator=g) for _ in range(400)]
+    )
     roulette = torch.stack([inv.logdet_russian_roulette(f, x, generator=g) for _ in range(400)])
     se_s = series.std(0) / 20
     se_r = roulette.std(0) / 20
@@ -95,7 +100,10 @@ def test_power_series_truncation_bias_with_exact_trace():
     f = lambda x: x @ a.T  # noqa: E731
     x = torch.zeros(1, 3, dtype=torch.float64)
     exact = float(inv.logdet_exact(f, x))
-    assert abs(exact - float(torch.log(torch.tensor([1.6, 0.7, 1.1], dtype=torch.float64)).sum())) < 1e-12
+    assert (
+        abs(exact - float(torch.log(torch.tensor([1.6, 0.7, 1.1], dtype=torch.float64)).sum()))
+        < 1e-12
+    )
     errs = []
     for n in (2, 4, 8):
         # with Rademacher probes and a diagonal A, v^T A^k v = tr(A^k) exactly
@@ -114,13 +122,20 @@ def test_residual_log_det_methods_and_gradcheck():
         layer.log_abs_det_jacobian(x, method="nope")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(p=1.0), "p must"), (dict(p=0.0), "p must"), (dict(n_exact=0), "n_exact"),
-    (dict(distribution="uniform"), "distribution"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(p=1.0), "p must"),
+        (dict(p=0.0), "p must"),
+        (dict(n_exact=0), "n_exact"),
+        (dict(distribution="uniform"), "distribution"),
+    ],
+)
 def test_estimator_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        inv.logdet_russian_roulette(_contraction(2, 0.5), torch.randn(2, 2, dtype=torch.float64), **kwargs)
+        inv.logdet_russian_roulette(
+            _contraction(2, 0.5), torch.randn(2, 2, dtype=torch.float64), **kwargs
+        )
 
 
 def test_estimator_bad_f():

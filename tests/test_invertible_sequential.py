@@ -1,6 +1,5 @@
 """Memory-efficient InvertibleSequential (Section 4.2.1) and normalising flows (Section 4.2.3)."""
 
-
 import pytest
 import torch
 
@@ -11,10 +10,13 @@ def _network(memory_efficient, dim=4, depth=2, seed=0):
     torch.manual_seed(seed)
     layers = []
     for i in range(depth):
-        layers += [inv.AffineCoupling(dim, flip=bool(i % 2), hidden=8, zero_init=False),
-                   inv.InvertibleResidual(dim, c=0.6, hidden=8),
-                   inv.Invertible1x1Conv(dim), inv.HouseholderOrthogonal(dim),
-                   inv.SplineCoupling(dim, "alternating", hidden=8, zero_init=False, bins=4)]
+        layers += [
+            inv.AffineCoupling(dim, flip=bool(i % 2), hidden=8, zero_init=False),
+            inv.InvertibleResidual(dim, c=0.6, hidden=8),
+            inv.Invertible1x1Conv(dim),
+            inv.HouseholderOrthogonal(dim),
+            inv.SplineCoupling(dim, "alternating", hidden=8, zero_init=False, bins=4),
+        ]
     return inv.InvertibleSequential(*layers, memory_efficient=memory_efficient).double()
 
 
@@ -45,16 +47,22 @@ def test_memory_efficient_gradcheck_and_backward_into_grad():
 
 def test_memory_efficient_keeps_no_activations():
     dim, batch = 32, 64
+
     def peak(depth, me):
         torch.manual_seed(0)
-        net = inv.InvertibleSequential(*[inv.AdditiveCoupling(dim, flip=bool(i % 2), hidden=16)
-                                         for i in range(depth)], memory_efficient=me)
+        net = inv.InvertibleSequential(
+            *[inv.AdditiveCoupling(dim, flip=bool(i % 2), hidden=16) for i in range(depth)],
+            memory_efficient=me,
+        )
         x = torch.randn(batch, dim)
+
         def step():
             net(x).square().mean().backward()
+
         step()  # allocate .grad first
         params = sum(p.numel() * p.element_size() for p in net.parameters())
         return inv.peak_memory(step) - (params if me else 0)
+
     plain = [peak(d, False) for d in (1, 4)]
     efficient = [peak(d, True) for d in (1, 4)]
     assert plain[1] > 2 * plain[0]
@@ -66,8 +74,10 @@ def test_sequential_inverse_states_and_errors():
     x = torch.randn(3, 4, dtype=torch.float64)
     assert (net.inverse(net(x)) - x).abs().max() < 1e-10
     assert len(net.states(x)) == len(net) + 1
-    assert torch.allclose(net.log_abs_det_jacobian(x),
-                          sum(layer.log_abs_det_jacobian(z) for layer, z in zip(net, net.states(x))))
+    assert torch.allclose(
+        net.log_abs_det_jacobian(x),
+        sum(layer.log_abs_det_jacobian(z) for layer, z in zip(net, net.states(x))),
+    )
     with pytest.raises(ValueError, match="at least one"):
         inv.InvertibleSequential()
     with pytest.raises(TypeError, match="invertible"):
@@ -76,11 +86,14 @@ def test_sequential_inverse_states_and_errors():
         inv.InvertibleSequential(inv.AffineCoupling(2), memory_efficient=1)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: inv.coupling_flow(2, n_layers=2, hidden=8, dtype=torch.float64),
-    lambda: inv.coupling_flow(2, n_layers=2, hidden=8, kind="spline", dtype=torch.float64),
-    lambda: inv.residual_flow(2, n_blocks=2, hidden=8, dtype=torch.float64),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: inv.coupling_flow(2, n_layers=2, hidden=8, dtype=torch.float64),
+        lambda: inv.coupling_flow(2, n_layers=2, hidden=8, kind="spline", dtype=torch.float64),
+        lambda: inv.residual_flow(2, n_blocks=2, hidden=8, dtype=torch.float64),
+    ],
+)
 def test_flow_density_integrates_to_one_and_samples(make):
     flow = make()
     for p in flow.parameters():
@@ -98,6 +111,7 @@ def test_flow_density_integrates_to_one_and_samples(make):
 
 def test_fit_flow_lowers_the_negative_log_likelihood():
     from spdl_ref import data
+
     torch.manual_seed(0)
     x, _ = data.two_moons(128, seed=0)
     flow = inv.coupling_flow(2, n_layers=2, hidden=8)

@@ -20,8 +20,10 @@ from spdl_ref.ode import (
 
 
 def test_networks_follow_device_and_dtype(device, dtype):
-    for field, method in ((GradientField(2, 3, device=device, dtype=dtype), "rk4"),
-                          (HamiltonianField(2, 3, device=device, dtype=dtype), "stormer_verlet")):
+    for field, method in (
+        (GradientField(2, 3, device=device, dtype=dtype), "rk4"),
+        (HamiltonianField(2, 3, device=device, dtype=dtype), "stormer_verlet"),
+    ):
         out = ODENet(field, method)(torch.randn(5, 2, device=device, dtype=dtype))
         assert out.device.type == device.type and out.dtype == dtype
     u = torch.randn(3, 4, device=device, dtype=dtype)
@@ -33,7 +35,9 @@ def test_integrators_follow_device_and_dtype(device, dtype):
     z = torch.randn(4, 2, device=device, dtype=dtype)
     zs, ps = stormer_verlet(lambda t, p: p, lambda t, q: torch.sin(q), z, z, 0.1, 3)
     assert zs.device.type == device.type and ps.dtype == dtype
-    u = discrete_gradient_step(lambda w: 0.5 * (w**2).sum(-1), torch.randn(3, 4, device=device, dtype=dtype), 0.1)
+    u = discrete_gradient_step(
+        lambda w: 0.5 * (w**2).sum(-1), torch.randn(3, 4, device=device, dtype=dtype), 0.1
+    )
     assert u.device.type == device.type and u.dtype == dtype
     R = lie_euler(lambda r: hat(r[..., :, 0]), torch.eye(3, device=device, dtype=dtype), 0.1, 3)
     assert R.device.type == device.type and R.dtype == dtype
@@ -57,8 +61,13 @@ def test_symplectic_test_curves_and_histories_follow_device_and_dtype(device, dt
     d = symplecticity_defect(M)
     assert M.device.type == d.device.type == device.type and d.dtype == dtype
     z = torch.randn(3, 2, device=device, dtype=dtype)
-    run = extended_phase_space_run(lambda t, p: 0.5 * (p**2).sum(-1), lambda t, q: (t * q**2).sum(-1), z, z, 0.1, 2)
-    assert run.t.device.type == run.K.device.type == device.type and run.H.dtype == run.t.dtype == dtype
+    run = extended_phase_space_run(
+        lambda t, p: 0.5 * (p**2).sum(-1), lambda t, q: (t * q**2).sum(-1), z, z, 0.1, 2
+    )
+    assert (
+        run.t.device.type == run.K.device.type == device.type
+        and run.H.dtype == run.t.dtype == dtype
+    )
     c = so3_curve(torch.randn(4, 3, device=device, dtype=dtype))
     assert c.device.type == device.type and c.dtype == dtype
 

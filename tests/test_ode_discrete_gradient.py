@@ -70,7 +70,9 @@ def test_bad_inputs_and_nonconvergence():
     with pytest.raises(TypeError, match="H"):
         discrete_gradient_step(3, u, 0.1)
     with pytest.raises(RuntimeError, match="converge"):
-        discrete_gradient_step(lambda w: 5 * (w**4).sum(-1), torch.ones(1, 2, dtype=D), 5.0, max_iter=5)
+        discrete_gradient_step(
+            lambda w: 5 * (w**4).sum(-1), torch.ones(1, 2, dtype=D), 5.0, max_iter=5
+        )
 
 
 def test_counting_function_counts_evaluations_per_step():
@@ -88,7 +90,9 @@ def test_counting_function_counts_evaluations_per_step():
     assert torch.equal(v, discrete_gradient_step(H, u, 0.1, method="gonzalez"))
     counted.reset()
     discrete_gradient_step(counted, u, 0.1, method="avf", nodes=2)
-    assert counted.calls >= 3 and (counted.calls - 1) % 2 == 0  # 2 quadrature gradients per iteration
+    assert (
+        counted.calls >= 3 and (counted.calls - 1) % 2 == 0
+    )  # 2 quadrature gradients per iteration
     kw = CountingFunction(lambda a, b=0: a + b)
     assert kw(1, b=2) == 3 and kw.calls == 1 and "calls=1" in repr(kw)
 

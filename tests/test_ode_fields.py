@@ -2,7 +2,14 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from spdl_ref.ode import DissipativeField, GradientField, HamiltonianField, ODENet, PlainField, ReLUField
+from spdl_ref.ode import (
+    DissipativeField,
+    GradientField,
+    HamiltonianField,
+    ODENet,
+    PlainField,
+    ReLUField,
+)
 from spdl_ref.ode.fields import activation_antiderivative
 
 D = torch.float64
@@ -47,7 +54,9 @@ def test_hamiltonian_field(variant):
     J[:2, 2:], J[2:, :2] = torch.eye(2), -torch.eye(2)
     assert torch.allclose(f(0, u), gH @ J.T, atol=1e-12)  # u' = J grad H
     x = torch.randn(6, 2, dtype=D)
-    assert torch.equal(f.lift(x)[:, 2:], torch.zeros_like(x)) and torch.equal(f.project(f.lift(x)), x)
+    assert torch.equal(f.lift(x)[:, 2:], torch.zeros_like(x)) and torch.equal(
+        f.project(f.lift(x)), x
+    )
     if variant == "second_order":
         assert torch.equal(f.dT(0, x), x)
         assert torch.allclose(f.acceleration(1, x), -torch.tanh(x @ f.A2[1].T + f.b2[1]) @ f.A2[1])

@@ -51,7 +51,9 @@ def test_spd_distance_is_affine_invariant_metric(seed):
 def test_circle_distance():
     a = torch.tensor([0.1, 3.0, -3.0], dtype=D)
     b = torch.tensor([2 * math.pi - 0.1, -3.0, 3.0], dtype=D)
-    assert torch.allclose(circle_distance(a, b), torch.tensor([0.2, 2 * math.pi - 6.0, 2 * math.pi - 6.0], dtype=D))
+    assert torch.allclose(
+        circle_distance(a, b), torch.tensor([0.2, 2 * math.pi - 6.0, 2 * math.pi - 6.0], dtype=D)
+    )
 
 
 @settings(max_examples=20, deadline=None)

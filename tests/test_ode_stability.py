@@ -26,7 +26,9 @@ D = torch.float64
 
 def _pairs(seed, n=400, M=3, scale=3.0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, M, generator=g, dtype=D) * scale, torch.randn(n, M, generator=g, dtype=D) * scale
+    return torch.randn(n, M, generator=g, dtype=D) * scale, torch.randn(
+        n, M, generator=g, dtype=D
+    ) * scale
 
 
 @settings(max_examples=15, deadline=None)
@@ -104,8 +106,12 @@ def test_diagonal_bound_dominates_sampled_nu():
     assert sampled <= diagonal_nu_bound(f.A) + 1e-12
     # random-vertex mode for larger M is a lower estimate of the exact enumeration
     A = torch.randn(1, 6, 6, dtype=D)
-    assert diagonal_nu_bound(A, exact_max_dim=3, samples=64, generator=torch.Generator().manual_seed(0)) <= \
-        diagonal_nu_bound(A) + 1e-12
+    assert (
+        diagonal_nu_bound(
+            A, exact_max_dim=3, samples=64, generator=torch.Generator().manual_seed(0)
+        )
+        <= diagonal_nu_bound(A) + 1e-12
+    )
 
 
 def test_lipschitz_bound_and_constant():
@@ -113,6 +119,7 @@ def test_lipschitz_bound_and_constant():
     L = lipschitz_bound(f.A)
     x = torch.randn(50, 3, dtype=D)
     from spdl_ref.ode import ODENet
+
     net = ODENet(f, "rk4", T=1.0)
     ratios = perturbation_growth(net, x, eps=1e-4, generator=torch.Generator().manual_seed(0))
     assert ratios.shape == (50,)
@@ -120,7 +127,9 @@ def test_lipschitz_bound_and_constant():
     assert stability_constant(0.0, 3.0) == 1.0
 
 
-@pytest.mark.parametrize("name", ["implicit_euler", "implicit_midpoint", "gauss4", "radau_iia3", "lobatto_iiic2"])
+@pytest.mark.parametrize(
+    "name", ["implicit_euler", "implicit_midpoint", "gauss4", "radau_iia3", "lobatto_iiic2"]
+)
 def test_b_stable_methods_contract_for_any_h(name):
     A_, b_, _ = butcher_tableau(name)
     assert is_algebraically_stable(A_, b_)
@@ -128,7 +137,9 @@ def test_b_stable_methods_contract_for_any_h(name):
     f = GradientField(2, 1, dtype=D)
     z1, z2 = _pairs(5, n=20, M=2)
     for h in (0.5, 5.0):
-        r = contraction_ratios(lambda z: rk_step(lambda t, v: f(0, v), 0.0, z, h, name, max_iter=100), z1, z2)
+        r = contraction_ratios(
+            lambda z: rk_step(lambda t, v: f(0, v), 0.0, z, h, name, max_iter=100), z1, z2
+        )
         assert r.max() <= 1 + 1e-10
 
 
@@ -147,7 +158,9 @@ def test_explicit_rk_contracts_below_minus_two_nubar(name):
     f = GradientField(3, 1, dtype=D)
     nu_bar = -1.0 / float(torch.linalg.matrix_norm(f.A[0].detach(), 2)) ** 2
     z1, z2 = _pairs(9, n=300)
-    r = contraction_ratios(lambda z: rk_step(lambda t, v: f(0, v), 0.0, z, -2 * nu_bar * 0.99, name), z1, z2)
+    r = contraction_ratios(
+        lambda z: rk_step(lambda t, v: f(0, v), 0.0, z, -2 * nu_bar * 0.99, name), z1, z2
+    )
     assert r.max() <= 1 + 1e-12
 
 

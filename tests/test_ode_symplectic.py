@@ -38,7 +38,9 @@ def test_measured_order(method, order):
     z0 = torch.tensor([[1.0, 0.3], [-0.5, 0.1]], dtype=D)
     p0 = torch.tensor([[0.0, 0.5], [0.2, -0.4]], dtype=D)
     ref = torch.cat(stormer_verlet(dT, dV, z0, p0, 1 / 2048, 2048))
-    errs = [(torch.cat(method(dT, dV, z0, p0, 1 / n, n)) - ref).norm().item() for n in (32, 64, 128)]
+    errs = [
+        (torch.cat(method(dT, dV, z0, p0, 1 / n, n)) - ref).norm().item() for n in (32, 64, 128)
+    ]
     rates = [math.log2(a / b) for a, b in zip(errs, errs[1:])]
     assert all(abs(r - order) < 0.1 for r in rates), rates
 
@@ -104,7 +106,9 @@ from spdl_ref.ode import (  # noqa: E402
 )
 
 
-@pytest.mark.parametrize("name, method", [("symplectic_euler", symplectic_euler), ("stormer_verlet", stormer_verlet)])
+@pytest.mark.parametrize(
+    "name, method", [("symplectic_euler", symplectic_euler), ("stormer_verlet", stormer_verlet)]
+)
 def test_separable_step_map_matches_one_step(name, method):
     u = torch.randn(7, 4, generator=torch.Generator().manual_seed(0), dtype=D)
     step = separable_step_map(name, dT, dV, 0.3, t0=0.4)
@@ -129,7 +133,9 @@ def test_rk4_step_has_a_symplecticity_defect():
 
     # a pendulum step of RK4 is not symplectic: a defect of order h^5, well above round-off
     f = lambda t, w: torch.cat([w[2:], -torch.sin(w[:2])])  # noqa: E731
-    M = step_jacobian(lambda w: rk_step(f, 0.0, w, 0.5, "rk4"), torch.tensor([1.0, -0.5, 0.3, 0.2], dtype=D))
+    M = step_jacobian(
+        lambda w: rk_step(f, 0.0, w, 0.5, "rk4"), torch.tensor([1.0, -0.5, 0.3, 0.2], dtype=D)
+    )
     assert symplecticity_defect(M) > 1e-5
 
 

@@ -47,12 +47,18 @@ def test_printed_form_constant_gradient_moments():
     assert opt.state[th]["exp_avg"].item() == pytest.approx(1 / (1 - 0.81))
 
 
-@pytest.mark.parametrize("kwargs, err, match", [
-    (dict(lr=0.0), ValueError, "lr"), (dict(lr=-1e-3), ValueError, "lr"),
-    (dict(betas=(1.0, 0.9)), ValueError, "betas"), (dict(betas=(0.9, -0.1)), ValueError, "betas"),
-    (dict(betas=0.9), TypeError, "betas"), (dict(eps=0.0), ValueError, "eps"),
-    (dict(form="amsgrad"), ValueError, "form"),
-])
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(lr=-1e-3), ValueError, "lr"),
+        (dict(betas=(1.0, 0.9)), ValueError, "betas"),
+        (dict(betas=(0.9, -0.1)), ValueError, "betas"),
+        (dict(betas=0.9), TypeError, "betas"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(form="amsgrad"), ValueError, "form"),
+    ],
+)
 def test_bad_hyper_parameters(kwargs, err, match):
     with pytest.raises(err, match=match):
         Adam([torch.zeros(2, requires_grad=True)], **kwargs)

@@ -8,9 +8,16 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spdl_ref.optim import (ConformalHamiltonian, NonFiniteGradientError, camelback,
-                            conformal_step, heavy_ball_parameters, kinetic_energy,
-                            kinetic_gradient, relativistic_parameters)
+from spdl_ref.optim import (
+    ConformalHamiltonian,
+    NonFiniteGradientError,
+    camelback,
+    conformal_step,
+    heavy_ball_parameters,
+    kinetic_energy,
+    kinetic_gradient,
+    relativistic_parameters,
+)
 
 
 def _quadratic_problem(dtype, device, seed=0):
@@ -21,13 +28,19 @@ def _quadratic_problem(dtype, device, seed=0):
     return lambda th: 0.5 * th @ A @ th - b @ th
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0.0, gamma=1.0), "lr"), (dict(lr=-1.0, gamma=1.0), "lr"),
-    (dict(lr=0.1, gamma=-0.5), "gamma"), (dict(lr=0.1, gamma=1.0, mass=0.0), "mass"),
-    (dict(lr=0.1, gamma=1.0, mass=-2.0), "mass"), (dict(lr=0.1, gamma=1.0, kinetic="cubic"), "kinetic"),
-    (dict(lr=0.1, gamma=1.0, kinetic="relativistic", eps=0.0), "eps"),
-    (dict(lr=float("nan"), gamma=1.0), "lr"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(lr=0.0, gamma=1.0), "lr"),
+        (dict(lr=-1.0, gamma=1.0), "lr"),
+        (dict(lr=0.1, gamma=-0.5), "gamma"),
+        (dict(lr=0.1, gamma=1.0, mass=0.0), "mass"),
+        (dict(lr=0.1, gamma=1.0, mass=-2.0), "mass"),
+        (dict(lr=0.1, gamma=1.0, kinetic="cubic"), "kinetic"),
+        (dict(lr=0.1, gamma=1.0, kinetic="relativistic", eps=0.0), "eps"),
+        (dict(lr=float("nan"), gamma=1.0), "lr"),
+    ],
+)
 def test_bad_hyper_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConformalHamiltonian([torch.zeros(2, requires_grad=True)], **kwargs)
@@ -103,16 +116,18 @@ def test_equals_torch_sgd_momentum(nesterov, h, gamma, mass):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_optimizer_matches_pure_step(kinetic, nesterov, dtype):
     xy = torch.tensor([-0.5, 0.8], dtype=dtype, requires_grad=True)
-    opt = ConformalHamiltonian([xy], lr=0.05, gamma=1.5, mass=0.7, kinetic=kinetic, eps=0.3,
-                               nesterov=nesterov)
+    opt = ConformalHamiltonian(
+        [xy], lr=0.05, gamma=1.5, mass=0.7, kinetic=kinetic, eps=0.3, nesterov=nesterov
+    )
     grad = lambda th: torch.autograd.grad(camelback(th), th)[0]
     th, p = xy.detach().clone(), torch.zeros(2, dtype=dtype)
     for _ in range(10):
         opt.zero_grad()
         camelback(xy).backward()
         opt.step()
-        th, p = conformal_step(th.requires_grad_(True), p, grad, 0.05, 1.5, 0.7, kinetic, 0.3,
-                               nesterov)
+        th, p = conformal_step(
+            th.requires_grad_(True), p, grad, 0.05, 1.5, 0.7, kinetic, 0.3, nesterov
+        )
         th = th.detach()
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert torch.allclose(xy.detach(), th, atol=tol, rtol=0)
@@ -272,8 +287,11 @@ def test_check_finite_switch():
 
 @pytest.mark.parametrize("kinetic", ["quadratic", "relativistic"])
 def test_gradcheck_conformal_step(kinetic):
-    grad_V = lambda th: torch.stack([4 * th[0] - 4.2 * th[0] ** 3 + th[0] ** 5 + th[1], th[0] + 2 * th[1]])
+    grad_V = lambda th: torch.stack(
+        [4 * th[0] - 4.2 * th[0] ** 3 + th[0] ** 5 + th[1], th[0] + 2 * th[1]]
+    )
     th = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
     p = torch.tensor([0.3, -0.1], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda a, b: conformal_step(a, b, grad_V, 0.1, 1.0, 0.7, kinetic, 0.5), (th, p))
+        lambda a, b: conformal_step(a, b, grad_V, 0.1, 1.0, 0.7, kinetic, 0.5), (th, p)
+    )

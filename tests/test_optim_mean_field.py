@@ -68,6 +68,12 @@ def test_bad_input():
 def test_gradcheck_network():
     net = MeanFieldReLU(2, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b, c, xx: torch.func.functional_call(
-        net, {"a": a, "b": b, "c": c}, (xx,)), (net.a.detach().clone().requires_grad_(True),
-        net.b.detach().clone().requires_grad_(True), net.c.detach().clone().requires_grad_(True), x))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c, xx: torch.func.functional_call(net, {"a": a, "b": b, "c": c}, (xx,)),
+        (
+            net.a.detach().clone().requires_grad_(True),
+            net.b.detach().clone().requires_grad_(True),
+            net.c.detach().clone().requires_grad_(True),
+            x,
+        ),
+    )

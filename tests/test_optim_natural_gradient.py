@@ -6,8 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from spdl_ref.optim import (fisher_squared_loss, gauss_newton_step, jacobian,
-                            natural_gradient_step, squared_error)
+from spdl_ref.optim import (
+    fisher_squared_loss,
+    gauss_newton_step,
+    jacobian,
+    natural_gradient_step,
+    squared_error,
+)
 
 
 def _problem(dtype=torch.float64, outputs=1, seed=0):

@@ -29,8 +29,9 @@ def test_matches_a_hand_written_loop(dtype, device):
 def test_gradient_descent_on_a_quadratic_contracts_geometrically(dtype):
     # V = |theta|^2: theta_k = (1 - 2h)^k theta_0, V_k = (1 - 2h)^(2k) V_0.
     start = torch.tensor([1.0, -2.0, 0.5], dtype=dtype)
-    path, losses, _ = optimise_path(lambda t: t.pow(2).sum(), lambda p: torch.optim.SGD(p, lr=0.1),
-                                    12, start=start)
+    path, losses, _ = optimise_path(
+        lambda t: t.pow(2).sum(), lambda p: torch.optim.SGD(p, lr=0.1), 12, start=start
+    )
     k = torch.arange(13, dtype=dtype)
     torch.testing.assert_close(path, 0.8 ** k[:, None] * start)
     torch.testing.assert_close(losses, 0.8 ** (2 * k) * 5.25)
@@ -42,29 +43,36 @@ def test_tensor_start_sets_dtype_and_zero_steps_returns_the_start():
     path, losses, _ = optimise_path(camelback, lambda p: Adam(p, lr=0.1), 0, start=start)
     assert path.dtype == torch.float64 and torch.equal(path, start[None])
     assert losses.tolist() == [camelback(start).item()]
-    path32, _, _ = optimise_path(camelback, lambda p: Adam(p, lr=0.1), 2, start=start, dtype=torch.float32)
+    path32, _, _ = optimise_path(
+        camelback, lambda p: Adam(p, lr=0.1), 2, start=start, dtype=torch.float32
+    )
     assert path32.dtype == torch.float32
 
 
 def test_default_start_is_that_of_figure_4():
-    path, _, _ = optimise_path(camelback, lambda p: torch.optim.SGD(p, lr=0.01), 1, dtype=torch.float64)
+    path, _, _ = optimise_path(
+        camelback, lambda p: torch.optim.SGD(p, lr=0.01), 1, dtype=torch.float64
+    )
     assert path[0].tolist() == [-0.5, 0.8]
 
 
 sgd = lambda p: torch.optim.SGD(p, lr=0.01)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(loss_fn=1.0), TypeError, "loss_fn must be callable"),
-    (dict(make_optimizer="sgd"), TypeError, "make_optimizer must be callable"),
-    (dict(make_optimizer=lambda p: p), TypeError, "must return a torch.optim.Optimizer"),
-    (dict(steps=-1), ValueError, "steps must be >= 0"),
-    (dict(steps=2.0), TypeError, "steps must be an integer"),
-    (dict(start=(0.0, math.nan)), ValueError, "start must contain only finite"),
-    (dict(start=torch.tensor([0.0, math.inf])), ValueError, "start must contain only finite"),
-    (dict(start=("a", 1)), TypeError, "start must be a sequence of real numbers"),
-    (dict(loss_fn=lambda t: t * 2), ValueError, "loss_fn must return a scalar"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(loss_fn=1.0), TypeError, "loss_fn must be callable"),
+        (dict(make_optimizer="sgd"), TypeError, "make_optimizer must be callable"),
+        (dict(make_optimizer=lambda p: p), TypeError, "must return a torch.optim.Optimizer"),
+        (dict(steps=-1), ValueError, "steps must be >= 0"),
+        (dict(steps=2.0), TypeError, "steps must be an integer"),
+        (dict(start=(0.0, math.nan)), ValueError, "start must contain only finite"),
+        (dict(start=torch.tensor([0.0, math.inf])), ValueError, "start must contain only finite"),
+        (dict(start=("a", 1)), TypeError, "start must be a sequence of real numbers"),
+        (dict(loss_fn=lambda t: t * 2), ValueError, "loss_fn must return a scalar"),
+    ],
+)
 def test_bad_input(kwargs, error, match):
     args = dict(loss_fn=camelback, make_optimizer=sgd, steps=3)
     args.update(kwargs)

@@ -9,8 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spdl_ref.optim import expm as optim_expm
-from spdl_ref.optim import (NonFiniteGradientError, StiefelSGD, cayley, project_stiefel,
-                            random_stiefel, stiefel_error)
+from spdl_ref.optim import (
+    NonFiniteGradientError,
+    StiefelSGD,
+    cayley,
+    project_stiefel,
+    random_stiefel,
+    stiefel_error,
+)
 
 
 def _procrustes(n, p, dtype, device, seed=0):
@@ -84,10 +90,15 @@ def test_project_and_random():
         stiefel_error(torch.ones(3))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0.0), "lr"), (dict(lr=0.1, momentum=1.0), "momentum"),
-    (dict(lr=0.1, momentum=-0.1), "momentum"), (dict(lr=0.1, retraction="qr"), "retraction"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(lr=0.0), "lr"),
+        (dict(lr=0.1, momentum=1.0), "momentum"),
+        (dict(lr=0.1, momentum=-0.1), "momentum"),
+        (dict(lr=0.1, retraction="qr"), "retraction"),
+    ],
+)
 def test_bad_hyper_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         StiefelSGD([torch.nn.Parameter(torch.eye(3))], **kwargs)

@@ -51,15 +51,18 @@ def test_missing_geoopt_is_a_clear_error(monkeypatch):
     stiefel_student("exp", 2, **SMALL)  # the other kinds do not need it
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(kind="sgd"), ValueError, "kind must be one of"),
-    (dict(kind=1), TypeError, "kind must be a string"),
-    (dict(steps=0), ValueError, "steps must be >= 1"),
-    (dict(lr=-0.1), ValueError, "lr must be > 0"),
-    (dict(n=2, p=3), ValueError, "p must be <= n"),
-    (dict(samples=0), ValueError, "samples must be >= 1"),
-    (dict(seed=-1), ValueError, "seed must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(kind="sgd"), ValueError, "kind must be one of"),
+        (dict(kind=1), TypeError, "kind must be a string"),
+        (dict(steps=0), ValueError, "steps must be >= 1"),
+        (dict(lr=-0.1), ValueError, "lr must be > 0"),
+        (dict(n=2, p=3), ValueError, "p must be <= n"),
+        (dict(samples=0), ValueError, "samples must be >= 1"),
+        (dict(seed=-1), ValueError, "seed must be >= 0"),
+    ],
+)
 def test_bad_input(kwargs, error, match):
     args = dict(kind="exp", steps=2, n=4, p=2, samples=8)
     args.update(kwargs)

@@ -149,7 +149,9 @@ def test_classifier_head():
     out = head(z)
     assert out.shape == (7, 2)
     assert torch.allclose(out, torch.sigmoid(z @ head.W.T + head.mu))
-    model = torch.nn.Sequential(ResNet(3, 4, dtype=torch.float64), ClassifierHead(3, 1, dtype=torch.float64))
+    model = torch.nn.Sequential(
+        ResNet(3, 4, dtype=torch.float64), ClassifierHead(3, 1, dtype=torch.float64)
+    )
     assert model(z).shape == (7, 1)
     with pytest.raises(ValueError, match="z must have last dimension 3"):
         head(torch.randn(2, 4, dtype=torch.float64))

@@ -30,7 +30,10 @@ def test_tableaux_are_consistent(name):
 @pytest.mark.parametrize("name, order", sorted(TABLEAUX.items()))
 def test_measured_order_matches_classical_order(name, order):
     z0 = torch.tensor([[1.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
-    errs = [(odeint(_oscillator, z0, 0.0, 2.0, n, name)[-1] - _exact(2.0, z0)).norm().item() for n in (20, 40, 80)]
+    errs = [
+        (odeint(_oscillator, z0, 0.0, 2.0, n, name)[-1] - _exact(2.0, z0)).norm().item()
+        for n in (20, 40, 80)
+    ]
     rates = [math.log2(e0 / e1) for e0, e1 in zip(errs, errs[1:])]
     assert all(abs(r - order) < 0.15 for r in rates), rates
 
@@ -48,7 +51,7 @@ def test_algebraic_stability_of_known_methods():
 @pytest.mark.parametrize("solver", ["newton", "fixed_point"])
 @given(h=st.floats(0.01, 0.3))
 def test_implicit_stage_equations_are_solved(solver, h):
-    field = lambda t, z: -z**3 + math.sin(t) * z  # noqa: E731
+    field = lambda t, z: -(z**3) + math.sin(t) * z  # noqa: E731
     z = torch.tensor([[0.3, -1.2], [2.0, 0.1]], dtype=torch.float64)
     A, b, c = butcher_tableau("gauss4")
     z1 = rk_step(field, 0.2, z, h, "gauss4", solver=solver, tol=1e-14)
@@ -78,7 +81,15 @@ def test_dtype_and_device_follow_the_state(dtype, device):
 def test_non_convergence_raises():
     stiff = lambda t, z: -1e6 * z**3  # noqa: E731
     with pytest.raises(RuntimeError, match="did not converge"):
-        rk_step(stiff, 0.0, torch.tensor([5.0], dtype=torch.float64), 1.0, "implicit_euler", solver="fixed_point", max_iter=5)
+        rk_step(
+            stiff,
+            0.0,
+            torch.tensor([5.0], dtype=torch.float64),
+            1.0,
+            "implicit_euler",
+            solver="fixed_point",
+            max_iter=5,
+        )
 
 
 def test_bad_arguments():

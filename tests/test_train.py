@@ -15,7 +15,9 @@ def _problem():
 
 def test_fit_decreases_objective_and_records_history():
     model, x, y, t = _problem()
-    hist = fit(model, x, t, regulariser=l2_regulariser(1e-4), iterations=300, lr=0.02, progress=False)
+    hist = fit(
+        model, x, t, regulariser=l2_regulariser(1e-4), iterations=300, lr=0.02, progress=False
+    )
     assert isinstance(hist, History)
     assert len(hist.loss) == len(hist.data_fit) == len(hist.seconds) == 300
     assert hist.loss[-1] < 0.5 * hist.loss[0]
@@ -26,7 +28,17 @@ def test_fit_decreases_objective_and_records_history():
 def test_fit_minibatch_sgd_and_optimizer_instance():
     model, x, _, t = _problem()
     gen = torch.Generator().manual_seed(0)
-    hist = fit(model, x, t, iterations=20, lr=0.05, optimizer="sgd", batch_size=32, generator=gen, progress=False)
+    hist = fit(
+        model,
+        x,
+        t,
+        iterations=20,
+        lr=0.05,
+        optimizer="sgd",
+        batch_size=32,
+        generator=gen,
+        progress=False,
+    )
     assert len(hist.loss) == 20
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     fit(model, x, t, iterations=5, optimizer=opt, progress=False)

@@ -25,14 +25,20 @@ def main(argv):
     for path in paths:
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=1800,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         client.execute()
         for cell in nb.cells:  # execution counts from 1 in order; no run-specific metadata
             cell.metadata.pop("execution", None)
         nbformat.write(nb, path)
-        print(f"refreshed {path.relative_to(ROOT) if path.is_absolute() else path} "
-              f"in {time.perf_counter() - start:.0f} s")
+        print(
+            f"refreshed {path.relative_to(ROOT) if path.is_absolute() else path} "
+            f"in {time.perf_counter() - start:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ from ._layer import check_batch, check_model, field_vjps
 __all__ = ["discrete_adjoint"]
 
 
-def discrete_adjoint(model, x: torch.Tensor, grad_zK: torch.Tensor, *, return_costates: bool = False):
+def discrete_adjoint(
+    model, x: torch.Tensor, grad_zK: torch.Tensor, *, return_costates: bool = False
+):
     r"""Gradients of :math:`\ell(z^K)` with respect to every :math:`A^k, b^k` by eq. (28) (Theorem 3.2).
 
     Runs the ResNet forward, storing :math:`z^0, \dots, z^K`, then the recursion (28)
@@ -56,7 +58,9 @@ def discrete_adjoint(model, x: torch.Tensor, grad_zK: torch.Tensor, *, return_co
     x = check_batch(model, x, "x")
     _validate.tensor(grad_zK, "grad_zK")
     if grad_zK.shape != x.shape:
-        raise ValueError(f"grad_zK must have the shape of x {tuple(x.shape)}, got {tuple(grad_zK.shape)}")
+        raise ValueError(
+            f"grad_zK must have the shape of x {tuple(x.shape)}, got {tuple(grad_zK.shape)}"
+        )
     if grad_zK.dtype != x.dtype:
         raise TypeError(f"grad_zK must have dtype {x.dtype}, got {grad_zK.dtype}")
     with torch.no_grad():

@@ -36,11 +36,15 @@ def _method(method):
     if isinstance(method, str):
         return butcher_tableau(method)
     if not (isinstance(method, tuple) and len(method) == 3):
-        raise TypeError("method must be a name for spdl_ref.ode.butcher_tableau or a tableau (A, b, c)")
+        raise TypeError(
+            "method must be a name for spdl_ref.ode.butcher_tableau or a tableau (A, b, c)"
+        )
     return method
 
 
-def ode_flow(model, x: torch.Tensor, method="rk4", steps_per_layer: int = 1, **rk_kwargs) -> torch.Tensor:
+def ode_flow(
+    model, x: torch.Tensor, method="rk4", steps_per_layer: int = 1, **rk_kwargs
+) -> torch.Tensor:
     r"""The time-:math:`T` state :math:`z(T)` of the ODE (24b) with the ResNet's piecewise-constant control.
 
     Each layer interval :math:`[t^k, t^{k+1}]` is split into ``steps_per_layer`` steps of the
@@ -56,12 +60,22 @@ def ode_flow(model, x: torch.Tensor, method="rk4", steps_per_layer: int = 1, **r
     for k in range(model.depth):
         A, b = model.A[k], model.b[k]
         for _ in range(n):
-            z = rk_step(lambda t, v: field(A, b, model.activation, v), 0.0, z, h, tableau, **rk_kwargs)
+            z = rk_step(
+                lambda t, v: field(A, b, model.activation, v), 0.0, z, h, tableau, **rk_kwargs
+            )
     return z
 
 
-def continuous_adjoint(model, x: torch.Tensor, loss, *, method="rk4", steps_per_layer: int = 1,
-                       adjoint: str = "rk", **rk_kwargs):
+def continuous_adjoint(
+    model,
+    x: torch.Tensor,
+    loss,
+    *,
+    method="rk4",
+    steps_per_layer: int = 1,
+    adjoint: str = "rk",
+    **rk_kwargs,
+):
     r"""Gradient of :math:`\ell(z(T))` by the continuous adjoint, Theorem 3.1 (eqs. (24b), (26), (27)).
 
     Parameters
@@ -115,7 +129,9 @@ def continuous_adjoint(model, x: torch.Tensor, loss, *, method="rk4", steps_per_
             for _ in range(n):
                 if adjoint == "rectangle":
                     nodes.append(z)
-                z = rk_step(lambda t, v, k=k: field(A[k], b[k], sigma, v), 0.0, z, h, tableau, **rk_kwargs)
+                z = rk_step(
+                    lambda t, v, k=k: field(A[k], b[k], sigma, v), 0.0, z, h, tableau, **rk_kwargs
+                )
     with torch.enable_grad():
         zT = z.detach().requires_grad_(True)
         value = loss(zT)
@@ -142,13 +158,13 @@ def continuous_adjoint(model, x: torch.Tensor, loss, *, method="rk4", steps_per_
 
             def reverse_field(t, v, Ak=Ak, bk=bk):
                 # time s = T - t: dz/ds = -f, dp/ds = +dz f^T p, dg/ds = dtheta f^T p
-                zz, pp = v[:, :M], v[:, M:2 * M]
+                zz, pp = v[:, :M], v[:, M : 2 * M]
                 dz, dA, db = field_vjps(Ak, bk, sigma, zz, pp)
                 return torch.cat([-field(Ak, bk, sigma, zz), dz, dA.reshape(-1, M * M), db], dim=1)
 
-            y = torch.cat([y[:, :2 * M], torch.zeros_like(y[:, 2 * M:])], dim=1)
+            y = torch.cat([y[:, : 2 * M], torch.zeros_like(y[:, 2 * M :])], dim=1)
             for _ in range(n):
                 y = rk_step(reverse_field, 0.0, y, h, tableau, **rk_kwargs)
-            g = y[:, 2 * M:].sum(0)
-            gA[k], gb[k] = g[:M * M].reshape(M, M), g[M * M:]
+            g = y[:, 2 * M :].sum(0)
+            gA[k], gb[k] = g[: M * M].reshape(M, M), g[M * M :]
     return {"A": gA, "b": gb, "loss": value.detach(), "z_T": z}

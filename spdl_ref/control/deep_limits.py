@@ -44,8 +44,15 @@ def prolong(model, factor: int = 2) -> ResNet:
     """
     model = check_model(model)
     factor = _validate.positive_int(factor, "factor")
-    new = ResNet(model.dim, model.depth * factor, T=model.T, activation=model.activation, init_std=0.0,
-                 device=model.A.device, dtype=model.A.dtype)
+    new = ResNet(
+        model.dim,
+        model.depth * factor,
+        T=model.T,
+        activation=model.activation,
+        init_std=0.0,
+        device=model.A.device,
+        dtype=model.A.dtype,
+    )
     with torch.no_grad():
         new.A.copy_(model.A.repeat_interleave(factor, 0))
         new.b.copy_(model.b.repeat_interleave(factor, 0))
@@ -71,7 +78,9 @@ def l2_distance(model_a, model_b) -> float:
         return float((b.h * d).sqrt())
 
 
-def minimise(model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10) -> float:
+def minimise(
+    model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10
+) -> float:
     r"""Minimise ``objective()`` over the model's parameters with full-batch L-BFGS (strong Wolfe line search).
 
     Used for the deep-limit problems (40) of Theorem 3.3, where minimisers (not just low loss)
@@ -79,8 +88,15 @@ def minimise(model, objective: Callable[[], torch.Tensor], *, max_iter: int = 50
     """
     max_iter = _validate.positive_int(max_iter, "max_iter")
     tol = _validate.positive_real(tol, "tol")
-    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=max_iter, tolerance_grad=tol,
-                            tolerance_change=tol * 1e-2, history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=tol * 1e-2,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -93,8 +109,15 @@ def minimise(model, objective: Callable[[], torch.Tensor], *, max_iter: int = 50
         return float(objective())
 
 
-def deep_limit_sequence(model, x: torch.Tensor, loss: Callable, lam: float, depths: Sequence[int], *,
-                        max_iter: int = 500) -> dict:
+def deep_limit_sequence(
+    model,
+    x: torch.Tensor,
+    loss: Callable,
+    lam: float,
+    depths: Sequence[int],
+    *,
+    max_iter: int = 500,
+) -> dict:
     r"""Minimise (40) for each depth in ``depths`` (each a multiple of the previous), Theorem 3.3.
 
     ``model`` gives the first depth's starting point (and :math:`M`, :math:`T`, :math:`\sigma`);
@@ -110,13 +133,19 @@ def deep_limit_sequence(model, x: torch.Tensor, loss: Callable, lam: float, dept
         raise ValueError(f"depths must start with the model's depth {model.depth}, got {depths}")
     for K0, K1 in zip(depths, depths[1:]):
         if K1 <= K0 or K1 % K0:
-            raise ValueError(f"each depth must be a larger multiple of the previous one, got {K0} then {K1}")
+            raise ValueError(
+                f"each depth must be a larger multiple of the previous one, got {K0} then {K1}"
+            )
     values, models = [], []
     current = model
     for i, K in enumerate(depths):
         if i:
             current = prolong(current, K // depths[i - 1])
-        values.append(minimise(current, lambda m=current: deep_limit_objective(m, x, loss, lam), max_iter=max_iter))
+        values.append(
+            minimise(
+                current, lambda m=current: deep_limit_objective(m, x, loss, lam), max_iter=max_iter
+            )
+        )
         models.append(current)
     distances = [l2_distance(a, b) for a, b in zip(models, models[1:])]
     return {"depths": depths, "values": values, "models": models, "distances": distances}

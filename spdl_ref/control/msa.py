@@ -68,7 +68,9 @@ def costates(model, x: torch.Tensor, loss: Callable):
     return torch.stack(z), torch.stack(p), value.detach()
 
 
-def hamiltonian(A: torch.Tensor, b: torch.Tensor, activation, h: float, z: torch.Tensor, p: torch.Tensor):
+def hamiltonian(
+    A: torch.Tensor, b: torch.Tensor, activation, h: float, z: torch.Tensor, p: torch.Tensor
+):
     r"""Layer Hamiltonians :math:`H^k(\theta^k) = \frac1N\sum_n \langle p_n^{k+1}, h f(z_n^k, \theta^k)\rangle`, (9)/(33).
 
     ``A`` of shape ``(K, M, M)`` (or ``(C, K, M, M)`` for ``C`` candidates at once), ``b`` of
@@ -195,10 +197,16 @@ def msa(
     start = time.perf_counter()
     sigma, h = model.activation, model.h
     for _ in range(iterations):
-        idx = everyone if batch_size is None else torch.randperm(N, generator=generator)[:batch_size].to(x.device)
+        idx = (
+            everyone
+            if batch_size is None
+            else torch.randperm(N, generator=generator)[:batch_size].to(x.device)
+        )
         z, p, value = costates(model, x[idx], lambda zK: loss(zK, idx))
         if not bool(torch.isfinite(value)):
-            raise FloatingPointError(f"the loss became non-finite after {len(history.loss)} iterations")
+            raise FloatingPointError(
+                f"the loss became non-finite after {len(history.loss)} iterations"
+            )
         if candidates is None:
             A = model.A.detach().clone().requires_grad_(True)
             b = model.b.detach().clone().requires_grad_(True)
@@ -212,7 +220,13 @@ def msa(
             with torch.no_grad():
                 C = A_set.shape[0]
                 Hc = extended_hamiltonian(
-                    A_set[:, None].expand(C, K, M, M), b_set[:, None].expand(C, K, M), sigma, h, z, p, rho
+                    A_set[:, None].expand(C, K, M, M),
+                    b_set[:, None].expand(C, K, M),
+                    sigma,
+                    h,
+                    z,
+                    p,
+                    rho,
                 )
                 best = Hc.argmax(0)
                 new_A, new_b = A_set[best], b_set[best]

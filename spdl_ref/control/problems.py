@@ -30,7 +30,9 @@ def _reg(model, regulariser):
     return regulariser(model)
 
 
-def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Optional[Callable] = None):
+def reduced_objective(
+    model, x: torch.Tensor, loss: Callable, regulariser: Optional[Callable] = None
+):
     r"""The reduced objective (23), :math:`E(\theta) = \ell(\Psi(x, \theta)) + R(\theta)`.
 
     ``loss(z_K)`` is the mean data fit :math:`\frac1N \sum_n L_n(z_n^K)`, ``regulariser(model)``
@@ -41,8 +43,9 @@ def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Optio
     return loss(model(x)) + _reg(model, regulariser)
 
 
-def full_space_objective(model, z: torch.Tensor, x: torch.Tensor, loss: Callable,
-                         regulariser: Optional[Callable] = None):
+def full_space_objective(
+    model, z: torch.Tensor, x: torch.Tensor, loss: Callable, regulariser: Optional[Callable] = None
+):
     r"""The full-space objective (24a) and the residual of its constraint (24b), discretised by (6).
 
     Parameters
@@ -69,12 +72,22 @@ def full_space_objective(model, z: torch.Tensor, x: torch.Tensor, loss: Callable
         raise ValueError(f"z must have shape {(model.depth + 1, *x.shape)}, got {tuple(z.shape)}")
     res = [z[0] - x]
     for k in range(model.depth):
-        res.append(z[k + 1] - z[k] - model.h * field(model.A[k], model.b[k], model.activation, z[k]))
+        res.append(
+            z[k + 1] - z[k] - model.h * field(model.A[k], model.b[k], model.activation, z[k])
+        )
     return loss(z[-1]) + _reg(model, regulariser), torch.stack(res)
 
 
-def sgd(model, x: torch.Tensor, loss: Callable, *, tau: float = 0.1, iterations: int = 100,
-        batch_size: Optional[int] = None, generator: Optional[torch.Generator] = None) -> History:
+def sgd(
+    model,
+    x: torch.Tensor,
+    loss: Callable,
+    *,
+    tau: float = 0.1,
+    iterations: int = 100,
+    batch_size: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+) -> History:
     r"""Stochastic gradient descent (25) on the reduced problem, with gradients from the discrete adjoint (28).
 
     Each iteration draws a minibatch :math:`\mathcal S^j`, computes
@@ -96,14 +109,20 @@ def sgd(model, x: torch.Tensor, loss: Callable, *, tau: float = 0.1, iterations:
             raise ValueError(f"batch_size must be <= the number of samples {N}, got {batch_size}")
     history, start = History(), time.perf_counter()
     for _ in range(iterations):
-        idx = torch.arange(N) if batch_size is None else torch.randperm(N, generator=generator)[:batch_size]
+        idx = (
+            torch.arange(N)
+            if batch_size is None
+            else torch.randperm(N, generator=generator)[:batch_size]
+        )
         idx = idx.to(x.device)
         with torch.enable_grad():
             zK = model(x[idx]).detach().requires_grad_(True)
             value = loss(zK, idx)
             (g,) = torch.autograd.grad(value, zK)
         if not bool(torch.isfinite(value)):
-            raise FloatingPointError(f"the loss became non-finite after {len(history.loss)} iterations; lower tau")
+            raise FloatingPointError(
+                f"the loss became non-finite after {len(history.loss)} iterations; lower tau"
+            )
         grads = discrete_adjoint(model, x[idx], g)
         with torch.no_grad():
             model.A -= tau * grads["A"]

@@ -16,7 +16,14 @@ import torch
 from .. import _validate
 from ._layer import check_model
 
-__all__ = ["h1_discrete", "l1_norm", "project_simplex", "soft_threshold", "squared_l2_norm", "time_step_indicator"]
+__all__ = [
+    "h1_discrete",
+    "l1_norm",
+    "project_simplex",
+    "soft_threshold",
+    "squared_l2_norm",
+    "time_step_indicator",
+]
 
 
 def _params(model):
@@ -73,7 +80,9 @@ def time_step_indicator(h: torch.Tensor, T: float, tol: float = 1e-10) -> float:
 def _check_vector(h, name):
     _validate.tensor(h, name)
     if h.dim() != 1 or h.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty vector (one dimension), got shape {tuple(h.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty vector (one dimension), got shape {tuple(h.shape)}"
+        )
     return h
 
 

@@ -31,10 +31,22 @@ class VariableStepResNet(ResNet):
     :math:`T/K`; the layers use ``steps``.
     """
 
-    def __init__(self, dim: int, depth: int, T: float = 1.0, activation=torch.tanh, init_std: float = 1.0,
-                 device=None, dtype=None):
-        super().__init__(dim, depth, T=T, activation=activation, init_std=init_std, device=device, dtype=dtype)
-        self.steps = nn.Parameter(torch.full((self.depth,), self.T / self.depth, device=device, dtype=self.A.dtype))
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        T: float = 1.0,
+        activation=torch.tanh,
+        init_std: float = 1.0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            dim, depth, T=T, activation=activation, init_std=init_std, device=device, dtype=dtype
+        )
+        self.steps = nn.Parameter(
+            torch.full((self.depth,), self.T / self.depth, device=device, dtype=self.A.dtype)
+        )
 
     def states(self, x: torch.Tensor) -> list:
         """The features :math:`[z^0, \\dots, z^K]` of (38), as in :meth:`spdl_ref.ode.ResNet.states`."""
@@ -75,7 +87,9 @@ def proximal_gradient(
     params = dict(model.named_parameters())
     for name in prox:
         if name not in params:
-            raise ValueError(f"prox names a parameter {name!r} the model does not have; it has {sorted(params)}")
+            raise ValueError(
+                f"prox names a parameter {name!r} the model does not have; it has {sorted(params)}"
+            )
         if not callable(prox[name]):
             raise TypeError(f"prox[{name!r}] must be callable")
     history, start = History(), time.perf_counter()
@@ -83,7 +97,9 @@ def proximal_gradient(
         model.zero_grad(set_to_none=True)
         value = loss(model(x))
         if not bool(torch.isfinite(value)):
-            raise FloatingPointError(f"the loss became non-finite after {len(history.loss)} iterations; lower tau")
+            raise FloatingPointError(
+                f"the loss became non-finite after {len(history.loss)} iterations; lower tau"
+            )
         value.backward()
         with torch.no_grad():
             for name, p in params.items():

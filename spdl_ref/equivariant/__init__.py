@@ -21,17 +21,46 @@ from .actions import act_on_field, act_on_image, reflect, rotate, rotate90, tran
 from .denoisers import OrdinaryDenoiser, make_denoiser, parameter_count
 from .equivariance import commutation_error, disc_mask, equivariance_error
 from .groups import FiniteGroup, Representation, direct_sum
-from .kernels import (SteerableConv2d, basis_dimension, constraint_matrix, invariant_vectors, kernel_basis,
-                      kernel_constraint_residual)
+from .kernels import (
+    SteerableConv2d,
+    basis_dimension,
+    constraint_matrix,
+    invariant_vectors,
+    kernel_basis,
+    kernel_constraint_residual,
+)
 from .nonlinearities import NormReLU, norm_nonlinearity
 from .sample_complexity import sample_complexity
 from .training import DenoiserHistory, denoising_objective, psnr, smoothed_tv, train_denoiser
 
 __all__ = [
-    "DenoiserHistory", "FiniteGroup", "NormReLU", "OrdinaryDenoiser", "Representation",
-    "SteerableConv2d", "act_on_field", "basis_dimension", "act_on_image", "commutation_error", "constraint_matrix",
-    "denoising_objective", "direct_sum", "disc_mask", "equivariance_error", "invariant_vectors",
-    "kernel_basis", "kernel_constraint_residual", "make_denoiser", "norm_nonlinearity",
-    "parameter_count", "psnr", "reflect", "rotate", "rotate90", "sample_complexity", "smoothed_tv", "train_denoiser",
+    "DenoiserHistory",
+    "FiniteGroup",
+    "NormReLU",
+    "OrdinaryDenoiser",
+    "Representation",
+    "SteerableConv2d",
+    "act_on_field",
+    "basis_dimension",
+    "act_on_image",
+    "commutation_error",
+    "constraint_matrix",
+    "denoising_objective",
+    "direct_sum",
+    "disc_mask",
+    "equivariance_error",
+    "invariant_vectors",
+    "kernel_basis",
+    "kernel_constraint_residual",
+    "make_denoiser",
+    "norm_nonlinearity",
+    "parameter_count",
+    "psnr",
+    "reflect",
+    "rotate",
+    "rotate90",
+    "sample_complexity",
+    "smoothed_tv",
+    "train_denoiser",
     "translate",
 ]

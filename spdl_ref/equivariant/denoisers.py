@@ -39,7 +39,9 @@ KINDS = ("ordinary", "equivariant")
 def _check_image(x):
     _validate.tensor(x, "x")
     if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"x must be a batch of one-channel images (B, 1, H, W), got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be a batch of one-channel images (B, 1, H, W), got {tuple(x.shape)}"
+        )
     return x
 
 
@@ -61,8 +63,9 @@ class OrdinaryDenoiser(nn.Module):
         self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
         fk = {"device": device, "dtype": dtype}
         self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
-        self.layers = nn.ModuleList(nn.Conv2d(width, width, k, padding=k // 2, **fk)
-                                    for _ in range(depth))
+        self.layers = nn.ModuleList(
+            nn.Conv2d(width, width, k, padding=k // 2, **fk) for _ in range(depth)
+        )
         self.project = nn.Conv2d(width, 1, k, padding=k // 2, **fk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,9 +82,18 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def make_denoiser(kind: str, width: int = 64, depth: int = 20, kernel_size: int = 3, *,
-                  fields: str = "regular", group_order: int = 8, max_order: int = 3,
-                  device=None, dtype=None) -> nn.Module:
+def make_denoiser(
+    kind: str,
+    width: int = 64,
+    depth: int = 20,
+    kernel_size: int = 3,
+    *,
+    fields: str = "regular",
+    group_order: int = 8,
+    max_order: int = 3,
+    device=None,
+    dtype=None,
+) -> nn.Module:
     r"""One of the two denoisers :math:`\Psi` of Figure 3 (Section 5.2).
 
     The defaults are the "paper" sizes of the chapter: 739,777 parameters for the ordinary
@@ -116,5 +128,13 @@ def make_denoiser(kind: str, width: int = 64, depth: int = 20, kernel_size: int 
         return OrdinaryDenoiser(width, depth, kernel_size, device=device, dtype=dtype)
     from .equivariant_denoiser import EquivariantDenoiser
 
-    return EquivariantDenoiser(width, depth, kernel_size, fields=fields, group_order=group_order,
-                               max_order=max_order, device=device, dtype=dtype)
+    return EquivariantDenoiser(
+        width,
+        depth,
+        kernel_size,
+        fields=fields,
+        group_order=group_order,
+        max_order=max_order,
+        device=device,
+        dtype=dtype,
+    )

@@ -27,12 +27,17 @@ def disc_mask(size: int, radius: Optional[float] = None, device=None, dtype=None
     c = (size - 1) / 2
     radius = c if radius is None else _validate.nonnegative_real(radius, "radius")
     i = torch.arange(size, dtype=torch.float64) - c
-    mask = ((i[:, None] ** 2 + i[None, :] ** 2) <= radius * radius + 1e-9)
+    mask = (i[:, None] ** 2 + i[None, :] ** 2) <= radius * radius + 1e-9
     return mask.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
-def commutation_error(F: Callable, x: torch.Tensor, T_in: Callable, T_out: Callable,
-                      mask: Optional[torch.Tensor] = None) -> float:
+def commutation_error(
+    F: Callable,
+    x: torch.Tensor,
+    T_in: Callable,
+    T_out: Callable,
+    mask: Optional[torch.Tensor] = None,
+) -> float:
     r"""The relative equivariance error :math:`\|F(T_g x) - T'_g F(x)\| / \|T'_g F(x)\|`, eq. (50).
 
     Parameters
@@ -66,8 +71,14 @@ def commutation_error(F: Callable, x: torch.Tensor, T_in: Callable, T_out: Calla
     return num / den if den > 0 else num
 
 
-def equivariance_error(model: Callable, x: torch.Tensor, angle: float, *,
-                       invariant: bool = False, mask: Optional[torch.Tensor] = None) -> float:
+def equivariance_error(
+    model: Callable,
+    x: torch.Tensor,
+    angle: float,
+    *,
+    invariant: bool = False,
+    mask: Optional[torch.Tensor] = None,
+) -> float:
     r"""Relative rotation-equivariance error of ``model`` at ``angle`` degrees, eq. (50).
 
     :math:`\|F(R_\phi x) - R_\phi F(x)\| / \|R_\phi F(x)\|` with :math:`R_\phi` from

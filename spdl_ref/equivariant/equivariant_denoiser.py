@@ -39,9 +39,18 @@ class EquivariantDenoiser(nn.Module):
     network's output to the scale of the ordinary denoiser's (PyTorch's default initialisation).
     """
 
-    def __init__(self, width: int, depth: int, kernel_size: int = 3, fields: str = "regular",
-                 group_order: int = 8, max_order: int = 3, init_scale: float = 0.4,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        kernel_size: int = 3,
+        fields: str = "regular",
+        group_order: int = 8,
+        max_order: int = 3,
+        init_scale: float = 0.4,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
         if fields not in FIELDS:
@@ -71,8 +80,9 @@ class EquivariantDenoiser(nn.Module):
         if fields == "regular":
             self.nonlins = nn.ModuleList(enn.ReLU(hidden) for _ in range(depth))
         else:
-            self.nonlins = nn.ModuleList(enn.NormNonLinearity(hidden, "n_relu", bias=True)
-                                         for _ in range(depth))
+            self.nonlins = nn.ModuleList(
+                enn.NormNonLinearity(hidden, "n_relu", bias=True) for _ in range(depth)
+            )
         self.project = enn.R2Conv(hidden, self.in_type, k, padding=pad)
         with torch.no_grad():
             for conv in [self.lift, *self.convs, self.project]:

@@ -59,13 +59,18 @@ def escnn_representation(group: FiniteGroup, kind) -> Representation:
     """escnn's matrices of the representation ``kind`` (as in :meth:`FiniteGroup.representation`), Section 5.1.2."""
     gs = gspace(group)
     rep = _escnn_rep(gs, group, kind)
-    mats = torch.stack([torch.as_tensor(rep(_escnn_element(gs, group, g)), dtype=torch.float64)
-                        for g in group.elements])
+    mats = torch.stack(
+        [
+            torch.as_tensor(rep(_escnn_element(gs, group, g)), dtype=torch.float64)
+            for g in group.elements
+        ]
+    )
     return Representation(group, mats, kind)
 
 
-def escnn_kernel_basis(group: FiniteGroup, kind_in, kind_out, size: int,
-                       complete: bool = True) -> torch.Tensor:
+def escnn_kernel_basis(
+    group: FiniteGroup, kind_in, kind_out, size: int, complete: bool = True
+) -> torch.Tensor:
     r"""escnn's basis of equivariant kernels, sampled on the ``size x size`` grid (Section 5.1.2).
 
     Returns a float64 tensor of shape ``(D, d2, d1, size, size)`` with escnn's basis elements
@@ -78,12 +83,22 @@ def escnn_kernel_basis(group: FiniteGroup, kind_in, kind_out, size: int,
     kw = {}
     if complete:
         c = (size - 1) / 2
-        radii = sorted({round(math.hypot(i - c, j - c), 9) for i in range(size) for j in range(size)
-                        if math.hypot(i - c, j - c) <= c + 1e-9})
+        radii = sorted(
+            {
+                round(math.hypot(i - c, j - c), 9)
+                for i in range(size)
+                for j in range(size)
+                if math.hypot(i - c, j - c) <= c + 1e-9
+            }
+        )
         kw = dict(rings=radii, sigma=0.6, frequencies_cutoff=4.0, maximum_offset=4)
-    conv = enn.R2Conv(enn.FieldType(gs, [_escnn_rep(gs, group, kind_in)]),
-                      enn.FieldType(gs, [_escnn_rep(gs, group, kind_out)]),
-                      kernel_size=size, bias=False, **kw)
+    conv = enn.R2Conv(
+        enn.FieldType(gs, [_escnn_rep(gs, group, kind_in)]),
+        enn.FieldType(gs, [_escnn_rep(gs, group, kind_out)]),
+        kernel_size=size,
+        bias=False,
+        **kw,
+    )
     D = conv.basisexpansion.dimension()
     kernels = []
     with torch.no_grad():

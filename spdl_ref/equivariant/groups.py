@@ -43,7 +43,9 @@ class FiniteGroup:
 
     def __post_init__(self):
         if not isinstance(self.name, str):
-            raise TypeError(f"name must be a string like 'C4' or 'D4', got {type(self.name).__name__}")
+            raise TypeError(
+                f"name must be a string like 'C4' or 'D4', got {type(self.name).__name__}"
+            )
         if len(self.name) != 2 or self.name[0] not in "CD" or self.name[1] not in "124":
             raise ValueError(
                 f"name must be one of C1, C2, C4, D1, D2, D4 (the rotation(-reflection) groups that "
@@ -115,9 +117,7 @@ class FiniteGroup:
         elif isinstance(kind, tuple) and len(kind) >= 2 and kind[0] == "irrep":
             mats = self._irrep(kind)
         else:
-            raise ValueError(
-                f"kind must be 'trivial', 'regular' or ('irrep', ...), got {kind!r}"
-            )
+            raise ValueError(f"kind must be 'trivial', 'regular' or ('irrep', ...), got {kind!r}")
         return Representation(self, mats, kind)
 
     def irreps(self) -> list:
@@ -144,7 +144,9 @@ class FiniteGroup:
                 t = 2 * math.pi * m * k / self.N
                 c, sn = round(math.cos(t)), round(math.sin(t))
                 rot = torch.tensor([[c, -sn], [sn, c]], dtype=torch.float64)
-                mats.append(rot @ torch.diag(torch.tensor([1.0, -1.0 if s else 1.0], dtype=torch.float64)))
+                mats.append(
+                    rot @ torch.diag(torch.tensor([1.0, -1.0 if s else 1.0], dtype=torch.float64))
+                )
         return torch.stack(mats)
 
 
@@ -157,7 +159,11 @@ class Representation:
     def __init__(self, group: FiniteGroup, matrices: torch.Tensor, name=None):
         if not isinstance(group, FiniteGroup):
             raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
-        if matrices.dim() != 3 or matrices.shape[0] != group.order or matrices.shape[1] != matrices.shape[2]:
+        if (
+            matrices.dim() != 3
+            or matrices.shape[0] != group.order
+            or matrices.shape[1] != matrices.shape[2]
+        ):
             raise ValueError(
                 f"matrices must have shape ({group.order}, d, d), got {tuple(matrices.shape)}"
             )
@@ -177,7 +183,8 @@ class Representation:
         G = self.group
         return all(
             float((self(G.compose(g, h)) - self(g) @ self(h)).abs().max()) <= tol
-            for g in G.elements for h in G.elements
+            for g in G.elements
+            for h in G.elements
         )
 
     def __repr__(self):
@@ -191,5 +198,7 @@ def direct_sum(*reps: Representation) -> Representation:
     group = reps[0].group
     if any(r.group != group for r in reps):
         raise ValueError("all representations in direct_sum must be of the same group")
-    mats = torch.stack([torch.block_diag(*(r.matrices[a] for r in reps)) for a in range(group.order)])
+    mats = torch.stack(
+        [torch.block_diag(*(r.matrices[a] for r in reps)) for a in range(group.order)]
+    )
     return Representation(group, mats, tuple(r.name for r in reps))

@@ -27,8 +27,14 @@ from .. import _validate
 from .actions import act_on_image
 from .groups import Representation
 
-__all__ = ["SteerableConv2d", "basis_dimension", "constraint_matrix", "invariant_vectors", "kernel_basis",
-           "kernel_constraint_residual"]
+__all__ = [
+    "SteerableConv2d",
+    "basis_dimension",
+    "constraint_matrix",
+    "invariant_vectors",
+    "kernel_basis",
+    "kernel_constraint_residual",
+]
 
 
 def _check_reps(rho_in, rho_out):
@@ -65,8 +71,9 @@ def _transform(K, g, rho_in, rho_out):
     return torch.einsum("ij,...jkab,kl->...ilab", r2, TK, r1inv)
 
 
-def constraint_matrix(rho_in: Representation, rho_out: Representation, size: int,
-                      support: str = "square") -> torch.Tensor:
+def constraint_matrix(
+    rho_in: Representation, rho_out: Representation, size: int, support: str = "square"
+) -> torch.Tensor:
     r"""The linear constraints :math:`k(hq) - \rho_2(h) k(q) \rho_1(h)^{-1} = 0` as a matrix (Section 5.1.2).
 
     One block of rows per generator :math:`h` of the group, and, for ``support="disc"``, rows
@@ -85,8 +92,13 @@ def constraint_matrix(rho_in: Representation, rho_out: Representation, size: int
     return torch.cat(blocks, dim=0)
 
 
-def kernel_basis(rho_in: Representation, rho_out: Representation, size: int,
-                 support: str = "square", tol: float = 1e-6) -> torch.Tensor:
+def kernel_basis(
+    rho_in: Representation,
+    rho_out: Representation,
+    size: int,
+    support: str = "square",
+    tol: float = 1e-6,
+) -> torch.Tensor:
     r"""An orthonormal basis of the equivariant kernels :math:`k : \mathbb{Z}^2 \to \mathrm{Hom}(V_1, V_2)` (Section 5.1.2).
 
     The null space of the constraint matrix :math:`A` of :func:`constraint_matrix`: its right
@@ -120,8 +132,9 @@ def basis_dimension(basis: torch.Tensor, tol: float = 1e-4) -> int:
     return int((s > tol * s[0]).sum()) if float(s[0]) > 0 else 0
 
 
-def kernel_constraint_residual(K: torch.Tensor, rho_in: Representation,
-                               rho_out: Representation) -> float:
+def kernel_constraint_residual(
+    K: torch.Tensor, rho_in: Representation, rho_out: Representation
+) -> float:
     r"""How far a kernel is from the constraint: :math:`\max_h \|\rho_2(h) [T_h K] \rho_1(h)^{-1} - K\| / \|K\|` (Section 5.1.2).
 
     ``K`` has shape ``(d2, d1, n, n)`` or ``(c2 d2, c1 d1, n, n)`` (blocks of fields).
@@ -135,8 +148,9 @@ def kernel_constraint_residual(K: torch.Tensor, rho_in: Representation,
     c2, c1 = K.shape[0] // rho_out.dim, K.shape[1] // rho_in.dim
     Kb = K.reshape(c2, rho_out.dim, c1, rho_in.dim, *K.shape[-2:]).permute(0, 2, 1, 3, 4, 5)
     norm = float(Kb.norm()) or 1.0
-    return max(float((_transform(Kb, g, rho_in, rho_out) - Kb).norm()) / norm
-               for g in group.elements)
+    return max(
+        float((_transform(Kb, g, rho_in, rho_out) - Kb).norm()) / norm for g in group.elements
+    )
 
 
 def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
@@ -147,8 +161,10 @@ def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
     """
     if not isinstance(rho, Representation):
         raise TypeError(f"rho must be a Representation, got {type(rho).__name__}")
-    A = torch.cat([rho(g) - torch.eye(rho.dim, dtype=torch.float64) for g in rho.group.generators]
-                  + [torch.zeros(1, rho.dim, dtype=torch.float64)])
+    A = torch.cat(
+        [rho(g) - torch.eye(rho.dim, dtype=torch.float64) for g in rho.group.generators]
+        + [torch.zeros(1, rho.dim, dtype=torch.float64)]
+    )
     _, S, Vh = torch.linalg.svd(A, full_matrices=True)
     rank = int((S > tol * max(float(S[0]), 1.0)).sum())
     return Vh[rank:]
@@ -164,8 +180,18 @@ class SteerableConv2d(nn.Module):
     every element of the group, up to round-off.
     """
 
-    def __init__(self, rho_in: Representation, rho_out: Representation, c_in: int, c_out: int,
-                 size: int, bias: bool = True, support: str = "square", device=None, dtype=None):
+    def __init__(
+        self,
+        rho_in: Representation,
+        rho_out: Representation,
+        c_in: int,
+        c_out: int,
+        size: int,
+        bias: bool = True,
+        support: str = "square",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         _check_reps(rho_in, rho_out)
         self.rho_in, self.rho_out = rho_in, rho_out
@@ -181,14 +207,18 @@ class SteerableConv2d(nn.Module):
         self.weight = nn.Parameter(scale * torch.randn(c_out, c_in, basis.shape[0], **fk))
         bias_basis = invariant_vectors(rho_out).to(**fk)
         self.register_buffer("bias_basis", bias_basis)
-        self.bias = nn.Parameter(torch.zeros(c_out, bias_basis.shape[0], **fk)) \
-            if bias and bias_basis.shape[0] else None
+        self.bias = (
+            nn.Parameter(torch.zeros(c_out, bias_basis.shape[0], **fk))
+            if bias and bias_basis.shape[0]
+            else None
+        )
 
     def kernel(self) -> torch.Tensor:
         """The expanded kernel of shape ``(c_out d2, c_in d1, size, size)``."""
         K = torch.einsum("oiD,Dabxy->oaibxy", self.weight, self.basis)
-        return K.reshape(self.c_out * self.rho_out.dim, self.c_in * self.rho_in.dim,
-                         self.size, self.size)
+        return K.reshape(
+            self.c_out * self.rho_out.dim, self.c_in * self.rho_in.dim, self.size, self.size
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = None if self.bias is None else (self.bias @ self.bias_basis).reshape(-1)

@@ -52,14 +52,14 @@ class NormReLU(nn.Module):
     as in harmonic networks (the review's reference [121]).
     """
 
-    def __init__(self, n_fields: int, field_dim: int, eps: float = 1e-6,
-                 device=None, dtype=None):
+    def __init__(self, n_fields: int, field_dim: int, eps: float = 1e-6, device=None, dtype=None):
         super().__init__()
         self.n_fields = _validate.positive_int(n_fields, "n_fields")
         self.field_dim = _validate.positive_int(field_dim, "field_dim")
         self.eps = _validate.positive_real(eps, "eps")
-        self.bias = nn.Parameter(torch.zeros(n_fields, device=device,
-                                             dtype=dtype or torch.get_default_dtype()))
+        self.bias = nn.Parameter(
+            torch.zeros(n_fields, device=device, dtype=dtype or torch.get_default_dtype())
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = _fields(x, self.field_dim)

@@ -21,12 +21,27 @@ from .training import _images, denoising_objective, psnr, train_denoiser
 __all__ = ["sample_complexity"]
 
 
-def sample_complexity(clean: torch.Tensor, clean_val: torch.Tensor, clean_test: torch.Tensor,
-                      n_train: Sequence[int], *, kinds: Sequence[str] = KINDS, width: int = 16,
-                      depth: int = 2, kernel_size: int = 3, noise: float = 0.15,
-                      iterations: int = 200, batch_size: int = 8, lr: float = 3e-3,
-                      lam: float = 2e-2, eps: float = 1e-2, runs: int = 1, angle: float = 45.0,
-                      fresh_noise: bool = False, seed: int = 0) -> list:
+def sample_complexity(
+    clean: torch.Tensor,
+    clean_val: torch.Tensor,
+    clean_test: torch.Tensor,
+    n_train: Sequence[int],
+    *,
+    kinds: Sequence[str] = KINDS,
+    width: int = 16,
+    depth: int = 2,
+    kernel_size: int = 3,
+    noise: float = 0.15,
+    iterations: int = 200,
+    batch_size: int = 8,
+    lr: float = 3e-3,
+    lam: float = 2e-2,
+    eps: float = 1e-2,
+    runs: int = 1,
+    angle: float = 45.0,
+    fresh_noise: bool = False,
+    seed: int = 0,
+) -> list:
     r"""Test error against the number of training images for each denoiser (Section 5.3).
 
     For every kind in ``kinds``, every size :math:`n` in ``n_train`` and every run, a fresh
@@ -73,10 +88,14 @@ def sample_complexity(clean: torch.Tensor, clean_val: torch.Tensor, clean_test: 
     sizes = [_validate.positive_int(n, "n_train") for n in n_train]
     for n in sizes:
         if not batch_size <= n <= clean.shape[0]:
-            raise ValueError(f"n_train entries must lie in [batch_size, len(clean)] = "
-                             f"[{batch_size}, {clean.shape[0]}], got {n}")
+            raise ValueError(
+                f"n_train entries must lie in [batch_size, len(clean)] = "
+                f"[{batch_size}, {clean.shape[0]}], got {n}"
+            )
     if isinstance(kinds, str) or len(kinds) == 0 or any(k not in KINDS for k in kinds):
-        raise ValueError(f"kinds must be a non-empty sequence of 'ordinary'/'equivariant', got {kinds!r}")
+        raise ValueError(
+            f"kinds must be a non-empty sequence of 'ordinary'/'equivariant', got {kinds!r}"
+        )
     runs = _validate.positive_int(runs, "runs")
     angle = _validate.real(angle, "angle")
     seed = _validate.nonnegative_int(seed, "seed")
@@ -94,15 +113,31 @@ def sample_complexity(clean: torch.Tensor, clean_val: torch.Tensor, clean_test: 
             for r in range(runs):
                 torch.manual_seed(seed + r)
                 model = make_denoiser(kind, width=width, depth=depth, kernel_size=kernel_size, **fk)
-                train_denoiser(model, clean[:n], clean_val, noise=noise, iterations=iterations,
-                               batch_size=batch_size, lr=lr, lam=lam, eps=eps, fresh_noise=fresh_noise,
-                               generator=torch.Generator().manual_seed(seed + r))
+                train_denoiser(
+                    model,
+                    clean[:n],
+                    clean_val,
+                    noise=noise,
+                    iterations=iterations,
+                    batch_size=batch_size,
+                    lr=lr,
+                    lam=lam,
+                    eps=eps,
+                    fresh_noise=fresh_noise,
+                    generator=torch.Generator().manual_seed(seed + r),
+                )
                 with torch.no_grad():
                     out = model(noisy_test)
-                    rows.append({
-                        "kind": kind, "n": n, "run": r,
-                        "test_objective": float(denoising_objective(out, clean_test, lam, eps)),
-                        "test_psnr": float(psnr(out, clean_test).mean()),
-                        "rotated_psnr": float(psnr(model(noisy_rot), rotated, mask=mask).mean()),
-                    })
+                    rows.append(
+                        {
+                            "kind": kind,
+                            "n": n,
+                            "run": r,
+                            "test_objective": float(denoising_objective(out, clean_test, lam, eps)),
+                            "test_psnr": float(psnr(out, clean_test).mean()),
+                            "rotated_psnr": float(
+                                psnr(model(noisy_rot), rotated, mask=mask).mean()
+                            ),
+                        }
+                    )
     return rows

@@ -50,8 +50,9 @@ def smoothed_tv(u: torch.Tensor, eps: float) -> torch.Tensor:
     return (torch.sqrt(sq + eps * eps) - eps).flatten(1).sum(dim=1)
 
 
-def denoising_objective(output: torch.Tensor, target: torch.Tensor, lam: float,
-                        eps: float) -> torch.Tensor:
+def denoising_objective(
+    output: torch.Tensor, target: torch.Tensor, lam: float, eps: float
+) -> torch.Tensor:
     r"""The sample mean of :math:`\tfrac12(\|\Psi(x) - x^*\|_2^2 + \lambda\|\nabla(\Psi(x) - x^*)\|_{1,\varepsilon})`, eq. (52)."""
     _images(output, "output")
     _images(target, "target")
@@ -67,8 +68,12 @@ def denoising_objective(output: torch.Tensor, target: torch.Tensor, lam: float,
     return 0.5 * value.mean()
 
 
-def psnr(estimate: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-         mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def psnr(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     r"""Peak signal-to-noise ratio per image, :math:`10 \log_{10}(\text{range}^2 / \text{MSE})` in dB (Figure 3).
 
     ``mask`` (0/1, broadcast against the images) restricts the mean squared error to a region,
@@ -81,7 +86,7 @@ def psnr(estimate: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
     data_range = _validate.positive_real(data_range, "data_range")
     m = torch.ones_like(target) if mask is None else mask.to(target).expand_as(target)
     mse = ((estimate - target).pow(2) * m).flatten(1).sum(1) / m.flatten(1).sum(1)
-    return 10 * torch.log10(data_range ** 2 / mse)
+    return 10 * torch.log10(data_range**2 / mse)
 
 
 @dataclass
@@ -96,11 +101,24 @@ class DenoiserHistory:
     lr: list = field(default_factory=list)
 
 
-def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tensor, *,
-                   noise: float, iterations: int, batch_size: int, lr: float = 1e-3,
-                   lam: float = 1e-2, eps: float = 1e-2, val_every: int = 10, patience: int = 3,
-                   factor: float = 0.5, generator: Optional[torch.Generator] = None,
-                   progress: bool = False, fresh_noise: bool = True) -> DenoiserHistory:
+def train_denoiser(
+    model: nn.Module,
+    clean: torch.Tensor,
+    clean_val: torch.Tensor,
+    *,
+    noise: float,
+    iterations: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    lam: float = 1e-2,
+    eps: float = 1e-2,
+    val_every: int = 10,
+    patience: int = 3,
+    factor: float = 0.5,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = False,
+    fresh_noise: bool = True,
+) -> DenoiserHistory:
     r"""Minimise (52) with Adam, lowering the step size when the validation error stagnates (Section 5.2).
 
     Each step draws ``batch_size`` clean images :math:`x^*` from ``clean`` and fresh Gaussian
@@ -119,7 +137,9 @@ def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tenso
     iterations = _validate.positive_int(iterations, "iterations")
     batch_size = _validate.positive_int(batch_size, "batch_size")
     if batch_size > clean.shape[0]:
-        raise ValueError(f"batch_size must be <= the number of images {clean.shape[0]}, got {batch_size}")
+        raise ValueError(
+            f"batch_size must be <= the number of images {clean.shape[0]}, got {batch_size}"
+        )
     val_every = _validate.positive_int(val_every, "val_every")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=_validate.positive_real(lr, "lr"))
@@ -127,7 +147,9 @@ def train_denoiser(model: nn.Module, clean: torch.Tensor, clean_val: torch.Tenso
     if not isinstance(fresh_noise, bool):
         raise TypeError(f"fresh_noise must be a bool, got {type(fresh_noise).__name__}")
     noisy_val = clean_val + noise * torch.randn(clean_val.shape, generator=gen).to(clean_val)
-    noisy_train = None if fresh_noise else clean + noise * torch.randn(clean.shape, generator=gen).to(clean)
+    noisy_train = (
+        None if fresh_noise else clean + noise * torch.randn(clean.shape, generator=gen).to(clean)
+    )
     history = DenoiserHistory()
     from tqdm import tqdm
 

@@ -55,7 +55,9 @@ def randomise_parameters(layer, scale=0.2, generator=None):
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         generator = torch.Generator().manual_seed(int(generator))
     elif generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+        )
     with torch.no_grad():
         for p in layer.parameters():
             p.copy_(scale * torch.randn(p.shape, generator=generator, dtype=torch.float64))
@@ -92,14 +94,17 @@ def autograd_log_abs_det(layer, x):
     for xn in x:
         jac = torch.autograd.functional.jacobian(lambda a: layer(a[None]).reshape(-1), xn)
         if jac.numel() != m * m:
-            raise ValueError(f"layer must map {m} features per sample to {m} (a square Jacobian), "
-                             f"got {jac.numel() // m} outputs")
+            raise ValueError(
+                f"layer must map {m} features per sample to {m} (a square Jacobian), "
+                f"got {jac.numel() // m} outputs"
+            )
         out.append(torch.linalg.slogdet(jac.reshape(m, m)).logabsdet)
     return torch.stack(out)
 
 
-def mixed_invertible_network(dim=6, n_repeats=3, hidden=16, c=0.7, memory_efficient=False,
-                             device=None, dtype=None):
+def mixed_invertible_network(
+    dim=6, n_repeats=3, hidden=16, c=0.7, memory_efficient=False, device=None, dtype=None
+):
     r"""An :class:`InvertibleSequential` that repeats one layer of each kind of Section 4.1 (for Section 4.2.1).
 
     Each of the ``n_repeats`` groups is an affine coupling (42) (mask flipped from one group to the
@@ -132,8 +137,11 @@ def mixed_invertible_network(dim=6, n_repeats=3, hidden=16, c=0.7, memory_effici
     kw = factory(device, dtype)
     layers = []
     for i in range(n_repeats):
-        layers += [AffineCoupling(dim, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw),
-                   InvertibleResidual(dim, c=c, hidden=hidden, **kw), Invertible1x1Conv(dim, **kw),
-                   SplineCoupling(dim, "alternating", hidden=hidden, zero_init=False, **kw),
-                   HouseholderOrthogonal(dim, **kw)]
+        layers += [
+            AffineCoupling(dim, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw),
+            InvertibleResidual(dim, c=c, hidden=hidden, **kw),
+            Invertible1x1Conv(dim, **kw),
+            SplineCoupling(dim, "alternating", hidden=hidden, zero_init=False, **kw),
+            HouseholderOrthogonal(dim, **kw),
+        ]
     return InvertibleSequential(*layers, memory_efficient=memory_efficient)

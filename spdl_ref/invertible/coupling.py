@@ -53,12 +53,16 @@ def partition_mask(shape, kind="halves", flip=False, *, device=None, dtype=None)
     if kind in ("channels", "checkerboard") and not image:
         raise ValueError(f"kind={kind!r} needs an image shape (C, H, W), got {shape}")
     if kind == "alternating" and image:
-        raise ValueError("kind='alternating' is for vector shapes; use 'checkerboard' or 'channels'")
+        raise ValueError(
+            "kind='alternating' is for vector shapes; use 'checkerboard' or 'channels'"
+        )
     if kind in ("halves", "channels") and shape[0] % 2:
-        raise ValueError(f"kind={kind!r} splits {'channels' if image else 'entries'} into halves, "
-                         f"so shape[0] must be even, got {shape[0]}")
+        raise ValueError(
+            f"kind={kind!r} splits {'channels' if image else 'entries'} into halves, "
+            f"so shape[0] must be even, got {shape[0]}"
+        )
     if kind == "halves":
-        m = (torch.arange(shape[0]) < shape[0] // 2)
+        m = torch.arange(shape[0]) < shape[0] // 2
     elif kind == "alternating":
         if shape[0] < 2:
             raise ValueError(f"kind='alternating' needs at least 2 entries, got {shape[0]}")
@@ -91,13 +95,23 @@ def subnetwork(shape, outputs_per_entry, hidden=64, *, zero_init=True, device=No
     kw = factory(device, dtype)
     if len(shape) == 1:
         last = nn.Linear(hidden, p * shape[0], **kw)
-        net = nn.Sequential(nn.Linear(shape[0], hidden, **kw), nn.Tanh(),
-                            nn.Linear(hidden, hidden, **kw), nn.Tanh(), last)
+        net = nn.Sequential(
+            nn.Linear(shape[0], hidden, **kw),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden, **kw),
+            nn.Tanh(),
+            last,
+        )
     else:
         c = shape[0]
         last = nn.Conv2d(hidden, p * c, 3, padding=1, **kw)
-        net = nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1, **kw), nn.Tanh(),
-                            nn.Conv2d(hidden, hidden, 1, **kw), nn.Tanh(), last)
+        net = nn.Sequential(
+            nn.Conv2d(c, hidden, 3, padding=1, **kw),
+            nn.Tanh(),
+            nn.Conv2d(hidden, hidden, 1, **kw),
+            nn.Tanh(),
+            last,
+        )
     if zero_init:
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -109,8 +123,9 @@ class _Coupling(InvertibleModule):
 
     n_params = 1
 
-    def __init__(self, dim, mask="halves", flip=False, hidden=64, zero_init=True,
-                 device=None, dtype=None):
+    def __init__(
+        self, dim, mask="halves", flip=False, hidden=64, zero_init=True, device=None, dtype=None
+    ):
         super().__init__()
         self.shape = feature_shape(dim)
         if isinstance(mask, torch.Tensor):
@@ -124,8 +139,9 @@ class _Coupling(InvertibleModule):
         if not (0 < float(m.sum()) < m.numel()):
             raise ValueError("mask must keep some entries and transform the others")
         self.register_buffer("mask", m)
-        self.net = subnetwork(self.shape, self.n_params, hidden, zero_init=zero_init,
-                              device=device, dtype=dtype)
+        self.net = subnetwork(
+            self.shape, self.n_params, hidden, zero_init=zero_init, device=device, dtype=dtype
+        )
 
     def _params(self, x1):
         """Evaluate :math:`f(x_1)`, shaped ``(N, *shape, P)``."""
@@ -220,8 +236,17 @@ class AffineCoupling(_Coupling):
 
     n_params = 2
 
-    def __init__(self, dim, mask="halves", flip=False, hidden=64, zero_init=True,
-                 scale_bound=2.0, device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        mask="halves",
+        flip=False,
+        hidden=64,
+        zero_init=True,
+        scale_bound=2.0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__(dim, mask, flip, hidden, zero_init, device, dtype)
         self.scale_bound = _validate.positive_real(scale_bound, "scale_bound")
 

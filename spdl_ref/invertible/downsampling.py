@@ -43,15 +43,19 @@ class _Down(InvertibleModule):
         check_batch(x, name, (self.channels, None, None))
         s1, s2 = self.stride
         if x.shape[2] % s1 or x.shape[3] % s2:
-            raise ValueError(f"{name} height and width must be divisible by the stride {self.stride}, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} height and width must be divisible by the stride {self.stride}, "
+                f"got shape {tuple(x.shape)}"
+            )
         return x
 
     def _check_out(self, y, name="y"):
         c = None if self.channels is None else self.channels * self.tau
         check_batch(y, name, (c, None, None))
         if y.shape[1] % self.tau:
-            raise ValueError(f"{name} must have a multiple of {self.tau} channels, got {tuple(y.shape)}")
+            raise ValueError(
+                f"{name} must have a multiple of {self.tau} channels, got {tuple(y.shape)}"
+            )
         return y
 
     def log_abs_det_jacobian(self, x):
@@ -119,7 +123,9 @@ class OrthogonalDownsampling(_Down):
         kw = factory(device, dtype)
         kw["dtype"] = kw["dtype"] or torch.get_default_dtype()
         g = torch.Generator().manual_seed(self.tau)
-        init = 0.5 * torch.randn(self.channels, self.tau, self.tau, generator=g, dtype=torch.float64)
+        init = 0.5 * torch.randn(
+            self.channels, self.tau, self.tau, generator=g, dtype=torch.float64
+        )
         self.param = torch.nn.Parameter(init.to(**kw))
 
     def matrices(self):
@@ -136,5 +142,6 @@ class OrthogonalDownsampling(_Down):
 
     def inverse(self, y):
         self._check_out(y)
-        return F.conv_transpose2d(y, self.kernel().to(y.dtype), stride=self.stride,
-                                  groups=self.channels)
+        return F.conv_transpose2d(
+            y, self.kernel().to(y.dtype), stride=self.stride, groups=self.channels
+        )

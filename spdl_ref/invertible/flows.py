@@ -45,7 +45,9 @@ class NormalisingFlow(nn.Module):
     def __init__(self, transform, dim):
         super().__init__()
         if not isinstance(transform, nn.Module) or not hasattr(transform, "inverse"):
-            raise TypeError(f"transform must be an invertible nn.Module, got {type(transform).__name__}")
+            raise TypeError(
+                f"transform must be an invertible nn.Module, got {type(transform).__name__}"
+            )
         self.transform = transform
         self.dim = _validate.positive_int(dim, "dim")
 
@@ -75,8 +77,16 @@ class NormalisingFlow(nn.Module):
         return self.transform.inverse(z)
 
 
-def coupling_flow(dim=2, n_layers=8, kind="affine", hidden=64, memory_efficient=False,
-                  device=None, dtype=None, **kwargs):
+def coupling_flow(
+    dim=2,
+    n_layers=8,
+    kind="affine",
+    hidden=64,
+    memory_efficient=False,
+    device=None,
+    dtype=None,
+    **kwargs,
+):
     r"""A flow of ``n_layers`` coupling layers (42) with alternating masks (Sections 4.1.1, 4.2.3).
 
     Parameters
@@ -98,14 +108,35 @@ def coupling_flow(dim=2, n_layers=8, kind="affine", hidden=64, memory_efficient=
     if kind not in classes:
         raise ValueError(f"kind must be one of {tuple(classes)}, got {kind!r}")
     n_layers = _validate.positive_int(n_layers, "n_layers")
-    layers = [classes[kind](dim, mask="alternating", flip=bool(i % 2), hidden=hidden,
-                            **factory(device, dtype), **kwargs) for i in range(n_layers)]
+    layers = [
+        classes[kind](
+            dim,
+            mask="alternating",
+            flip=bool(i % 2),
+            hidden=hidden,
+            **factory(device, dtype),
+            **kwargs,
+        )
+        for i in range(n_layers)
+    ]
     return NormalisingFlow(InvertibleSequential(*layers, memory_efficient=memory_efficient), dim)
 
 
-def residual_flow(dim=2, n_blocks=8, c=0.9, hidden=64, n_layers=3, logdet="exact",
-                  actnorm=True, memory_efficient=False, beta=3.0, learn_beta=True, device=None,
-                  dtype=None, **kwargs):
+def residual_flow(
+    dim=2,
+    n_blocks=8,
+    c=0.9,
+    hidden=64,
+    n_layers=3,
+    logdet="exact",
+    actnorm=True,
+    memory_efficient=False,
+    beta=3.0,
+    learn_beta=True,
+    device=None,
+    dtype=None,
+    **kwargs,
+):
     r"""A flow of ``n_blocks`` invertible residual layers (44) with :math:`\mathrm{Lip}(f) \le c` (Sections 4.1.2, 4.2.3).
 
     The activations are :class:`LipSwish` with a trainable slope :math:`\beta` (initially
@@ -121,14 +152,33 @@ def residual_flow(dim=2, n_blocks=8, c=0.9, hidden=64, n_layers=3, logdet="exact
     for _ in range(n_blocks):
         if actnorm:
             layers.append(ActNorm(dim, **factory(device, dtype)))
-        layers.append(InvertibleResidual(dim, c=c, hidden=hidden, n_layers=n_layers, logdet=logdet,
-                                         beta=beta, learn_beta=learn_beta,
-                                         **factory(device, dtype), **kwargs))
+        layers.append(
+            InvertibleResidual(
+                dim,
+                c=c,
+                hidden=hidden,
+                n_layers=n_layers,
+                logdet=logdet,
+                beta=beta,
+                learn_beta=learn_beta,
+                **factory(device, dtype),
+                **kwargs,
+            )
+        )
     return NormalisingFlow(InvertibleSequential(*layers, memory_efficient=memory_efficient), dim)
 
 
-def fit_flow(flow, x, iterations=1000, batch_size=256, lr=1e-3, generator=None, callback=None,
-             monitor=None, monitor_every=1):
+def fit_flow(
+    flow,
+    x,
+    iterations=1000,
+    batch_size=256,
+    lr=1e-3,
+    generator=None,
+    callback=None,
+    monitor=None,
+    monitor_every=1,
+):
     r"""Minimise the negative log-likelihood (49) of ``x`` with Adam on minibatches.
 
     The step size follows a cosine schedule from ``lr`` to 0. ``callback(i, flow)``, if given,

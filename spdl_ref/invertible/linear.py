@@ -54,8 +54,10 @@ class ChannelLinear(InvertibleModule):
     def _mix(self, x, w, name):
         check_batch(x, name)
         if x.shape[1] != self.channels:
-            raise ValueError(f"{name} must have {self.channels} channels in dimension 1, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have {self.channels} channels in dimension 1, "
+                f"got shape {tuple(x.shape)}"
+            )
         return torch.einsum("ij,nj...->ni...", w.to(x.dtype), x)
 
     def forward(self, x):
@@ -158,7 +160,9 @@ class ActNorm(InvertibleModule):
     def _check(self, x, name):
         check_batch(x, name)
         if x.shape[1] != self.channels:
-            raise ValueError(f"{name} must have {self.channels} channels in dimension 1, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have {self.channels} channels in dimension 1, got shape {tuple(x.shape)}"
+            )
 
     def forward(self, x):
         self._check(x, "x")

@@ -33,7 +33,9 @@ def _prepare(f, x):
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
         fx = f(xg)
     if fx.shape != x.shape:
-        raise ValueError(f"f must map x to the same shape, got {tuple(fx.shape)} from {tuple(x.shape)}")
+        raise ValueError(
+            f"f must map x to the same shape, got {tuple(fx.shape)} from {tuple(x.shape)}"
+        )
     return xg, fx, create_graph
 
 
@@ -50,8 +52,9 @@ def logdet_exact(f, x):
     with torch.enable_grad():
         flat = fx.reshape(n, d)
         for j in range(d):
-            (g,) = torch.autograd.grad(flat[:, j].sum(), xg, retain_graph=True,
-                                       create_graph=create_graph)
+            (g,) = torch.autograd.grad(
+                flat[:, j].sum(), xg, retain_graph=True, create_graph=create_graph
+            )
             rows.append(g.reshape(n, d))
     jac = torch.stack(rows, dim=1)
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
@@ -112,8 +115,9 @@ def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distributi
     return _series(f, x, n_terms, [1.0] * n_terms, n_samples, generator, distribution)
 
 
-def logdet_russian_roulette(f, x, p=0.5, n_exact=2, n_samples=1, generator=None,
-                            distribution="rademacher"):
+def logdet_russian_roulette(
+    f, x, p=0.5, n_exact=2, n_samples=1, generator=None, distribution="rademacher"
+):
     r"""Unbiased Russian-roulette estimate of :math:`\log\det(I + J_f)` (Residual Flows, Section 4.2.3).
 
     The series is truncated at :math:`n = n_\mathrm{exact} + G`, :math:`G` geometric with

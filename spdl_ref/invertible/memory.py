@@ -53,8 +53,9 @@ def peak_memory(fn, device=None) -> int:
     return int(peak)
 
 
-def coupling_step_memory(depth, memory_efficient, width=64, hidden=64, batch=256, seed=0,
-                         device=None, dtype=None) -> int:
+def coupling_step_memory(
+    depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
+) -> int:
     r"""Peak activation memory (bytes) of one training step of a stack of ``depth`` additive couplings (42) (Section 4.2.1).
 
     Builds :class:`InvertibleSequential` of ``depth`` :class:`AdditiveCoupling` layers (mask
@@ -89,13 +90,18 @@ def coupling_step_memory(depth, memory_efficient, width=64, hidden=64, batch=256
     kw = factory(device, dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = InvertibleSequential(*[AdditiveCoupling(width, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw)
-                                     for i in range(depth)], memory_efficient=memory_efficient)
+        net = InvertibleSequential(
+            *[
+                AdditiveCoupling(width, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw)
+                for i in range(depth)
+            ],
+            memory_efficient=memory_efficient,
+        )
         xb = torch.randn(batch, width, **kw)
 
     def step():
         net(xb).square().mean().backward()
 
-    step()                                        # allocate .grad once
+    step()  # allocate .grad once
     params = sum(p.numel() * p.element_size() for p in net.parameters())
     return peak_memory(step, device=xb.device) - (params if memory_efficient else 0)

@@ -17,8 +17,13 @@ from .. import _validate
 from ._base import factory
 from .linear import ChannelLinear
 
-__all__ = ["CayleyOrthogonal", "ExpSkewOrthogonal", "GivensOrthogonal", "HouseholderOrthogonal",
-           "skew"]
+__all__ = [
+    "CayleyOrthogonal",
+    "ExpSkewOrthogonal",
+    "GivensOrthogonal",
+    "HouseholderOrthogonal",
+    "skew",
+]
 
 
 def skew(a: torch.Tensor) -> torch.Tensor:
@@ -56,7 +61,11 @@ class HouseholderOrthogonal(_Orthogonal):
 
     def __init__(self, channels, n_reflections=None, device=None, dtype=None):
         super().__init__(channels)
-        k = self.channels if n_reflections is None else _validate.positive_int(n_reflections, "n_reflections")
+        k = (
+            self.channels
+            if n_reflections is None
+            else _validate.positive_int(n_reflections, "n_reflections")
+        )
         self.vectors = self._init((k, self.channels), device, dtype, scale=1.0)
 
     def weight(self):

@@ -20,8 +20,16 @@ from ._base import InvertibleModule, check_batch, factory, feature_shape
 from .logdet import logdet_exact, logdet_power_series, logdet_russian_roulette
 from .spectral import SpectralNormConv2d, SpectralNormLinear
 
-__all__ = ["InversionError", "InvertibleResidual", "LipSwish", "contractive_residual", "fixed_point_errors",
-           "frozen_power_iteration", "largest_lipschitz_bound", "observed_contraction_rate"]
+__all__ = [
+    "InversionError",
+    "InvertibleResidual",
+    "LipSwish",
+    "contractive_residual",
+    "fixed_point_errors",
+    "frozen_power_iteration",
+    "largest_lipschitz_bound",
+    "observed_contraction_rate",
+]
 
 _STATE = threading.local()
 
@@ -67,7 +75,9 @@ class LipSwish(nn.Module):
         beta = _validate.positive_real(beta, "beta")
         if not isinstance(learnable, bool):
             raise TypeError(f"learnable must be a bool, got {type(learnable).__name__}")
-        raw = torch.tensor(beta + math.log(-math.expm1(-beta)), **factory(device, dtype))  # softplus^-1
+        raw = torch.tensor(
+            beta + math.log(-math.expm1(-beta)), **factory(device, dtype)
+        )  # softplus^-1
         if learnable:
             self.beta_raw = nn.Parameter(raw)
         else:
@@ -113,8 +123,21 @@ class InvertibleResidual(InvertibleModule):
         The slope parameter of the :class:`LipSwish` activations and whether it is trained.
     """
 
-    def __init__(self, dim, c=0.9, hidden=64, n_layers=2, n_power_iterations=1, tol=None,
-                 max_iter=2000, logdet="exact", beta=1.0, learn_beta=False, device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        c=0.9,
+        hidden=64,
+        n_layers=2,
+        n_power_iterations=1,
+        tol=None,
+        max_iter=2000,
+        logdet="exact",
+        beta=1.0,
+        learn_beta=False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.shape = feature_shape(dim)
         self.c = _validate.real(c, "c")
@@ -210,7 +233,9 @@ class InvertibleResidual(InvertibleModule):
         tol = self.tol if tol is None else _validate.positive_real(tol, "tol")
         if tol is None:
             tol = 1e-13 if y.dtype == torch.float64 else 1e-6
-        max_iter = self.max_iter if max_iter is None else _validate.positive_int(max_iter, "max_iter")
+        max_iter = (
+            self.max_iter if max_iter is None else _validate.positive_int(max_iter, "max_iter")
+        )
         scale = 1 + float(y.detach().abs().max()) if y.numel() else 1.0
         x = y
         for i in range(max_iter):
@@ -221,15 +246,23 @@ class InvertibleResidual(InvertibleModule):
                 return x
         raise InversionError(
             f"fixed-point iteration (46) did not converge: change {change:.2e} > tol {tol:.1e} "
-            f"after max_iter={max_iter} iterations (is Lip(f) < 1?)")
+            f"after max_iter={max_iter} iterations (is Lip(f) < 1?)"
+        )
 
     def extra_repr(self):
         return f"shape={self.shape}, c={self.c}"
 
 
-
-def contractive_residual(c, dim=8, hidden=32, symmetric_linear=False, std=1.0, power_iterations=500,
-                         device=None, dtype=None):
+def contractive_residual(
+    c,
+    dim=8,
+    hidden=32,
+    symmetric_linear=False,
+    std=1.0,
+    power_iterations=500,
+    device=None,
+    dtype=None,
+):
     r"""An :class:`InvertibleResidual` (44) with random weights whose :math:`\mathrm{Lip}(f)` is :math:`c`, for studying iteration (46).
 
     All parameters are drawn from :math:`\mathcal{N}(0, \mathrm{std}^2)` (global generator) and the
@@ -258,8 +291,9 @@ def contractive_residual(c, dim=8, hidden=32, symmetric_linear=False, std=1.0, p
         raise TypeError(f"symmetric_linear must be a bool, got {type(symmetric_linear).__name__}")
     std = _validate.positive_real(std, "std")
     power_iterations = _validate.positive_int(power_iterations, "power_iterations")
-    layer = InvertibleResidual(dim, c=c, hidden=hidden, n_layers=1 if symmetric_linear else 2,
-                               device=device, dtype=dtype)
+    layer = InvertibleResidual(
+        dim, c=c, hidden=hidden, n_layers=1 if symmetric_linear else 2, device=device, dtype=dtype
+    )
     with torch.no_grad():
         for p in layer.parameters():
             nn.init.normal_(p, std=std)

@@ -57,17 +57,23 @@ class _MemoryEfficient(torch.autograd.Function):
                             x = layer.inverse(z)
                         x = x.detach().requires_grad_(True)
                         leaves = [x]
-                        out, ld = _forward_and_log_det(layer, x) if ctx.with_log_det else (layer(x), None)
+                        out, ld = (
+                            _forward_and_log_det(layer, x) if ctx.with_log_det else (layer(x), None)
+                        )
                     outputs, gouts = [out], [grad_z]
                     if ctx.with_log_det and grad_logdet is not None:
                         outputs.append(ld)
                         gouts.append(grad_logdet)
                     keep = [i for i, o in enumerate(outputs) if o.requires_grad]
-                    got = torch.autograd.grad([outputs[i] for i in keep], leaves + params,
-                                              [gouts[i] for i in keep], allow_unused=True)
-                grad_z = sum(g for g in got[:len(leaves)] if g is not None)
+                    got = torch.autograd.grad(
+                        [outputs[i] for i in keep],
+                        leaves + params,
+                        [gouts[i] for i in keep],
+                        allow_unused=True,
+                    )
+                grad_z = sum(g for g in got[: len(leaves)] if g is not None)
                 x = x.detach()
-                for p, g in zip(params, got[len(leaves):]):
+                for p, g in zip(params, got[len(leaves) :]):
                     if g is not None:
                         grads[p] = grads[p] + g if p in grads else g
                 z = x
@@ -108,12 +114,17 @@ class InvertibleSequential(InvertibleModule):
         if not layers:
             raise ValueError("layers must contain at least one invertible layer")
         for i, layer in enumerate(layers):
-            if not all(hasattr(layer, a) for a in ("inverse", "log_abs_det_jacobian")) or \
-                    not isinstance(layer, nn.Module):
-                raise TypeError(f"layers[{i}] must be an invertible nn.Module with inverse and "
-                                f"log_abs_det_jacobian, got {type(layer).__name__}")
+            if not all(
+                hasattr(layer, a) for a in ("inverse", "log_abs_det_jacobian")
+            ) or not isinstance(layer, nn.Module):
+                raise TypeError(
+                    f"layers[{i}] must be an invertible nn.Module with inverse and "
+                    f"log_abs_det_jacobian, got {type(layer).__name__}"
+                )
         if not isinstance(memory_efficient, bool):
-            raise TypeError(f"memory_efficient must be a bool, got {type(memory_efficient).__name__}")
+            raise TypeError(
+                f"memory_efficient must be a bool, got {type(memory_efficient).__name__}"
+            )
         self.layers = nn.ModuleList(layers)
         self.memory_efficient = memory_efficient
 

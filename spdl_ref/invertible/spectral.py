@@ -33,7 +33,9 @@ class _SpectralNorm(nn.Module):
 
     def _init_coefficient(self, c, n_power_iterations):
         self.c = _validate.positive_real(c, "c")
-        self.n_power_iterations = _validate.nonnegative_int(n_power_iterations, "n_power_iterations")
+        self.n_power_iterations = _validate.nonnegative_int(
+            n_power_iterations, "n_power_iterations"
+        )
 
     @torch.no_grad()
     def power_iteration(self, n=None):
@@ -74,13 +76,25 @@ class SpectralNormLinear(_SpectralNorm):
         Power iterations per training step (the review: one, re-using the previous vectors).
     """
 
-    def __init__(self, in_features, out_features, c=1.0, n_power_iterations=1, bias=True,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        c=1.0,
+        n_power_iterations=1,
+        bias=True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)
-        lin = nn.Linear(_validate.positive_int(in_features, "in_features"),
-                        _validate.positive_int(out_features, "out_features"), bias=bias, **kw)
+        lin = nn.Linear(
+            _validate.positive_int(in_features, "in_features"),
+            _validate.positive_int(out_features, "out_features"),
+            bias=bias,
+            **kw,
+        )
         self.weight, self.bias = lin.weight, lin.bias
         g = torch.Generator().manual_seed(0)
         self.register_buffer("u", _unit(torch.randn(out_features, generator=g)).to(**kw))
@@ -121,8 +135,18 @@ class SpectralNormConv2d(_SpectralNorm):
         As in :class:`SpectralNormLinear`.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, input_size, c=1.0,
-                 n_power_iterations=1, bias=True, device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        input_size,
+        c=1.0,
+        n_power_iterations=1,
+        bias=True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)

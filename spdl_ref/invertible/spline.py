@@ -71,8 +71,9 @@ def rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0, invers
         raise ValueError("widths and heights must have shape S + (K,), derivatives S + (K - 1,)")
     if x.dtype != torch.float64 and x.device.type != "mps":
         # Solve in float64: the inverse's quadratic loses digits in steep bins.
-        out, logd = rational_quadratic_spline(x.double(), widths.double(), heights.double(),
-                                              derivatives.double(), bound, inverse)
+        out, logd = rational_quadratic_spline(
+            x.double(), widths.double(), heights.double(), derivatives.double(), bound, inverse
+        )
         return out.to(x.dtype), logd.to(x.dtype)
     inside = (x > -bound) & (x < bound)
     xc = x.clamp(-bound, bound)
@@ -129,8 +130,18 @@ class SplineCoupling(_Coupling):
         :math:`B > 0`.
     """
 
-    def __init__(self, dim, mask="halves", flip=False, hidden=64, zero_init=True, bins=8,
-                 bound=3.0, device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        mask="halves",
+        flip=False,
+        hidden=64,
+        zero_init=True,
+        bins=8,
+        bound=3.0,
+        device=None,
+        dtype=None,
+    ):
         self.bins = _validate.positive_int(bins, "bins")
         if self.bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
@@ -140,8 +151,9 @@ class SplineCoupling(_Coupling):
 
     def _transform(self, x, p, inverse):
         k = self.bins
-        out, logd = rational_quadratic_spline(x, p[..., :k], p[..., k:2 * k], p[..., 2 * k:],
-                                              self.bound, inverse)
+        out, logd = rational_quadratic_spline(
+            x, p[..., :k], p[..., k : 2 * k], p[..., 2 * k :], self.bound, inverse
+        )
         keep = self.mask.bool().expand_as(x)
         return torch.where(keep, x, out), torch.where(keep, 0.0, logd).flatten(1).sum(1)
 

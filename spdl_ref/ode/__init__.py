@@ -15,7 +15,13 @@
 * :mod:`spdl_ref.ode.lie_group` and :mod:`spdl_ref.ode.manifolds` -- Section 2.3.
 """
 
-from .discrete_gradient import CountingFunction, avf_gradient, canonical_J, discrete_gradient_step, gonzalez_gradient
+from .discrete_gradient import (
+    CountingFunction,
+    avf_gradient,
+    canonical_J,
+    discrete_gradient_step,
+    gonzalez_gradient,
+)
 from .fields import DissipativeField, GradientField, HamiltonianField, PlainField, ReLUField
 from .lie_group import hat, lie_euler, so3_curve, so3_exp, so3_log, vee
 from .manifolds import circle_distance, so3_curve_distance, spd_distance, spd_inner

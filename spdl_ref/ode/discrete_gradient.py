@@ -28,7 +28,13 @@ import torch
 
 from .. import _validate
 
-__all__ = ["CountingFunction", "avf_gradient", "canonical_J", "discrete_gradient_step", "gonzalez_gradient"]
+__all__ = [
+    "CountingFunction",
+    "avf_gradient",
+    "canonical_J",
+    "discrete_gradient_step",
+    "gonzalez_gradient",
+]
 
 
 def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
@@ -141,6 +147,7 @@ def discrete_gradient_step(
     if method == "gonzalez":
         dg = gonzalez_gradient
     elif method == "avf":
+
         def dg(H_, a, b):
             return avf_gradient(H_, a, b, nodes)
     else:
@@ -187,7 +194,8 @@ class CountingFunction:
     --------
     >>> import torch
     >>> H = CountingFunction(lambda u: 0.5 * (u * u).sum(-1))
-    >>> _ = H(torch.ones(2)); _ = H(torch.zeros(2))
+    >>> _ = H(torch.ones(2))
+    ... _ = H(torch.zeros(2))
     >>> H.calls
     2
     """

@@ -71,7 +71,9 @@ def activation_antiderivative(name: str):
     if not isinstance(name, str):
         raise TypeError(f"activation must be a name (str), got {type(name).__name__}")
     if name not in ANTIDERIVATIVES:
-        raise ValueError(f"unknown activation {name!r}; known: {', '.join(sorted(ANTIDERIVATIVES))}")
+        raise ValueError(
+            f"unknown activation {name!r}; known: {', '.join(sorted(ANTIDERIVATIVES))}"
+        )
     return ANTIDERIVATIVES[name]
 
 
@@ -95,7 +97,9 @@ class _LayeredField(nn.Module):
 
     def _k(self, k):
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.depth:
-            raise ValueError(f"k must be an integer layer index in [0, {self.depth - 1}], got {k!r}")
+            raise ValueError(
+                f"k must be an integer layer index in [0, {self.depth - 1}], got {k!r}"
+            )
         return k
 
     def _z(self, z, size=None):
@@ -168,7 +172,9 @@ class DissipativeField(PlainField):
     The trainable parameters are :math:`S^k` (attribute ``S``) and :math:`b^k`; ``gamma`` is fixed.
     """
 
-    def __init__(self, dim, depth, gamma=0.1, activation="tanh", init_std=1.0, device=None, dtype=None):
+    def __init__(
+        self, dim, depth, gamma=0.1, activation="tanh", init_std=1.0, device=None, dtype=None
+    ):
         _LayeredField.__init__(self, dim, depth, activation)
         self.gamma_dissipation = _validate.nonnegative_real(gamma, "gamma")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -194,7 +200,9 @@ class ReLUField(_LayeredField):
     ReLU.
     """
 
-    def __init__(self, dim, depth, width=None, activation="relu", init_std=1.0, device=None, dtype=None):
+    def __init__(
+        self, dim, depth, width=None, activation="relu", init_std=1.0, device=None, dtype=None
+    ):
         super().__init__(dim, depth, activation)
         self.width = self.dim if width is None else _validate.positive_int(width, "width")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -236,7 +244,9 @@ class GradientField(_LayeredField):
         Shape ``(K, width)``.
     """
 
-    def __init__(self, dim, depth, width=None, activation="tanh", init_std=1.0, device=None, dtype=None):
+    def __init__(
+        self, dim, depth, width=None, activation="tanh", init_std=1.0, device=None, dtype=None
+    ):
         super().__init__(dim, depth, activation)
         self.width = self.dim if width is None else _validate.positive_int(width, "width")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -284,8 +294,16 @@ class HamiltonianField(_LayeredField):
 
     phase_space = True
 
-    def __init__(self, dim, depth, variant="second_order", activation="tanh", init_std=1.0,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        depth,
+        variant="second_order",
+        activation="tanh",
+        init_std=1.0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__(dim, depth, activation)
         if variant not in ("second_order", "two_layer"):
             raise ValueError(f"variant must be 'second_order' or 'two_layer', got {variant!r}")
@@ -331,7 +349,7 @@ class HamiltonianField(_LayeredField):
         k, u = self._k(k), self._z(u)
         if self.gamma is None:
             raise ValueError(f"no antiderivative stored for activation {self.activation_name!r}")
-        z, p = u[..., : self.dim], u[..., self.dim:]
+        z, p = u[..., : self.dim], u[..., self.dim :]
         V = self.gamma(z @ self.A2[k].mT + self.b2[k]).sum(-1)
         if self.variant == "second_order":
             return 0.5 * (p * p).sum(-1) + V
@@ -340,7 +358,7 @@ class HamiltonianField(_LayeredField):
     def field(self, k, u):
         """:math:`(\\partial_p T, -\\partial_z V)` at :math:`u = (z, p)`, eqs. (18)-(19)."""
         k, u = self._k(k), self._z(u)
-        z, p = u[..., : self.dim], u[..., self.dim:]
+        z, p = u[..., : self.dim], u[..., self.dim :]
         return torch.cat([self.dT(k, p), -self.dV(k, z)], -1)
 
     def extra_repr(self):

@@ -30,8 +30,9 @@ def hat(w: torch.Tensor) -> torch.Tensor:
     _validate.last_dim(w, 3, "w")
     O = torch.zeros_like(w[..., 0])
     x, y, z = w[..., 0], w[..., 1], w[..., 2]
-    return torch.stack([torch.stack([O, -z, y], -1), torch.stack([z, O, -x], -1),
-                        torch.stack([-y, x, O], -1)], -2)
+    return torch.stack(
+        [torch.stack([O, -z, y], -1), torch.stack([z, O, -x], -1), torch.stack([-y, x, O], -1)], -2
+    )
 
 
 def vee(W: torch.Tensor) -> torch.Tensor:
@@ -134,7 +135,9 @@ def lie_euler(xi: Callable, z0: torch.Tensor, h: float, steps: int, method: str 
         raise TypeError(f"xi must be callable, got {type(xi).__name__}")
     _validate.floating_tensor(z0, "z0")
     if z0.shape[-1] != 3:
-        raise ValueError(f"z0 must be (..., 3, 3) rotations or (..., 3) vectors, got {tuple(z0.shape)}")
+        raise ValueError(
+            f"z0 must be (..., 3, 3) rotations or (..., 3) vectors, got {tuple(z0.shape)}"
+        )
     h = _validate.positive_real(h, "h")
     steps = _validate.nonnegative_int(steps, "steps")
     if method not in ("lie", "euler"):

@@ -25,12 +25,16 @@ __all__ = ["circle_distance", "so3_curve_distance", "spd_distance", "spd_inner",
 def _spd(A, name):
     _validate.tensor(A, name)
     if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
-        raise ValueError(f"{name} must be a batch of square matrices (..., n, n), got {tuple(A.shape)}")
+        raise ValueError(
+            f"{name} must be a batch of square matrices (..., n, n), got {tuple(A.shape)}"
+        )
     if not torch.allclose(A, A.mT, atol=1e-10 * (1 + float(A.abs().max()))):
         raise ValueError(f"{name} must be symmetric")
     lam = torch.linalg.eigvalsh(A)
     if bool((lam <= 0).any()):
-        raise ValueError(f"{name} must be positive definite (smallest eigenvalue {float(lam.min()):.3g})")
+        raise ValueError(
+            f"{name} must be positive definite (smallest eigenvalue {float(lam.min()):.3g})"
+        )
     return A
 
 
@@ -52,7 +56,9 @@ def spd_inner(A: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor
     for v, n in ((X, "X"), (Y, "Y")):
         _validate.tensor(v, n)
         if v.shape[-2:] != A.shape[-2:]:
-            raise ValueError(f"{n} must have the matrix shape of A {tuple(A.shape[-2:])}, got {tuple(v.shape)}")
+            raise ValueError(
+                f"{n} must have the matrix shape of A {tuple(A.shape[-2:])}, got {tuple(v.shape)}"
+            )
     Ainv_half = spd_power(A, -0.5)
     Ainv = spd_power(A, -1.0)
     return (Ainv_half @ X @ Ainv @ Y @ Ainv_half).diagonal(dim1=-2, dim2=-1).sum(-1)
@@ -97,13 +103,19 @@ def so3_curve_distance(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
     for c, n in ((c1, "c1"), (c2, "c2")):
         _validate.tensor(c, n)
         if c.dim() < 3 or c.shape[-2:] != (3, 3) or c.shape[-3] < 2:
-            raise ValueError(f"{n} must have shape (..., m, 3, 3) with m >= 2, got {tuple(c.shape)}")
+            raise ValueError(
+                f"{n} must have shape (..., m, 3, 3) with m >= 2, got {tuple(c.shape)}"
+            )
     if c1.shape != c2.shape:
-        raise ValueError(f"c1 and c2 must have the same shape, got {tuple(c1.shape)} and {tuple(c2.shape)}")
+        raise ValueError(
+            f"c1 and c2 must have the same shape, got {tuple(c1.shape)} and {tuple(c2.shape)}"
+        )
 
     def q(c):
         w = vee(so3_log(c[..., 1:, :, :] @ c[..., :-1, :, :].mT))
         n = w.norm(dim=-1, keepdim=True)
-        return torch.where(n > 0, w / n.clamp_min(torch.finfo(w.dtype).tiny).sqrt(), torch.zeros_like(w))
+        return torch.where(
+            n > 0, w / n.clamp_min(torch.finfo(w.dtype).tiny).sqrt(), torch.zeros_like(w)
+        )
 
     return (q(c1) - q(c2)).norm(dim=-1).sum(-1)

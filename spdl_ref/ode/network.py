@@ -18,7 +18,10 @@ from .symplectic import stormer_verlet_step, symplectic_euler_step
 __all__ = ["ODENet", "SYMPLECTIC_METHODS"]
 
 #: Integrators for Hamiltonian fields (they need ``dT`` and ``dV``), eq. (22) and Störmer–Verlet.
-SYMPLECTIC_METHODS = {"symplectic_euler": symplectic_euler_step, "stormer_verlet": stormer_verlet_step}
+SYMPLECTIC_METHODS = {
+    "symplectic_euler": symplectic_euler_step,
+    "stormer_verlet": stormer_verlet_step,
+}
 
 
 class ODENet(nn.Module):
@@ -50,13 +53,19 @@ class ODENet(nn.Module):
 
     def __init__(self, field: nn.Module, method="rk4", T: float = 1.0, **solver_kwargs):
         super().__init__()
-        if not isinstance(field, nn.Module) or not hasattr(field, "field") or not hasattr(field, "depth"):
+        if (
+            not isinstance(field, nn.Module)
+            or not hasattr(field, "field")
+            or not hasattr(field, "depth")
+        ):
             raise TypeError("field must be an nn.Module with attributes 'field(k, z)' and 'depth'")
         self.vector_field = field
         self.T = _validate.positive_real(T, "T")
         if isinstance(method, str) and method in SYMPLECTIC_METHODS:
             if not (hasattr(field, "dT") and hasattr(field, "dV")):
-                raise ValueError(f"method {method!r} needs a separable Hamiltonian field with dT and dV")
+                raise ValueError(
+                    f"method {method!r} needs a separable Hamiltonian field with dT and dV"
+                )
         self._explicit = None
         if not (isinstance(method, str) and method in SYMPLECTIC_METHODS):
             A, b, c = butcher_tableau(method) if isinstance(method, str) else method

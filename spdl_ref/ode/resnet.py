@@ -154,7 +154,9 @@ class ResNet(nn.Module):
         A0 = torch.as_tensor(A(0.0))
         if A0.dim() != 2 or A0.shape[0] != A0.shape[1]:
             raise ValueError(f"A(t) must return a square matrix, got shape {tuple(A0.shape)}")
-        net = cls(A0.shape[0], depth, T=T, activation=activation, init_std=0.0, dtype=dtype or A0.dtype)
+        net = cls(
+            A0.shape[0], depth, T=T, activation=activation, init_std=0.0, dtype=dtype or A0.dtype
+        )
         with torch.no_grad():
             for k in range(net.depth):
                 t = k * net.h

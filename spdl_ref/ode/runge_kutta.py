@@ -22,7 +22,14 @@ import torch
 
 from .. import _validate
 
-__all__ = ["TABLEAUX", "butcher_tableau", "is_algebraically_stable", "is_explicit", "odeint", "rk_step"]
+__all__ = [
+    "TABLEAUX",
+    "butcher_tableau",
+    "is_algebraically_stable",
+    "is_explicit",
+    "odeint",
+    "rk_step",
+]
 
 _S3 = 3.0**0.5
 
@@ -242,7 +249,9 @@ def _newton_update(f, t, z, h, A, c, K):
     return dK.movedim(0, 1)
 
 
-def odeint(f, z0: torch.Tensor, t0: float, T: float, steps: int, method="rk4", **kwargs) -> torch.Tensor:
+def odeint(
+    f, z0: torch.Tensor, t0: float, T: float, steps: int, method="rk4", **kwargs
+) -> torch.Tensor:
     r"""Integrate :math:`\dot z = f(t, z)` from ``t0`` to ``T`` with ``steps`` equal steps.
 
     Returns the whole trajectory, shape ``(steps + 1, *z0.shape)``; keyword arguments go to

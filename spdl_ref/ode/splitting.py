@@ -28,7 +28,9 @@ __all__ = ["ShearNet", "jacobian_determinant", "shear_p", "shear_z", "standard_m
 def _split(u, name="u"):
     _validate.floating_tensor(u, name)
     if u.dim() == 0 or u.shape[-1] % 2:
-        raise ValueError(f"{name} must have an even last dimension (z, p), got shape {tuple(u.shape)}")
+        raise ValueError(
+            f"{name} must have an even last dimension (z, p), got shape {tuple(u.shape)}"
+        )
     m = u.shape[-1] // 2
     return u[..., :m], u[..., m:]
 

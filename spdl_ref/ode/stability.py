@@ -76,7 +76,9 @@ def one_sided_lipschitz_pairs(f: Callable, z1: torch.Tensor, z2: torch.Tensor) -
     _validate.tensor(z1, "z1")
     _validate.tensor(z2, "z2")
     if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}")
+        raise ValueError(
+            f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
     d = z2 - z1
     nd = (d * d).sum(-1)
     if bool((nd == 0).any()):
@@ -100,8 +102,13 @@ def one_sided_lipschitz_jacobian(f: Callable, z: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(0.5 * (Jf + Jf.mT))[..., -1].detach()
 
 
-def diagonal_nu_bound(A: torch.Tensor, d_range=(0.0, 1.0), exact_max_dim: int = 12, samples: int = 4096,
-                      generator=None) -> float:
+def diagonal_nu_bound(
+    A: torch.Tensor,
+    d_range=(0.0, 1.0),
+    exact_max_dim: int = 12,
+    samples: int = 4096,
+    generator=None,
+) -> float:
     r"""The bound :math:`\sup_{k, D} \lambda_{\max}\big((DA^k + (DA^k)^T)/2\big)` of Section 2.1.
 
     The supremum runs over diagonal :math:`D` with entries in ``d_range`` :math:`\supseteq
@@ -119,7 +126,9 @@ def diagonal_nu_bound(A: torch.Tensor, d_range=(0.0, 1.0), exact_max_dim: int = 
         raise ValueError(f"d_range must be (low, high) with low <= high, got {d_range}")
     M = A.shape[-1]
     if M <= exact_max_dim:
-        verts = torch.tensor(list(itertools.product((lo, hi), repeat=M)), dtype=A.dtype, device=A.device)
+        verts = torch.tensor(
+            list(itertools.product((lo, hi), repeat=M)), dtype=A.dtype, device=A.device
+        )
     else:
         samples = _validate.positive_int(samples, "samples")
         bits = torch.randint(0, 2, (samples, M), generator=generator).to(A.dtype).to(A.device)
@@ -138,10 +147,12 @@ def theorem21_interval(A: torch.Tensor):
     mu = torch.linalg.svdvals(A)[..., -1].min()
     if A.shape[-2] < A.shape[-1]:
         mu = torch.zeros((), dtype=A.dtype)  # a wide matrix has a null space
-    return (-float(mu) ** 2, 0.0)
+    return (-(float(mu) ** 2), 0.0)
 
 
-def perturbation_growth(net: Callable, x: torch.Tensor, eps: float = 1e-3, generator=None) -> torch.Tensor:
+def perturbation_growth(
+    net: Callable, x: torch.Tensor, eps: float = 1e-3, generator=None
+) -> torch.Tensor:
     r"""Measured amplification :math:`\|z_2(T) - z_1(T)\| / \|z_2(0) - z_1(0)\|` of (13).
 
     Perturbs each row of ``x`` (shape ``(N, M)``) by a random vector of norm ``eps`` and returns
@@ -169,7 +180,9 @@ def contraction_ratios(step: Callable, z1: torch.Tensor, z2: torch.Tensor) -> to
     _validate.tensor(z1, "z1")
     _validate.tensor(z2, "z2")
     if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}")
+        raise ValueError(
+            f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
     d0 = (z1 - z2).norm(dim=-1)
     if bool((d0 == 0).any()):
         raise ValueError("z1 and z2 must differ in every row")

@@ -44,7 +44,9 @@ def _check_state(z0, p0):
     _validate.tensor(z0, "z0")
     _validate.tensor(p0, "p0")
     if z0.shape != p0.shape:
-        raise ValueError(f"z0 and p0 must have the same shape, got {tuple(z0.shape)} and {tuple(p0.shape)}")
+        raise ValueError(
+            f"z0 and p0 must have the same shape, got {tuple(z0.shape)} and {tuple(p0.shape)}"
+        )
     if z0.dim() == 0:
         raise ValueError("z0 and p0 must have at least one dimension (..., M)")
 
@@ -101,7 +103,13 @@ def _integrate(step, dT, dV, z0, p0, h, steps, t0):
 
 
 def symplectic_euler(
-    dT: Callable, dV: Callable, z0: torch.Tensor, p0: torch.Tensor, h: float, steps: int, t0: float = 0.0
+    dT: Callable,
+    dV: Callable,
+    z0: torch.Tensor,
+    p0: torch.Tensor,
+    h: float,
+    steps: int,
+    t0: float = 0.0,
 ):
     r"""Symplectic Euler, eq. (22), for ``steps`` steps of size ``h`` from ``t0``.
 
@@ -127,7 +135,13 @@ def symplectic_euler(
 
 
 def stormer_verlet(
-    dT: Callable, dV: Callable, z0: torch.Tensor, p0: torch.Tensor, h: float, steps: int, t0: float = 0.0
+    dT: Callable,
+    dV: Callable,
+    z0: torch.Tensor,
+    p0: torch.Tensor,
+    h: float,
+    steps: int,
+    t0: float = 0.0,
 ):
     r"""Störmer–Verlet (Section 2.2.2, a composition of shears, Section 2.2.3), second order.
 
@@ -192,8 +206,10 @@ def _check_extended(T, V, z0, p0, h, steps, t0, pt0):
     try:
         pt = torch.as_tensor(pt0, dtype=z0.dtype, device=z0.device).expand(z0.shape[:-1]).clone()
     except RuntimeError as err:
-        raise ValueError(f"pt0 must broadcast to z0.shape[:-1] = {tuple(z0.shape[:-1])}, "
-                         f"got shape {tuple(torch.as_tensor(pt0).shape)}") from err
+        raise ValueError(
+            f"pt0 must broadcast to z0.shape[:-1] = {tuple(z0.shape[:-1])}, "
+            f"got shape {tuple(torch.as_tensor(pt0).shape)}"
+        ) from err
     return h, steps, t0, pt
 
 
@@ -281,7 +297,9 @@ def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0,
     return ExtendedPhaseSpaceRun(z, p, t, torch.stack(Hs), torch.stack(Ks), pt)
 
 
-def separable_step_map(method: str, dT: Callable, dV: Callable, h: float, t0: float = 0.0) -> Callable:
+def separable_step_map(
+    method: str, dT: Callable, dV: Callable, h: float, t0: float = 0.0
+) -> Callable:
     r"""One step of a separable integrator as a map :math:`u = (z, p) \mapsto \Phi_h(u)` (Section 2.2.2).
 
     The stacked state :math:`u = (z, p)` has shape ``(..., 2M)`` (positions first); the map
@@ -317,7 +335,9 @@ def separable_step_map(method: str, dT: Callable, dV: Callable, h: float, t0: fl
     def step(u: torch.Tensor) -> torch.Tensor:
         _validate.floating_tensor(u, "u")
         if u.dim() == 0 or u.shape[-1] % 2:
-            raise ValueError(f"u must have an even last dimension 2M (z then p), got shape {tuple(u.shape)}")
+            raise ValueError(
+                f"u must have an even last dimension 2M (z then p), got shape {tuple(u.shape)}"
+            )
         m = u.shape[-1] // 2
         z1, p1 = one(dT, dV, t0, u[..., :m], u[..., m:], h)
         return torch.cat([z1, p1], -1)
@@ -351,7 +371,9 @@ def step_jacobian(step: Callable, v: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"v must be a vector of shape (d,), got shape {tuple(v.shape)}")
     M = torch.autograd.functional.jacobian(step, v)
     if M.shape != (v.shape[0], v.shape[0]):
-        raise ValueError(f"step must map shape (d,) to (d,), got a Jacobian of shape {tuple(M.shape)}")
+        raise ValueError(
+            f"step must map shape (d,) to (d,), got a Jacobian of shape {tuple(M.shape)}"
+        )
     return M
 
 

@@ -13,19 +13,59 @@ r"""Structure-exploiting optimisation, Section 6 of the review.
 
 from ._checks import NonFiniteGradientError
 from .adam import Adam
-from .conformal import (ConformalHamiltonian, conformal_step, heavy_ball_parameters, kinetic_energy,
-                        kinetic_gradient, relativistic_parameters)
+from .conformal import (
+    ConformalHamiltonian,
+    conformal_step,
+    heavy_ball_parameters,
+    kinetic_energy,
+    kinetic_gradient,
+    relativistic_parameters,
+)
 from .mean_field import MeanFieldReLU, MeanFieldRun, particle_distance, train_mean_field
-from .natural_gradient import (fisher_squared_loss, gauss_newton_step, jacobian,
-                               natural_gradient_step, squared_error)
+from .natural_gradient import (
+    fisher_squared_loss,
+    gauss_newton_step,
+    jacobian,
+    natural_gradient_step,
+    squared_error,
+)
 from .riemannian import StiefelSGD, cayley, expm, project_stiefel, random_stiefel, stiefel_error
 from .student import StudentRun, stiefel_student
-from .test_functions import (camelback, camelback_stationary_points, nearest_stationary_point,
-                             optimise_path)
+from .test_functions import (
+    camelback,
+    camelback_stationary_points,
+    nearest_stationary_point,
+    optimise_path,
+)
 
-__all__ = ["Adam", "ConformalHamiltonian", "MeanFieldReLU", "MeanFieldRun", "NonFiniteGradientError",
-           "StiefelSGD", "StudentRun", "camelback", "camelback_stationary_points", "cayley", "conformal_step", "expm",
-           "fisher_squared_loss", "gauss_newton_step", "heavy_ball_parameters", "jacobian", "kinetic_energy",
-           "kinetic_gradient", "natural_gradient_step", "nearest_stationary_point", "optimise_path",
-           "particle_distance", "project_stiefel", "random_stiefel", "relativistic_parameters", "squared_error",
-           "stiefel_error", "stiefel_student", "train_mean_field"]
+__all__ = [
+    "Adam",
+    "ConformalHamiltonian",
+    "MeanFieldReLU",
+    "MeanFieldRun",
+    "NonFiniteGradientError",
+    "StiefelSGD",
+    "StudentRun",
+    "camelback",
+    "camelback_stationary_points",
+    "cayley",
+    "conformal_step",
+    "expm",
+    "fisher_squared_loss",
+    "gauss_newton_step",
+    "heavy_ball_parameters",
+    "jacobian",
+    "kinetic_energy",
+    "kinetic_gradient",
+    "natural_gradient_step",
+    "nearest_stationary_point",
+    "optimise_path",
+    "particle_distance",
+    "project_stiefel",
+    "random_stiefel",
+    "relativistic_parameters",
+    "squared_error",
+    "stiefel_error",
+    "stiefel_student",
+    "train_mean_field",
+]

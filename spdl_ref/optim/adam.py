@@ -60,8 +60,15 @@ class Adam(torch.optim.Optimizer):
     and changes nothing.
     """
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 form: str = "kingma_ba", check_finite: bool = True):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        form: str = "kingma_ba",
+        check_finite: bool = True,
+    ):
         lr = _validate.positive_real(lr, "lr")
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of floats, got {betas!r}")

@@ -41,8 +41,14 @@ import torch
 from .. import _validate
 from ._checks import begin_step
 
-__all__ = ["ConformalHamiltonian", "conformal_step", "heavy_ball_parameters", "kinetic_energy",
-           "kinetic_gradient", "relativistic_parameters"]
+__all__ = [
+    "ConformalHamiltonian",
+    "conformal_step",
+    "heavy_ball_parameters",
+    "kinetic_energy",
+    "kinetic_gradient",
+    "relativistic_parameters",
+]
 
 KINETICS = ("quadratic", "relativistic")
 
@@ -53,8 +59,9 @@ def _check_kinetic(kinetic) -> str:
     return kinetic
 
 
-def kinetic_energy(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic",
-                   eps: float = 1.0) -> torch.Tensor:
+def kinetic_energy(
+    p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic", eps: float = 1.0
+) -> torch.Tensor:
     r"""Kinetic energy :math:`T(p)` of (55) or (57), with the norm over all entries of ``p``.
 
     ``"quadratic"``: :math:`T(p) = \|p\|^2/(2\mu)` (eq. (55)); ``"relativistic"``:
@@ -67,8 +74,9 @@ def kinetic_energy(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic
     return torch.sqrt(sq / mass + eps)
 
 
-def kinetic_gradient(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic",
-                     eps: float = 1.0) -> torch.Tensor:
+def kinetic_gradient(
+    p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic", eps: float = 1.0
+) -> torch.Tensor:
     r"""The velocity :math:`\dot\theta = \nabla T(p)` of (56): :math:`p/\mu` for (55), and
     :math:`p / (\mu \sqrt{\|p\|^2/\mu + \varepsilon})` for the relativistic energy (57)."""
     kinetic = _check_kinetic(kinetic)
@@ -77,9 +85,17 @@ def kinetic_gradient(p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadrat
     return p / (mass * torch.sqrt(p.pow(2).sum() / mass + eps))
 
 
-def conformal_step(theta: torch.Tensor, p: torch.Tensor, grad_E: Callable[[torch.Tensor], torch.Tensor],
-                   h: float, gamma: float, mass: float = 1.0, kinetic: str = "quadratic",
-                   eps: float = 1.0, nesterov: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def conformal_step(
+    theta: torch.Tensor,
+    p: torch.Tensor,
+    grad_E: Callable[[torch.Tensor], torch.Tensor],
+    h: float,
+    gamma: float,
+    mass: float = 1.0,
+    kinetic: str = "quadratic",
+    eps: float = 1.0,
+    nesterov: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One conformal symplectic step for (56), as a pure function of :math:`(\theta, p)`.
 
     Returns :math:`(\theta_{k+1}, p_{k+1})` with :math:`p_{k+1} = e^{-\gamma h} p_k - h\nabla
@@ -126,8 +142,13 @@ def relativistic_parameters(lr: float, momentum: float, delta: float) -> dict:
     delta = _validate.positive_real(delta, "delta")
     if momentum > 1:
         raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
-    return dict(lr=lr, gamma=-math.log(momentum) / lr, mass=lr * lr * delta,
-                kinetic="relativistic", eps=1.0 / (delta * lr) ** 2)
+    return dict(
+        lr=lr,
+        gamma=-math.log(momentum) / lr,
+        mass=lr * lr * delta,
+        kinetic="relativistic",
+        eps=1.0 / (delta * lr) ** 2,
+    )
 
 
 class ConformalHamiltonian(torch.optim.Optimizer):
@@ -167,9 +188,17 @@ class ConformalHamiltonian(torch.optim.Optimizer):
     changes nothing. :meth:`energy` returns the discrete energy :math:`T(p) + E(\theta)`.
     """
 
-    def __init__(self, params: Iterable, lr: float, gamma: float, mass: float = 1.0,
-                 kinetic: str = "quadratic", eps: float = 1.0, nesterov: bool = False,
-                 check_finite: bool = True):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        gamma: float,
+        mass: float = 1.0,
+        kinetic: str = "quadratic",
+        eps: float = 1.0,
+        nesterov: bool = False,
+        check_finite: bool = True,
+    ):
         lr = _validate.positive_real(lr, "lr")
         gamma = _validate.nonnegative_real(gamma, "gamma")
         mass = _validate.positive_real(mass, "mass")
@@ -214,7 +243,9 @@ class ConformalHamiltonian(torch.optim.Optimizer):
                 sq = sum(n.pow(2) for n in torch._foreach_norm(q))
                 speed = scale / math.sqrt(float(sq) / mass + group["eps"])
                 torch._foreach_add_(params, q, alpha=speed)
-            elif group["nesterov"]:  # theta += (h/mu) (e^{-gamma h} p_new - h g), without a temporary
+            elif group[
+                "nesterov"
+            ]:  # theta += (h/mu) (e^{-gamma h} p_new - h g), without a temporary
                 torch._foreach_add_(params, momenta, alpha=scale * decay)
                 torch._foreach_add_(params, grads, alpha=-scale * h)
             else:
@@ -225,8 +256,12 @@ class ConformalHamiltonian(torch.optim.Optimizer):
     def kinetic_energy(self) -> torch.Tensor:
         r"""The kinetic energy :math:`T(p)` summed over the parameter groups (Section 6.1)."""
         return self._sum_over_groups(
-            lambda group, sq: sq / (2 * group["mass"]) if group["kinetic"] == "quadratic"
-            else torch.sqrt(sq / group["mass"] + group["eps"]))
+            lambda group, sq: (
+                sq / (2 * group["mass"])
+                if group["kinetic"] == "quadratic"
+                else torch.sqrt(sq / group["mass"] + group["eps"])
+            )
+        )
 
     def energy(self, loss) -> torch.Tensor:
         r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss :math:`E(\theta)`."""
@@ -244,14 +279,22 @@ class ConformalHamiltonian(torch.optim.Optimizer):
         of it).
         """
         return self._sum_over_groups(
-            lambda group, sq: -group["gamma"] * sq / group["mass"] if group["kinetic"] == "quadratic"
-            else -group["gamma"] * sq / (group["mass"] * torch.sqrt(sq / group["mass"] + group["eps"])))
+            lambda group, sq: (
+                -group["gamma"] * sq / group["mass"]
+                if group["kinetic"] == "quadratic"
+                else -group["gamma"]
+                * sq
+                / (group["mass"] * torch.sqrt(sq / group["mass"] + group["eps"]))
+            )
+        )
 
     def _sum_over_groups(self, per_group):
         """Sum ``per_group(group, |p|^2)`` over the groups that have momenta (zero if none)."""
         total = None
         for group in self.param_groups:
-            momenta = [self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]]
+            momenta = [
+                self.state[p]["momentum"] for p in group["params"] if "momentum" in self.state[p]
+            ]
             if not momenta:
                 continue
             value = per_group(group, sum(m.pow(2).sum() for m in momenta))

@@ -51,7 +51,9 @@ class MeanFieldReLU(nn.Module):
     :meth:`particles` returns the :math:`J \times (M+2)` matrix of rows :math:`(a_j, b_j, c_j)`.
     """
 
-    def __init__(self, M: int, J: int, scale: float = 1.0, generator=None, *, device=None, dtype=None):
+    def __init__(
+        self, M: int, J: int, scale: float = 1.0, generator=None, *, device=None, dtype=None
+    ):
         super().__init__()
         M = _validate.positive_int(M, "M")
         J = _validate.positive_int(J, "J")
@@ -90,8 +92,15 @@ class MeanFieldRun:
     snapshots: list = field(default_factory=list)
 
 
-def train_mean_field(model: MeanFieldReLU, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int,
-                     lam: float = 0.0, snapshots: int = 0) -> MeanFieldRun:
+def train_mean_field(
+    model: MeanFieldReLU,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    steps: int,
+    lam: float = 0.0,
+    snapshots: int = 0,
+) -> MeanFieldRun:
     r"""Forward Euler for the particle flow (62) with the mean-field scaling, Section 6.3.
 
     Minimises :math:`E = \frac{1}{2N}\sum_n (\Phi(\theta, x_n) - y_n)^2 + \frac{\lambda}{J}\sum_j
@@ -104,7 +113,9 @@ def train_mean_field(model: MeanFieldReLU, x: torch.Tensor, y: torch.Tensor, lr:
     _validate.tensor(x, "x")
     _validate.tensor(y, "y")
     if x.dim() != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"x must have shape (N, M) and y shape (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x must have shape (N, M) and y shape (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     lr = _validate.positive_real(lr, "lr")
     steps = _validate.positive_int(steps, "steps")
     lam = _validate.nonnegative_real(lam, "lam")
@@ -145,7 +156,9 @@ def particle_distance(P: torch.Tensor, Q: torch.Tensor) -> float:
     _validate.tensor(P, "P")
     _validate.tensor(Q, "Q")
     if P.dim() != 2 or Q.dim() != 2 or P.shape[1] != Q.shape[1]:
-        raise ValueError(f"P and Q must be (n, d) and (m, d), got {tuple(P.shape)} and {tuple(Q.shape)}")
+        raise ValueError(
+            f"P and Q must be (n, d) and (m, d), got {tuple(P.shape)} and {tuple(Q.shape)}"
+        )
     n = math.lcm(P.shape[0], Q.shape[0])
     P = P.repeat(n // P.shape[0], 1)
     Q = Q.repeat(n // Q.shape[0], 1)

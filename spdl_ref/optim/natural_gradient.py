@@ -20,8 +20,13 @@ from torch.func import functional_call, jacrev, vmap
 
 from .. import _validate
 
-__all__ = ["fisher_squared_loss", "gauss_newton_step", "jacobian", "natural_gradient_step",
-           "squared_error"]
+__all__ = [
+    "fisher_squared_loss",
+    "gauss_newton_step",
+    "jacobian",
+    "natural_gradient_step",
+    "squared_error",
+]
 
 
 def _names_and_params(model: nn.Module):
@@ -36,11 +41,15 @@ def _names_and_params(model: nn.Module):
 def _check_xy(x, y=None):
     _validate.tensor(x, "x")
     if x.dim() < 1 or x.shape[0] < 1:
-        raise ValueError(f"x must have a leading sample dimension N >= 1, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have a leading sample dimension N >= 1, got shape {tuple(x.shape)}"
+        )
     if y is not None:
         _validate.tensor(y, "y")
         if y.shape[0] != x.shape[0]:
-            raise ValueError(f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}")
+            raise ValueError(
+                f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}"
+            )
 
 
 def squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -73,8 +82,9 @@ def fisher_squared_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nmi,nmj->ij", J, J) / x.shape[0]
 
 
-def natural_gradient_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float,
-                          damping: float = 0.0) -> torch.Tensor:
+def natural_gradient_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, damping: float = 0.0
+) -> torch.Tensor:
     r"""One explicit Euler step of natural gradient descent (60), in place.
 
     :math:`\theta \leftarrow \theta - h (G(\theta) + \lambda I)^{-1} \nabla E(\theta)` with the Fisher
@@ -92,12 +102,14 @@ def natural_gradient_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr
     direction = torch.linalg.solve(G, g)
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(
-            torch.nn.utils.parameters_to_vector(params) - lr * direction, params)
+            torch.nn.utils.parameters_to_vector(params) - lr * direction, params
+        )
     return loss.detach()
 
 
-def gauss_newton_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      damping: float = 0.0) -> torch.Tensor:
+def gauss_newton_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, damping: float = 0.0
+) -> torch.Tensor:
     r"""One damped Gauss--Newton step, in place, by linear least squares (Section 6.2.2).
 
     Solves :math:`\min_\delta \frac{1}{2N}\|r + J\delta\|^2 + \frac\lambda2\|\delta\|^2` with
@@ -118,9 +130,12 @@ def gauss_newton_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if damping > 0:
         A = torch.cat([A, damping**0.5 * torch.eye(A.shape[1], dtype=A.dtype, device=A.device)])
         b = torch.cat([b, torch.zeros(A.shape[1], dtype=b.dtype, device=b.device)])
-    delta = torch.linalg.lstsq(A, b.unsqueeze(-1), driver="gelsd" if A.device.type == "cpu" else None)
+    delta = torch.linalg.lstsq(
+        A, b.unsqueeze(-1), driver="gelsd" if A.device.type == "cpu" else None
+    )
     delta = delta.solution.squeeze(-1)
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(
-            torch.nn.utils.parameters_to_vector(params) + delta, params)
+            torch.nn.utils.parameters_to_vector(params) + delta, params
+        )
     return loss

@@ -144,12 +144,14 @@ class StiefelSGD(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.dim() < 2 or p.shape[-1] > p.shape[-2]:
                     raise ValueError(
-                        f"StiefelSGD parameters must have shape (..., n, p) with p <= n, got {tuple(p.shape)}")
+                        f"StiefelSGD parameters must have shape (..., n, p) with p <= n, got {tuple(p.shape)}"
+                    )
                 err = float(stiefel_error(p.detach()).max())
                 if err > 1e-4 * p.shape[-1]:
                     raise ValueError(
                         f"StiefelSGD parameters must have orthonormal columns (theta^T theta = I); "
-                        f"got ||theta^T theta - I|| = {err:.2e}")
+                        f"got ||theta^T theta - I|| = {err:.2e}"
+                    )
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -45,14 +45,25 @@ def _import_geoopt():
     try:
         import geoopt
     except ImportError as err:
-        raise ImportError("stiefel_student(kind='geoopt') needs geoopt, which is not installed: "
-                          "pip install -e '.[riemannian]'") from err
+        raise ImportError(
+            "stiefel_student(kind='geoopt') needs geoopt, which is not installed: "
+            "pip install -e '.[riemannian]'"
+        ) from err
     return geoopt
 
 
-def stiefel_student(kind: str, steps: int, *, lr: float = 0.1, n: int = 32, p: int = 8,
-                    samples: int = 256, seed: int = 1, device=None,
-                    dtype=None) -> StudentRun:
+def stiefel_student(
+    kind: str,
+    steps: int,
+    *,
+    lr: float = 0.1,
+    n: int = 32,
+    p: int = 8,
+    samples: int = 256,
+    seed: int = 1,
+    device=None,
+    dtype=None,
+) -> StudentRun:
     r"""Train the student network with :math:`\theta \in V_{n,p}` (Section 6.2.1).
 
     The data, teacher and initial :math:`\theta_0 \in V_{n,p}` are drawn from a CPU generator
@@ -124,4 +135,6 @@ def stiefel_student(kind: str, steps: int, *, lr: float = 0.1, n: int = 32, p: i
             opt.step()
         losses.append(loss.item())
     per_step = (time.perf_counter() - start) / steps
-    return StudentRun(torch.tensor(losses, dtype=dtype), stiefel_error(theta.detach()).item(), per_step)
+    return StudentRun(
+        torch.tensor(losses, dtype=dtype), stiefel_error(theta.detach()).item(), per_step
+    )

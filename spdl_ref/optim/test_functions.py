@@ -61,8 +61,13 @@ def camelback_stationary_points(*, device=None, dtype=None) -> dict[str, torch.T
     dtype = dtype or torch.get_default_dtype()
     xm = math.sqrt(2.1 + math.sqrt(0.91))
     xs = math.sqrt(2.1 - math.sqrt(0.91))
-    pts = {"global": (0.0, 0.0), "local+": (xm, -xm / 2), "local-": (-xm, xm / 2),
-           "saddle+": (xs, -xs / 2), "saddle-": (-xs, xs / 2)}
+    pts = {
+        "global": (0.0, 0.0),
+        "local+": (xm, -xm / 2),
+        "local-": (-xm, xm / 2),
+        "saddle+": (xs, -xs / 2),
+        "saddle-": (-xs, xs / 2),
+    }
     return {k: torch.tensor(v, device=device, dtype=dtype) for k, v in pts.items()}
 
 
@@ -77,10 +82,15 @@ def nearest_stationary_point(xy: torch.Tensor) -> tuple[str, float]:
     return name, dist[name]
 
 
-def optimise_path(loss_fn: Callable[[torch.Tensor], torch.Tensor],
-                  make_optimizer: Callable[[list], torch.optim.Optimizer], steps: int,
-                  start: Sequence[float] | torch.Tensor = CAMELBACK_START, *, device=None,
-                  dtype=None) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
+def optimise_path(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    make_optimizer: Callable[[list], torch.optim.Optimizer],
+    steps: int,
+    start: Sequence[float] | torch.Tensor = CAMELBACK_START,
+    *,
+    device=None,
+    dtype=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
     r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section 6.1).
 
     The iterate :math:`\theta_0` = ``start`` becomes a leaf tensor with ``requires_grad``;
@@ -121,27 +131,36 @@ def optimise_path(loss_fn: Callable[[torch.Tensor], torch.Tensor],
     steps = _validate.nonnegative_int(steps, "steps")
     if isinstance(start, torch.Tensor):
         _validate.tensor(start, "start")
-        xy = start.detach().to(device=device or start.device, dtype=dtype or start.dtype,
-                               copy=True).requires_grad_(True)
+        xy = (
+            start.detach()
+            .to(device=device or start.device, dtype=dtype or start.dtype, copy=True)
+            .requires_grad_(True)
+        )
     else:
         try:
-            xy = torch.tensor(start, device=device, dtype=dtype or torch.get_default_dtype(),
-                              requires_grad=True)
+            xy = torch.tensor(
+                start, device=device, dtype=dtype or torch.get_default_dtype(), requires_grad=True
+            )
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"start must be a sequence of real numbers or a tensor, got {start!r}") from err
+            raise TypeError(
+                f"start must be a sequence of real numbers or a tensor, got {start!r}"
+            ) from err
         if not bool(torch.isfinite(xy).all()):
             raise ValueError(f"start must contain only finite values, got {start!r}")
     opt = make_optimizer([xy])
     if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError("make_optimizer must return a torch.optim.Optimizer, got "
-                        f"{type(opt).__name__}")
+        raise TypeError(
+            f"make_optimizer must return a torch.optim.Optimizer, got {type(opt).__name__}"
+        )
 
     def value() -> float:
         with torch.no_grad():
             v = loss_fn(xy)
         if not isinstance(v, torch.Tensor) or v.dim() != 0:
-            raise ValueError("loss_fn must return a scalar (0-dimensional) tensor, got "
-                             f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
+            raise ValueError(
+                "loss_fn must return a scalar (0-dimensional) tensor, got "
+                f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
+            )
         return v.item()
 
     path, losses = [xy.detach().clone()], [value()]
