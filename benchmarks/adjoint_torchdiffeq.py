@@ -24,8 +24,8 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from spdl_ref.control import continuous_adjoint  # noqa: E402
-from spdl_ref.ode import ResNet  # noqa: E402
+from spdl_ref.control import continuous_adjoint
+from spdl_ref.ode import ResNet
 
 try:
     import torchdiffeq

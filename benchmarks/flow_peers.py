@@ -22,8 +22,8 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from spdl_ref import data, seed_everything  # noqa: E402
-from spdl_ref import invertible as inv  # noqa: E402
+from spdl_ref import data, seed_everything
+from spdl_ref import invertible as inv
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "flow_peers.md"
 
@@ -76,7 +76,7 @@ def main():
         import zuko  # noqa: F401
 
         peers["zuko RealNVP"] = zuko_flow
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         notes.append(
             f"zuko not available ({type(err).__name__}: {err}); install with pip install --no-deps zuko"
         )

@@ -22,7 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from spdl_ref import invertible as inv  # noqa: E402
+from spdl_ref import invertible as inv
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "invertible_memory.md"
 
@@ -39,7 +39,7 @@ def build(depth, dim, hidden, memory_efficient, device):
 def build_memcnn(depth, dim, hidden, device):
     try:
         import memcnn
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return None, f"memcnn not available ({type(err).__name__}: {err})"
     torch.manual_seed(0)
     half = dim // 2

@@ -5,7 +5,7 @@ Importing this module imports matplotlib; ``import spdl_ref`` does not.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -52,7 +52,7 @@ def feature_evolution(
     W=None,
     mu=None,
     axes=None,
-    title: Optional[str] = None,
+    title: str | None = None,
     point_size: float = 4.0,
 ):
     """Scatter the features :math:`z^k` of selected layers, coloured by class (Figure 1).

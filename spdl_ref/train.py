@@ -8,8 +8,8 @@ The chapters use it for every small training run so that their cells stay short.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -88,12 +88,12 @@ def fit(
     y: torch.Tensor,
     *,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = squared_loss,
-    regulariser: Optional[Callable[[nn.Module], torch.Tensor]] = None,
+    regulariser: Callable[[nn.Module], torch.Tensor] | None = None,
     iterations: int = 1000,
     lr: float = 1e-2,
-    optimizer: Union[str, torch.optim.Optimizer] = "adam",
-    batch_size: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
+    optimizer: str | torch.optim.Optimizer = "adam",
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
     progress: bool = True,
     description: str = "training",
 ) -> History:

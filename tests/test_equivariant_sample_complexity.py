@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from spdl_ref import data
-from spdl_ref.equivariant import sample_complexity, train_denoiser, make_denoiser
+from spdl_ref.equivariant import make_denoiser, sample_complexity, train_denoiser
 
 
 @pytest.fixture(scope="module")

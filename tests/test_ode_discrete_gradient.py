@@ -1,6 +1,7 @@
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spdl_ref.ode import avf_gradient, canonical_J, discrete_gradient_step, gonzalez_gradient
 

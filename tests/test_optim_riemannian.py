@@ -2,13 +2,12 @@
 
 import copy
 
-import pytest
 import mpmath
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spdl_ref.optim import expm as optim_expm
 from spdl_ref.optim import (
     NonFiniteGradientError,
     StiefelSGD,
@@ -17,6 +16,7 @@ from spdl_ref.optim import (
     random_stiefel,
     stiefel_error,
 )
+from spdl_ref.optim import expm as optim_expm
 
 
 def _procrustes(n, p, dtype, device, seed=0):

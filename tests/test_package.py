@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-import spdl_ref
-
 PUBLIC_MODULES = [
     "spdl_ref",
     "spdl_ref.config",

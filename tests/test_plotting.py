@@ -2,11 +2,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-from spdl_ref import plotting  # noqa: E402
+from spdl_ref import plotting
 
 
 def test_feature_evolution_2d_and_3d():

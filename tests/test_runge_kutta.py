@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spdl_ref.ode import TABLEAUX, butcher_tableau, is_algebraically_stable, odeint, rk_step
 from spdl_ref.ode.runge_kutta import is_explicit

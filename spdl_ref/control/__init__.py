@@ -17,7 +17,6 @@ from .adjoint import discrete_adjoint
 from .continuous_adjoint import continuous_adjoint, ode_flow
 from .deep_limits import deep_limit_objective, deep_limit_sequence, l2_distance, minimise, prolong
 from .msa import costates, extended_hamiltonian, hamiltonian, hamiltonian_stationarity, msa
-
 from .problems import full_space_objective, reduced_objective, sgd
 from .regularisers import (
     h1_discrete,
@@ -31,13 +30,21 @@ from .time_steps import VariableStepResNet, proximal_gradient
 
 __all__ = [
     "VariableStepResNet",
+    "continuous_adjoint",
+    "costates",
     "deep_limit_objective",
     "deep_limit_sequence",
+    "discrete_adjoint",
+    "extended_hamiltonian",
     "full_space_objective",
     "h1_discrete",
+    "hamiltonian",
+    "hamiltonian_stationarity",
     "l1_norm",
     "l2_distance",
     "minimise",
+    "msa",
+    "ode_flow",
     "project_simplex",
     "prolong",
     "proximal_gradient",
@@ -46,12 +53,4 @@ __all__ = [
     "soft_threshold",
     "squared_l2_norm",
     "time_step_indicator",
-    "continuous_adjoint",
-    "costates",
-    "discrete_adjoint",
-    "extended_hamiltonian",
-    "hamiltonian",
-    "hamiltonian_stationarity",
-    "msa",
-    "ode_flow",
 ]

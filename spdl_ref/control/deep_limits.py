@@ -16,7 +16,7 @@ minimisers of this non-convex problem, each depth starts from the previous solut
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -29,7 +29,7 @@ and :math:`\rho = 0` is plain MSA.
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -126,9 +126,9 @@ def msa(
     rho: float = 0.0,
     inner_steps: int = 10,
     inner_lr: float = 0.05,
-    candidates: Optional[tuple] = None,
-    batch_size: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
+    candidates: tuple | None = None,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
     full_loss: bool = True,
 ) -> History:
     r"""Train a ResNet by (extended) MSA, eqs. (31)-(33) and Li, Chen, Tai & E's E-MSA (Section 3.1.2).

@@ -10,7 +10,7 @@ objectives agree.
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -30,9 +30,7 @@ def _reg(model, regulariser):
     return regulariser(model)
 
 
-def reduced_objective(
-    model, x: torch.Tensor, loss: Callable, regulariser: Optional[Callable] = None
-):
+def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None):
     r"""The reduced objective (23), :math:`E(\theta) = \ell(\Psi(x, \theta)) + R(\theta)`.
 
     ``loss(z_K)`` is the mean data fit :math:`\frac1N \sum_n L_n(z_n^K)`, ``regulariser(model)``
@@ -44,7 +42,7 @@ def reduced_objective(
 
 
 def full_space_objective(
-    model, z: torch.Tensor, x: torch.Tensor, loss: Callable, regulariser: Optional[Callable] = None
+    model, z: torch.Tensor, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None
 ):
     r"""The full-space objective (24a) and the residual of its constraint (24b), discretised by (6).
 
@@ -85,8 +83,8 @@ def sgd(
     *,
     tau: float = 0.1,
     iterations: int = 100,
-    batch_size: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> History:
     r"""Stochastic gradient descent (25) on the reduced problem, with gradients from the discrete adjoint (28).
 

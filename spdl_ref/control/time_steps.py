@@ -11,7 +11,7 @@ soft thresholding).
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -67,7 +67,7 @@ def proximal_gradient(
     x: torch.Tensor,
     loss: Callable[[torch.Tensor], torch.Tensor],
     *,
-    prox: Dict[str, Callable[[torch.Tensor, float], torch.Tensor]],
+    prox: dict[str, Callable[[torch.Tensor, float], torch.Tensor]],
     tau: float = 0.05,
     iterations: int = 100,
 ) -> History:

@@ -7,7 +7,7 @@ r"""Measuring equivariance, eq. (50): :math:`F(T_g x) = T'_g F(x)` (Section 5 an
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -17,7 +17,7 @@ from .actions import rotate
 __all__ = ["commutation_error", "disc_mask", "equivariance_error"]
 
 
-def disc_mask(size: int, radius: Optional[float] = None, device=None, dtype=None) -> torch.Tensor:
+def disc_mask(size: int, radius: float | None = None, device=None, dtype=None) -> torch.Tensor:
     r"""The pixels of a ``size x size`` grid within ``radius`` of the centre (Section 5.3.3).
 
     The default radius :math:`(n - 1)/2` is the inscribed disc, the part of the image that a
@@ -36,7 +36,7 @@ def commutation_error(
     x: torch.Tensor,
     T_in: Callable,
     T_out: Callable,
-    mask: Optional[torch.Tensor] = None,
+    mask: torch.Tensor | None = None,
 ) -> float:
     r"""The relative equivariance error :math:`\|F(T_g x) - T'_g F(x)\| / \|T'_g F(x)\|`, eq. (50).
 
@@ -77,7 +77,7 @@ def equivariance_error(
     angle: float,
     *,
     invariant: bool = False,
-    mask: Optional[torch.Tensor] = None,
+    mask: torch.Tensor | None = None,
 ) -> float:
     r"""Relative rotation-equivariance error of ``model`` at ``angle`` degrees, eq. (50).
 

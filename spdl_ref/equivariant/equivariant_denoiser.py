@@ -15,7 +15,8 @@ from .denoisers import _check_image, _check_sizes
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups
-    from escnn import gspaces, nn as enn
+    from escnn import gspaces
+    from escnn import nn as enn
 
 __all__ = ["EquivariantDenoiser"]
 

@@ -24,7 +24,8 @@ from .groups import FiniteGroup, Representation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups here
-    from escnn import gspaces, nn as enn
+    from escnn import gspaces
+    from escnn import nn as enn
 
 __all__ = ["escnn_kernel_basis", "escnn_representation", "gspace"]
 

@@ -101,7 +101,7 @@ class FiniteGroup:
         rot = torch.tensor([[c, -sn], [sn, c]], dtype=dtype)
         return rot @ torch.diag(torch.tensor([1.0, -1.0 if s else 1.0], dtype=dtype))
 
-    def representation(self, kind) -> "Representation":
+    def representation(self, kind) -> Representation:
         """A representation of this group: ``"trivial"``, ``"regular"`` or ``("irrep", ...)``.
 
         See the module docstring for the names of the irreducible representations.

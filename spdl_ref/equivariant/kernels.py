@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as nnf
+from torch import nn
 
 from .. import _validate
 from .actions import act_on_image
@@ -166,7 +166,7 @@ def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
         + [torch.zeros(1, rho.dim, dtype=torch.float64)]
     )
     _, S, Vh = torch.linalg.svd(A, full_matrices=True)
-    rank = int((S > tol * max(float(S[0]), 1.0)).sum())
+    rank = int((tol * max(float(S[0]), 1.0) < S).sum())
     return Vh[rank:]
 
 

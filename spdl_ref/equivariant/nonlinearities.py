@@ -9,7 +9,7 @@ for irreducible representations that rotate the channels. The norm nonlinearity
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -72,7 +71,7 @@ def psnr(
     estimate: torch.Tensor,
     target: torch.Tensor,
     data_range: float = 1.0,
-    mask: Optional[torch.Tensor] = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Peak signal-to-noise ratio per image, :math:`10 \log_{10}(\text{range}^2 / \text{MSE})` in dB (Figure 3).
 
@@ -115,7 +114,7 @@ def train_denoiser(
     val_every: int = 10,
     patience: int = 3,
     factor: float = 0.5,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     progress: bool = False,
     fresh_noise: bool = True,
 ) -> DenoiserHistory:

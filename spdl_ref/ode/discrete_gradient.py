@@ -21,7 +21,7 @@ evaluations of :math:`H` this costs per step.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -15,7 +15,7 @@ keeps :math:`z^k` on :math:`\mathrm{SO}(3)` (for :math:`z` a rotation matrix) or
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

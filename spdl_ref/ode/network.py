@@ -15,7 +15,7 @@ from .. import _validate
 from .runge_kutta import butcher_tableau, is_explicit, rk_step
 from .symplectic import stormer_verlet_step, symplectic_euler_step
 
-__all__ = ["ODENet", "SYMPLECTIC_METHODS"]
+__all__ = ["SYMPLECTIC_METHODS", "ODENet"]
 
 #: Integrators for Hamiltonian fields (they need ``dT`` and ``dV``), eq. (22) and Störmer–Verlet.
 SYMPLECTIC_METHODS = {

@@ -8,7 +8,7 @@ constant in time. The review's (5) is the special case ``T = K`` (so ``h = 1``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

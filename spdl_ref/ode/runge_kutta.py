@@ -16,7 +16,7 @@ cast to the state's dtype.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -259,7 +259,7 @@ def odeint(
     """
     steps = _validate.positive_int(steps, "steps")
     t0, T = _validate.real(t0, "t0"), _validate.real(T, "T")
-    if not T > t0:
+    if not t0 < T:
         raise ValueError(f"T must be greater than t0, got t0={t0}, T={T}")
     h = (T - t0) / steps
     out = [z0]

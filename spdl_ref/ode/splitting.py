@@ -15,7 +15,7 @@ Chirikov standard map is one more example.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -125,7 +125,7 @@ def diagonal_nu_bound(
     if lo > hi:
         raise ValueError(f"d_range must be (low, high) with low <= high, got {d_range}")
     M = A.shape[-1]
-    if M <= exact_max_dim:
+    if exact_max_dim >= M:
         verts = torch.tensor(
             list(itertools.product((lo, hi), repeat=M)), dtype=A.dtype, device=A.device
         )

@@ -19,7 +19,8 @@ Each step at fixed times is a composition of two shears whose increments are gra
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 

@@ -19,7 +19,7 @@ back and corrected again at every later step. With :math:`m^0 = v^0 = 0` both ag
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -34,7 +34,7 @@ the momentum after one more dissipation and kick, which is SGD's Nesterov option
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

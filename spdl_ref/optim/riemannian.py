@@ -19,7 +19,7 @@ holds to round-off however many steps are taken.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

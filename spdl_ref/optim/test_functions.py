@@ -15,7 +15,7 @@ such a start and records the iterates and the losses that Figure 4 plots.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
