@@ -10,7 +10,8 @@ radius of the grid inside the inscribed disc and raises the frequency cut-off, s
 sampled basis spans the whole space of equivariant grid kernels; escnn's default
 (``complete=False``) is band-limited and spans a subspace.
 
-This module imports escnn; ``import spdl_ref`` and ``import spdl_ref.equivariant`` do not.
+This module imports escnn (the ``equivariant`` extra; without it the import raises an
+:class:`ImportError` that names it); ``import spdl_ref`` and ``import spdl_ref.equivariant`` do not.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import warnings
 
 import torch
 
+from .._optional import optional_dependency
 from .groups import FiniteGroup, Representation
 
-with warnings.catch_warnings():
+with (
+    optional_dependency("equivariant", "spdl_ref.equivariant.escnn_bridge"),
+    warnings.catch_warnings(),
+):
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups here
     from escnn import gspaces
     from escnn import nn as enn
@@ -31,7 +36,10 @@ __all__ = ["escnn_kernel_basis", "escnn_representation", "gspace"]
 
 
 def gspace(group: FiniteGroup):
-    r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N` (Section 5.1.1)."""
+    r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N`.
+
+    Section 5.1.1.
+    """
     if not isinstance(group, FiniteGroup):
         raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
     if group.reflections:
@@ -57,7 +65,10 @@ def _escnn_element(gs, group, g):
 
 
 def escnn_representation(group: FiniteGroup, kind) -> Representation:
-    """escnn's matrices of the representation ``kind`` (as in :meth:`FiniteGroup.representation`), Section 5.1.2."""
+    """escnn's matrices of the representation ``kind`` (Section 5.1.2).
+
+    ``kind`` is named as in :meth:`FiniteGroup.representation`.
+    """
     gs = gspace(group)
     rep = _escnn_rep(gs, group, kind)
     mats = torch.stack(
