@@ -46,7 +46,7 @@ def test_committed_plot_is_drawn_from_the_committed_table(name, tmp_path):
 
 @pytest.mark.parametrize("name", report.BENCHMARKS)
 def test_page_shows_table_plot_and_command(name):
-    assert f"```{{include}} ../benchmarks/results/{name}.md" in PAGE
+    assert f"```{{include}} ../benchmarks/results/{name}.md\n:start-line: 2" in PAGE
     assert f"```{{figure}} ../benchmarks/results/{name}.png" in PAGE
     assert f"`python benchmarks/{name}.py" in PAGE
     assert "**Machine.**" in PAGE
