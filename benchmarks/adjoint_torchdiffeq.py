@@ -10,8 +10,9 @@ states in R^M, the loss 0.5 * mean |z(T)|^2, fixed steps of the 3/8-rule Runge-K
 * torchdiffeq.odeint + autograd (discretise-then-optimise: stores the trajectory).
 
 Reports the gradient difference to torchdiffeq's adjoint, the median time of repeats and the
-allocator's peak memory (CPU: running maximum of the summed allocation events of
-torch.profiler, [memory] events and operators' own allocations; CUDA: max_memory_allocated), and writes benchmarks/results/adjoint_torchdiffeq.md.
+allocator's peak memory (CPU: running maximum of the summed allocation events of torch.profiler,
+[memory] events and operators' own allocations; CUDA: max_memory_allocated), and writes
+benchmarks/results/adjoint_torchdiffeq.md.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def timed(fn, repeats):
 def main():
     if torchdiffeq is None:
         print(
-            "torchdiffeq is not installed (pip install --no-deps torchdiffeq): skipping the benchmark"
+            "torchdiffeq is not installed (pip install --no-deps torchdiffeq): skipping the "
+            "benchmark"
         )
         return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -113,18 +115,20 @@ def main():
             tgrid = torch.tensor([0.0, T], device=device, dtype=dtype)
             opts = {"step_size": T / steps}
 
-            def ours():
-                return continuous_adjoint(net, x, loss, method=ours_method, steps_per_layer=steps)
+            # each closure binds this iteration's values (default arguments), so it cannot
+            # pick up a later iteration's method or step count by accident
+            def ours(method=ours_method, steps=steps):
+                return continuous_adjoint(net, x, loss, method=method, steps_per_layer=steps)
 
-            def tdq_adjoint():
+            def tdq_adjoint(func=func, tgrid=tgrid, method=tdq_method, opts=opts):
                 func.zero_grad()
-                z = torchdiffeq.odeint_adjoint(func, x, tgrid, method=tdq_method, options=opts)[-1]
+                z = torchdiffeq.odeint_adjoint(func, x, tgrid, method=method, options=opts)[-1]
                 loss(z).backward()
                 return func.A.grad.clone(), func.b.grad.clone()
 
-            def tdq_autograd():
+            def tdq_autograd(func=func, tgrid=tgrid, method=tdq_method, opts=opts):
                 func.zero_grad()
-                z = torchdiffeq.odeint(func, x, tgrid, method=tdq_method, options=opts)[-1]
+                z = torchdiffeq.odeint(func, x, tgrid, method=method, options=opts)[-1]
                 loss(z).backward()
 
             g = ours()
@@ -142,13 +146,14 @@ def main():
     lines = [
         "# Continuous adjoint: spdl_ref vs torchdiffeq",
         "",
-        f"Neural ODE dz/dt = tanh(Az + b), M = {M}, N = {N}, T = {T}, float64, device {device.type}; "
-        f"fixed steps; one CPU thread; median of {repeats} repeats; peak = allocator peak during one gradient "
-        "evaluation (MiB). `rel. diff` = relative difference of the parameter gradient to "
-        "torchdiffeq's `odeint_adjoint`.",
+        f"Neural ODE dz/dt = tanh(Az + b), M = {M}, N = {N}, T = {T}, float64, device "
+        f"{device.type}; fixed steps; one CPU thread; median of {repeats} repeats; peak = "
+        "allocator peak during one gradient evaluation (MiB). `rel. diff` = relative difference "
+        "of the parameter gradient to torchdiffeq's `odeint_adjoint`.",
         "",
-        "| method | steps | rel. diff | spdl_ref adjoint (ms) | torchdiffeq adjoint (ms) | torchdiffeq autograd (ms) "
-        "| time ratio spdl/tdq adjoint | spdl_ref peak (MiB) | tdq adjoint peak (MiB) | tdq autograd peak (MiB) |",
+        "| method | steps | rel. diff | spdl_ref adjoint (ms) | torchdiffeq adjoint (ms) | "
+        "torchdiffeq autograd (ms) | time ratio spdl/tdq adjoint | spdl_ref peak (MiB) | "
+        "tdq adjoint peak (MiB) | tdq autograd peak (MiB) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, steps, diff, a, b, c, ma, mb, mc in rows:

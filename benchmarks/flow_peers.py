@@ -78,7 +78,8 @@ def main():
         peers["zuko RealNVP"] = zuko_flow
     except Exception as err:
         notes.append(
-            f"zuko not available ({type(err).__name__}: {err}); install with pip install --no-deps zuko"
+            f"zuko not available ({type(err).__name__}: {err}); install with pip install "
+            "--no-deps zuko"
         )
         print(notes[-1])
     rows = {}
@@ -101,9 +102,11 @@ def main():
         "",
         f"8 affine coupling layers, MLP 64-64, batch 256, Adam 3e-3 (cosine), {args.iterations} "
         f"iterations, {args.repeats} seeds (medians), CPU, one thread. Produced by "
-        f"`python benchmarks/flow_peers.py --iterations {args.iterations} --repeats {args.repeats}`.",
+        f"`python benchmarks/flow_peers.py --iterations {args.iterations} --repeats "
+        f"{args.repeats}`.",
         "",
-        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref | test NLL (nats) | test NLL per seed |",
+        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref | test NLL "
+        "(nats) | test NLL per seed |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, (t, nll, params, per_seed) in rows.items():

@@ -118,7 +118,8 @@ def main():
         print(
             f"depth {depth:3d}: "
             + "  ".join(
-                f"{k}: peak {peak[k] / 2**20:7.2f} MiB, act {act[k] / 2**20:7.2f} MiB, {med[k] * 1e3:7.1f} ms"
+                f"{k}: peak {peak[k] / 2**20:7.2f} MiB, act {act[k] / 2**20:7.2f} MiB, "
+                f"{med[k] * 1e3:7.1f} ms"
                 for k in nets
             ),
             flush=True,
@@ -145,7 +146,8 @@ def main():
             f"{peak[n] / 2**20:.2f} | {act[n] / 2**20:.2f} | {med[n] * 1e3:.1f}" for n in names
         )
         lines.append(
-            f"| {depth} | {params / 2**20:.2f} | {cells} | {med['memory-efficient'] / med['autograd']:.2f} |"
+            f"| {depth} | {params / 2**20:.2f} | {cells} | "
+            f"{med['memory-efficient'] / med['autograd']:.2f} |"
         )
     a_first, a_last = rows[0][3], rows[-1][3]
     lines += [

@@ -125,12 +125,13 @@ def main():
     lines = [
         "# One optimiser step (Chapter 6)",
         "",
-        f"Model: {n_params:,} parameters in {len(make_params('cpu', dtype))} tensors, {args.dtype}, "
-        f"device {device.type}, {torch.get_num_threads()} CPU thread(s); fixed random gradients; median over {args.repeats} repeats of "
-        f"{args.block} steps. Ratio to `torch.optim.SGD(momentum=0.9, foreach=True)` for the momentum "
-        "methods and to `torch.optim.Adam(foreach=True)` for Adam. By default our optimisers check every "
-        "gradient for NaN/inf before touching the parameters (one extra read of the gradients and a "
-        "host sync); `check_finite=False` rows show the update alone.",
+        f"Model: {n_params:,} parameters in {len(make_params('cpu', dtype))} tensors, "
+        f"{args.dtype}, device {device.type}, {torch.get_num_threads()} CPU thread(s); fixed "
+        f"random gradients; median over {args.repeats} repeats of {args.block} steps. Ratio to "
+        "`torch.optim.SGD(momentum=0.9, foreach=True)` for the momentum methods and to "
+        "`torch.optim.Adam(foreach=True)` for Adam. By default our optimisers check every "
+        "gradient for NaN/inf before touching the parameters (one extra read of the gradients "
+        "and a host sync); `check_finite=False` rows show the update alone.",
         "",
         "| optimiser | time per step (ms) | ratio to torch baseline |",
         "| --- | --- | --- |",

@@ -1,4 +1,5 @@
-"""Riemannian steps on the Stiefel manifold: spdl_ref.optim.StiefelSGD against geoopt (Chapter 6, Section 6.2.1).
+"""Riemannian steps on the Stiefel manifold: spdl_ref.optim.StiefelSGD against geoopt (Chapter 6,
+Section 6.2.1).
 
 For points of V(n, p) (SO(n) when p = n) and a fixed Euclidean gradient, times one step of
   * spdl_ref.optim.StiefelSGD with retraction="exp" and "cayley" (n x n generator in so(n));
@@ -85,7 +86,7 @@ def main():
         runs = {k: make(k, theta0, grad, 1e-3) for k in kinds}
         times = {k: [] for k in kinds}
         for _ in range(args.repeats):
-            for k, (theta, opt) in runs.items():
+            for k, (_theta, opt) in runs.items():
                 start = time.perf_counter()
                 for _ in range(args.block):
                     opt.step()
@@ -97,7 +98,8 @@ def main():
                 opt.step()
             err = stiefel_error(theta.detach()).item()
             lines.append(
-                f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {med[k] / med['cayley']:.2f} | {err:.1e} |"
+                f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {med[k] / med['cayley']:.2f} | "
+                f"{err:.1e} |"
             )
             print(lines[-1])
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,6 @@ class EquivariantDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.lift(enn.GeometricTensor(_check_image(x), self.in_type))
-        for conv, sigma in zip(self.convs, self.nonlins):
+        for conv, sigma in zip(self.convs, self.nonlins, strict=True):
             z = z + sigma(conv(z))
         return self.project(z).tensor
