@@ -6,7 +6,8 @@ section of the review:
 * :mod:`spdl_ref.config` -- device, experiment budget, seeding;
 * :mod:`spdl_ref.data` -- synthetic data sets made on the fly;
 * :mod:`spdl_ref.ode` -- ResNets as ODE discretisations and their integrators (Sections 1-2);
-* :mod:`spdl_ref.control` -- deep learning as optimal control: adjoints, MSA, regularisers (Section 3);
+* :mod:`spdl_ref.control` -- deep learning as optimal control: adjoints, MSA, regularisers (Section
+  3);
 * :mod:`spdl_ref.invertible` -- invertible layers, memory-efficient backpropagation, normalising
   flows (Section 4);
 * :mod:`spdl_ref.equivariant` -- group actions, equivariant kernels and denoisers (Section 5; escnn

@@ -71,6 +71,7 @@ def seed_everything(seed: int) -> torch.Generator:
     """
     seed = _validate.nonnegative_int(seed, "seed")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    # the legacy global generator on purpose: user code calling np.random.* is seeded too
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)

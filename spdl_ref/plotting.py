@@ -86,7 +86,7 @@ def feature_evolution(
         fig = plt.figure(figsize=(2.2 * len(layers), 2.3))
         kw = {"projection": "3d"} if dim == 3 else {}
         axes = [fig.add_subplot(1, len(layers), i + 1, **kw) for i in range(len(layers))]
-    for i, (ax, k) in enumerate(zip(axes, layers, strict=False)):
+    for i, (ax, k) in enumerate(zip(axes, layers, strict=True)):
         pts = z[k]
         for c in (0, 1):
             sel = y == c

@@ -65,7 +65,8 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
         )
     if labels.shape != predicted.shape:
         raise ValueError(
-            f"labels must have shape {tuple(predicted.shape)} to match scores, got {tuple(labels.shape)}"
+            f"labels must have shape {tuple(predicted.shape)} to match scores, got "
+            f"{tuple(labels.shape)}"
         )
     return float((predicted == labels.to(predicted.device)).double().mean())
 

@@ -35,7 +35,10 @@ def _data(N=32, seed=0):
 def test_reduced_and_full_space_agree_on_the_trajectory():
     x, t = _data()
     net = ResNet(2, 4, dtype=torch.float64)
-    loss = lambda z: 0.5 * (z[:, 0] - t).pow(2).mean()
+
+    def loss(z):
+        return 0.5 * (z[:, 0] - t).pow(2).mean()
+
     E = control.reduced_objective(net, x, loss, control.squared_l2_norm)
     E2, res = control.full_space_objective(net, net.trajectory(x), x, loss, control.squared_l2_norm)
     assert torch.allclose(E, E2) and float(res.detach().abs().max()) < 1e-14
@@ -47,7 +50,10 @@ def test_reduced_and_full_space_agree_on_the_trajectory():
 
 def test_sgd_with_adjoint_gradients_equals_torch_sgd():
     x, t = _data()
-    loss = lambda z, idx: 0.5 * (z[:, 0] - t[idx]).pow(2).mean()
+
+    def loss(z, idx):
+        return 0.5 * (z[:, 0] - t[idx]).pow(2).mean()
+
     torch.manual_seed(0)
     a = ResNet(2, 3, dtype=torch.float64)
     b = ResNet(2, 3, dtype=torch.float64)
@@ -68,7 +74,10 @@ def test_sgd_with_adjoint_gradients_equals_torch_sgd():
 def test_costates_and_stationarity_34_equal_minus_gradient():
     x, t = _data()
     net = ResNet(2, 3, dtype=torch.float64)
-    loss = lambda z: 0.5 * (z[:, 0] - t).pow(2).mean()
+
+    def loss(z):
+        return 0.5 * (z[:, 0] - t).pow(2).mean()
+
     z, p, value = control.costates(net, x, loss)
     zK = z[-1].clone().requires_grad_(True)
     (g,) = torch.autograd.grad(loss(zK), zK)
@@ -91,7 +100,10 @@ def test_costates_and_stationarity_34_equal_minus_gradient():
 
 def test_msa_and_emsa_decrease_the_loss():
     x, t = _data(64)
-    loss = lambda z, idx: 0.5 * (z[:, 0] - t[idx]).pow(2).mean()
+
+    def loss(z, idx):
+        return 0.5 * (z[:, 0] - t[idx]).pow(2).mean()
+
     torch.manual_seed(0)
     net = ResNet(2, 4, T=2.0, dtype=torch.float64)
     start = float(loss(net(x), torch.arange(64)).detach())
@@ -117,7 +129,10 @@ def test_msa_and_emsa_decrease_the_loss():
 
 def test_msa_bad_inputs():
     x, t = _data(8)
-    loss = lambda z, idx: z.pow(2).mean()
+
+    def loss(z, idx):
+        return z.pow(2).mean()
+
     net = ResNet(2, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="rho"):
         control.msa(net, x, loss, rho=-1.0)
@@ -185,7 +200,10 @@ def test_variable_step_resnet_and_proximal_gradient():
     ref = ResNet(2, 4, T=2.0, dtype=torch.float64)
     ref.load_state_dict({k: v for k, v in net.state_dict().items() if k != "steps"})
     assert torch.allclose(net(x), ref(x))
-    loss = lambda z: 0.5 * (z[:, 0] - t).pow(2).mean()
+
+    def loss(z):
+        return 0.5 * (z[:, 0] - t).pow(2).mean()
+
     hist = control.proximal_gradient(
         net, x, loss, prox={"steps": lambda h, tau: project_simplex(h, 2.0)}, tau=0.1, iterations=20
     )
@@ -197,7 +215,10 @@ def test_variable_step_resnet_and_proximal_gradient():
 
 def test_deep_limit_sequence_and_l2_distance():
     x, t = _data(16)
-    loss = lambda z: 0.5 * (z[:, 0] - t).pow(2).mean()
+
+    def loss(z):
+        return 0.5 * (z[:, 0] - t).pow(2).mean()
+
     torch.manual_seed(0)
     net = ResNet(2, 2, T=1.0, dtype=torch.float64)
     fine = control.prolong(net, 4)

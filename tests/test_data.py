@@ -29,7 +29,7 @@ def test_shapes_labels_and_determinism(name, n, seed):
 
 @pytest.mark.parametrize("name", SETS)
 def test_seed_changes_data_and_dtype_device(name, dtype, device):
-    make, dim = SETS[name]
+    make, _dim = SETS[name]
     x1, _ = make(50, seed=0, dtype=dtype, device=device)
     x2, _ = make(50, seed=1, dtype=dtype, device=device)
     assert x1.dtype == dtype and x1.device.type == device.type
@@ -91,5 +91,5 @@ def test_labels_to_signs():
         data.labels_to_signs(torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="one-dimensional"):
         data.labels_to_signs(torch.zeros(2, 2, dtype=torch.long))
-    with pytest.raises(TypeError, match="y must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"y must be a torch\.Tensor"):
         data.labels_to_signs([0, 1])

@@ -48,7 +48,7 @@ def test_group_axioms_and_matrices(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_representations_are_homomorphisms(name):
     G = FiniteGroup(name)
-    kinds = ["trivial", "regular"] + G.irreps()
+    kinds = ["trivial", "regular", *G.irreps()]
     for kind in kinds:
         rho = G.representation(kind)
         assert rho.is_homomorphism()
@@ -62,7 +62,7 @@ def test_representations_are_homomorphisms(name):
     assert all(float(v) in (1.0, 2.0) for v in torch.diag(gram))
     # the regular representation contains each irrep d / <chi, chi> times
     reg = torch.stack([G.representation("regular")(g).trace() for g in G.elements])
-    for k, chi in zip(G.irreps(), chars):
+    for k, chi in zip(G.irreps(), chars, strict=True):
         mult = float(reg @ chi) / G.order / float(chi @ chi / G.order)
         assert mult == pytest.approx(G.representation(k).dim / float(chi @ chi / G.order))
     s = direct_sum(G.representation("trivial"), G.representation("regular"))
@@ -109,7 +109,7 @@ def test_image_action_is_an_action_and_matches_the_matrices(name):
 @pytest.mark.parametrize("name", ["C4", "D4", "D2"])
 def test_field_action_is_an_action(name):
     G = FiniteGroup(name)
-    for kind in ["regular"] + G.irreps():
+    for kind in ["regular", *G.irreps()]:
         rho = G.representation(kind)
         x = torch.randn(2, 3 * rho.dim, 5, 5, dtype=torch.float64)
         for g in G.elements:
@@ -148,13 +148,18 @@ def test_circular_convolution_commutes_with_translations(shift):
 
 
 def test_equivariance_error_invariance_and_composition():
-    pool = lambda y: y.mean(dim=(-2, -1), keepdim=True)
+    def pool(y):
+        return y.mean(dim=(-2, -1), keepdim=True)
+
     x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
     assert equivariance_error(pool, x, 90.0, invariant=True) < 1e-14
     assert equivariance_error(lambda y: y.square(), x, 270.0) < 1e-14
     assert equivariance_error(lambda y: y + torch.arange(8.0, dtype=y.dtype), x, 90.0) > 0.1
+
     # a composition of equivariant maps is equivariant
-    blur = lambda y: torch.nn.functional.avg_pool2d(y, 3, stride=1, padding=1)
+    def blur(y):
+        return torch.nn.functional.avg_pool2d(y, 3, stride=1, padding=1)
+
     assert equivariance_error(lambda y: torch.relu(blur(torch.tanh(y))), x, 180.0) < 1e-14
 
 
@@ -164,13 +169,13 @@ def test_action_bad_inputs():
         rotate90(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="square"):
         rotate90(torch.zeros(1, 1, 3, 4))
-    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         rotate([[1.0]], 10.0)
     with pytest.raises(TypeError, match="angle must be a real number"):
         rotate(torch.zeros(1, 1, 4, 4), "45")
     with pytest.raises(TypeError, match="shift must be a pair"):
         translate(torch.zeros(1, 1, 4, 4), (1.5, 0))
-    with pytest.raises(ValueError, match="multiple of rep.dim"):
+    with pytest.raises(ValueError, match=r"multiple of rep\.dim"):
         act_on_field(torch.zeros(1, 3, 4, 4), (1, 0), G.representation("regular"))
     with pytest.raises(ValueError, match="x must have shape"):
         equivariance_error(lambda y: y, torch.zeros(1, 4, 4), 90.0)

@@ -25,7 +25,10 @@ def test_norm_nonlinearity_is_equivariant_for_orthogonal_reps(dtype):
     G = FiniteGroup("C4")
     rho = G.representation(("irrep", 1))
     x = torch.randn(2, 6, 5, 5, dtype=dtype)
-    f = lambda r: torch.sigmoid(r - 0.5)
+
+    def f(r):
+        return torch.sigmoid(r - 0.5)
+
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     assert max(_err(lambda y: norm_nonlinearity(y, 2, f), x, g, rho) for g in G.elements) < tol
     layer = NormReLU(3, 2, dtype=dtype)

@@ -1,4 +1,5 @@
-"""Checking helpers for invertible layers: random parameters, autograd log-determinants, mixed networks (Sections 4.1, 4.2.1, 4.2.3)."""
+"""Checking helpers for invertible layers: random parameters, autograd log-determinants, mixed
+networks (Sections 4.1, 4.2.1, 4.2.3)."""
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ def test_randomise_parameters_is_reproducible_and_dtype_independent():
         scale=0.3,
         generator=torch.Generator().manual_seed(1),
     )
-    for p, q in zip(a.parameters(), b.parameters()):
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(p.double(), q, atol=1e-7)
     flat = torch.cat([p.detach().double().flatten() for p in b.parameters()])
     assert 0.2 < flat.std() < 0.4  # scale 0.3, a few hundred draws
@@ -110,7 +111,7 @@ def test_mixed_invertible_network_memory_efficient_gradients_agree():
         )
         z, logdet = net.forward_and_log_det(x)
         grads.append(torch.autograd.grad(z.square().sum() + logdet.sum(), [x, *net.parameters()]))
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, atol=1e-9, rtol=1e-8)
 
 

@@ -1,4 +1,5 @@
-"""Fixed-point inversion (46) of residual layers, its contraction rate (45) and Lipschitz monitoring (47) (Section 4.1.2)."""
+"""Fixed-point inversion (46) of residual layers, its contraction rate (45) and Lipschitz monitoring
+(47) (Section 4.1.2)."""
 
 import pytest
 import torch

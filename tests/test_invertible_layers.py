@@ -1,4 +1,5 @@
-"""Round trip, log-determinant and bad-input tests for every layer of spdl_ref.invertible (Section 4.1)."""
+"""Round trip, log-determinant and bad-input tests for every layer of spdl_ref.invertible (Section
+4.1)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Peak activation memory of a training step, ordinary against memory-efficient backpropagation (Section 4.2.1)."""
+"""Peak activation memory of a training step, ordinary against memory-efficient backpropagation
+(Section 4.2.1)."""
 
 import os
 import subprocess

@@ -1,4 +1,5 @@
-"""Invertible residual layers, spectral normalisation and log-determinant estimators (Sections 4.1.2, 4.2.3)."""
+"""Invertible residual layers, spectral normalisation and log-determinant estimators (Sections
+4.1.2, 4.2.3)."""
 
 import pytest
 import torch

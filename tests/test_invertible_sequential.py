@@ -23,17 +23,17 @@ def _network(memory_efficient, dim=4, depth=2, seed=0):
 def _grads(net, x):
     z, ld = net.forward_and_log_det(x)
     loss = ((z - 1) ** 2).sum() + ld.sum()  # (z**2).sum() would not see orthogonal layers
-    return torch.autograd.grad(loss, [x] + list(net.parameters()))
+    return torch.autograd.grad(loss, [x, *list(net.parameters())])
 
 
 def test_memory_efficient_gradients_equal_backpropagation():
     plain, efficient = _network(False), _network(True)
     efficient.load_state_dict(plain.state_dict())
     x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
-    for ga, gb in zip(_grads(plain, x), _grads(efficient, x)):
+    for ga, gb in zip(_grads(plain, x), _grads(efficient, x), strict=True):
         assert (ga - gb).norm() <= 1e-10 * ga.norm()
     # the power iterations advanced identically in both (one step per forward)
-    for a, b in zip(plain.buffers(), efficient.buffers()):
+    for a, b in zip(plain.buffers(), efficient.buffers(), strict=True):
         assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -76,7 +76,9 @@ def test_sequential_inverse_states_and_errors():
     assert len(net.states(x)) == len(net) + 1
     assert torch.allclose(
         net.log_abs_det_jacobian(x),
-        sum(layer.log_abs_det_jacobian(z) for layer, z in zip(net, net.states(x))),
+        sum(
+            layer.log_abs_det_jacobian(z) for layer, z in zip(net, net.states(x)[:-1], strict=True)
+        ),
     )
     with pytest.raises(ValueError, match="at least one"):
         inv.InvertibleSequential()
@@ -102,7 +104,7 @@ def test_flow_density_integrates_to_one_and_samples(make):
         if isinstance(m, (inv.SpectralNormLinear, inv.SpectralNormConv2d)):
             m.power_iteration(100)  # new weights: converge the norm estimate (eq. (47))
     flow.eval()
-    gx, gy, logp = inv.log_density_grid(flow, (-7, 7), (-7, 7), n=101)
+    _gx, _gy, logp = inv.log_density_grid(flow, (-7, 7), (-7, 7), n=101)
     mass = float(logp.exp().sum()) * (14 / 100) ** 2
     assert abs(mass - 1) < 2e-2
     s = flow.sample(5, generator=torch.Generator().manual_seed(0))

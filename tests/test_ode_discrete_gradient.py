@@ -86,7 +86,8 @@ def test_counting_function_counts_evaluations_per_step():
     assert counted.calls == 0
     v = discrete_gradient_step(counted, u, 0.1, method="gonzalez")
     n_gonzalez = counted.calls
-    # predictor: one gradient; each fixed-point iteration: the gradient at the midpoint and H(v), H(u)
+    # predictor: one gradient; each fixed-point iteration: the gradient at the midpoint and H(v),
+    # H(u)
     assert n_gonzalez >= 4 and (n_gonzalez - 1) % 3 == 0
     assert torch.equal(v, discrete_gradient_step(H, u, 0.1, method="gonzalez"))
     counted.reset()

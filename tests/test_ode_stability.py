@@ -33,18 +33,31 @@ def _pairs(seed, n=400, M=3, scale=3.0):
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["tanh", "relu", "sigmoid"]))
-def test_theorem_21_part_2(seed, activation):
+@given(
+    seed=st.integers(0, 10_000),
+    activation=st.sampled_from(["tanh", "relu", "sigmoid"]),
+    dim=st.integers(1, 4),
+    depth=st.integers(1, 3),
+    extra_rows=st.integers(0, 2),
+    init_std=st.floats(0.1, 3.0),
+)
+def test_theorem_21_part_2(seed, activation, dim, depth, extra_rows, init_std):
     torch.manual_seed(seed)
-    f = GradientField(3, 2, activation=activation, dtype=D)
+    f = GradientField(
+        dim, depth, width=dim + extra_rows, activation=activation, init_std=init_std, dtype=D
+    )
     lo, hi = theorem21_interval(f.A)
-    z1, z2 = _pairs(seed)
+    z1, z2 = _pairs(seed, M=dim)
     A_norm2 = float(torch.linalg.matrix_norm(f.A.detach(), 2).max()) ** 2
-    for k in range(2):
-        q = one_sided_lipschitz_pairs(lambda z: f(k, z), z1, z2)
+    for k in range(depth):
+        q = one_sided_lipschitz_pairs(lambda z, k=k: f(k, z), z1, z2)
         assert q.max() <= hi + 1e-12  # nu <= 0
         assert q.min() >= -A_norm2 - 1e-12  # each quotient >= -||A||^2 (the proof's lower bound)
-    assert lo <= 0
+    # the interval's lower end is -mu_*^2 with mu_* the smallest singular value over the layers,
+    # here from the eigenvalues of A^T A (an independent route to the same number)
+    A = f.A.detach()
+    mu_sq = min(float(torch.linalg.eigvalsh(A[k].mT @ A[k]).min()) for k in range(depth))
+    assert abs(lo + max(mu_sq, 0.0)) <= 1e-10 * (1 + abs(mu_sq))
 
 
 @settings(max_examples=15, deadline=None)
@@ -54,7 +67,7 @@ def test_theorem_21_identity_gives_minus_mu_squared(seed):
     f = GradientField(3, 3, activation="identity", dtype=D)
     lo, _ = theorem21_interval(f.A)
     z = torch.randn(4, 3, dtype=D)
-    nu = max(float(one_sided_lipschitz_jacobian(lambda v: f(k, v), z).max()) for k in range(3))
+    nu = max(float(one_sided_lipschitz_jacobian(lambda v, k=k: f(k, v), z).max()) for k in range(3))
     assert abs(nu - lo) < 1e-10 * (1 + abs(lo))
 
 
@@ -103,7 +116,9 @@ def test_diagonal_bound_dominates_sampled_nu():
     torch.manual_seed(0)
     f = PlainField(3, 2, dtype=D)
     z = torch.randn(500, 3, dtype=D) * 2
-    sampled = max(float(one_sided_lipschitz_jacobian(lambda v: f(k, v), z).max()) for k in range(2))
+    sampled = max(
+        float(one_sided_lipschitz_jacobian(lambda v, k=k: f(k, v), z).max()) for k in range(2)
+    )
     assert sampled <= diagonal_nu_bound(f.A) + 1e-12
     # random-vertex mode for larger M is a lower estimate of the exact enumeration
     A = torch.randn(1, 6, 6, dtype=D)
@@ -139,7 +154,7 @@ def test_b_stable_methods_contract_for_any_h(name):
     z1, z2 = _pairs(5, n=20, M=2)
     for h in (0.5, 5.0):
         r = contraction_ratios(
-            lambda z: rk_step(lambda t, v: f(0, v), 0.0, z, h, name, max_iter=100), z1, z2
+            lambda z, h=h: rk_step(lambda t, v: f(0, v), 0.0, z, h, name, max_iter=100), z1, z2
         )
         assert r.max() <= 1 + 1e-10
 
@@ -148,13 +163,14 @@ def test_explicit_euler_grows_on_imaginary_eigenvalues():
     rot = lambda t, z: z @ torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=D)  # noqa: E731
     z1, z2 = _pairs(0, n=10, M=2)
     for h in (1e-3, 0.1, 1.0):
-        r = contraction_ratios(lambda z: rk_step(rot, 0.0, z, h, "explicit_euler"), z1, z2)
+        r = contraction_ratios(lambda z, h=h: rk_step(rot, 0.0, z, h, "explicit_euler"), z1, z2)
         assert torch.allclose(r, torch.full_like(r, math.sqrt(1 + h * h)))
 
 
 @pytest.mark.parametrize("name", ["explicit_euler", "rk4"])
 def test_explicit_rk_contracts_below_minus_two_nubar(name):
-    # f = -A^T tanh(Az + b): co-coercive with nu_bar = -1/||A||^2, so h < 2/||A||^2 (r = 1) contracts
+    # f = -A^T tanh(Az + b): co-coercive with nu_bar = -1/||A||^2, so h < 2/||A||^2 (r = 1)
+    # contracts
     torch.manual_seed(2)
     f = GradientField(3, 1, dtype=D)
     nu_bar = -1.0 / float(torch.linalg.matrix_norm(f.A[0].detach(), 2)) ** 2

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -42,7 +43,7 @@ def test_measured_order(method, order):
     errs = [
         (torch.cat(method(dT, dV, z0, p0, 1 / n, n)) - ref).norm().item() for n in (32, 64, 128)
     ]
-    rates = [math.log2(a / b) for a, b in zip(errs, errs[1:])]
+    rates = [math.log2(a / b) for a, b in itertools.pairwise(errs)]
     assert all(abs(r - order) < 0.1 for r in rates), rates
 
 

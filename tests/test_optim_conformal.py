@@ -1,6 +1,7 @@
 """Conformal Hamiltonian optimisers (Section 6.1, eqs. (54)-(57)): spdl_ref.optim.conformal."""
 
 import copy
+import itertools
 import math
 
 import pytest
@@ -119,7 +120,10 @@ def test_optimizer_matches_pure_step(kinetic, nesterov, dtype):
     opt = ConformalHamiltonian(
         [xy], lr=0.05, gamma=1.5, mass=0.7, kinetic=kinetic, eps=0.3, nesterov=nesterov
     )
-    grad = lambda th: torch.autograd.grad(camelback(th), th)[0]
+
+    def grad(th):
+        return torch.autograd.grad(camelback(th), th)[0]
+
     th, p = xy.detach().clone(), torch.zeros(2, dtype=dtype)
     for _ in range(10):
         opt.zero_grad()
@@ -185,7 +189,7 @@ def test_dissipation_rate_matches_energy_decay(kinetic):
             Hs.append(opt.energy(loss).item())
             rates.append(opt.dissipation_rate().item())
             opt.step()
-        fd = [(b - a) / h for a, b in zip(Hs, Hs[1:])]
+        fd = [(b - a) / h for a, b in itertools.pairwise(Hs)]
         k = len(fd) // 2
         errors.append(abs(fd[k] - rates[k + 1]) / abs(rates[k + 1]))
         assert abs(fd[k] - rates[k + 1] / 2) / abs(rates[k + 1]) > 0.4  # the printed rate is off
@@ -257,7 +261,8 @@ def test_heavy_ball_parameters_reproduce_sgd(nesterov):
 
 
 def test_relativistic_parameters_reproduce_scaled_rgd():
-    """The scaled RGD recursion of França et al.: v <- mu v - h g, x <- x + v / sqrt(1 + delta |v|^2)."""
+    """The scaled RGD recursion of França et al.: v <- mu v - h g, x <- x + v / sqrt(1 + delta
+    |v|^2)."""
     h, mu, delta = 0.05, 0.8, 3.0
     a = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
     opt = ConformalHamiltonian([a], **relativistic_parameters(h, mu, delta))
@@ -287,9 +292,9 @@ def test_check_finite_switch():
 
 @pytest.mark.parametrize("kinetic", ["quadratic", "relativistic"])
 def test_gradcheck_conformal_step(kinetic):
-    grad_V = lambda th: torch.stack(
-        [4 * th[0] - 4.2 * th[0] ** 3 + th[0] ** 5 + th[1], th[0] + 2 * th[1]]
-    )
+    def grad_V(th):
+        return torch.stack([4 * th[0] - 4.2 * th[0] ** 3 + th[0] ** 5 + th[1], th[0] + 2 * th[1]])
+
     th = torch.tensor([-0.5, 0.8], dtype=torch.float64, requires_grad=True)
     p = torch.tensor([0.3, -0.1], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(

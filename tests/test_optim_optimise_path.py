@@ -9,7 +9,9 @@ from spdl_ref.optim import Adam, camelback, optimise_path
 
 
 def test_matches_a_hand_written_loop(dtype, device):
-    make = lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)
+    def make(p):
+        return torch.optim.SGD(p, lr=0.01, momentum=0.9)
+
     path, losses, opt = optimise_path(camelback, make, 30, dtype=dtype, device=device)
     xy = torch.tensor((-0.5, 0.8), dtype=dtype, device=device, requires_grad=True)
     ref = torch.optim.SGD([xy], lr=0.01, momentum=0.9)
@@ -56,7 +58,8 @@ def test_default_start_is_that_of_figure_4():
     assert path[0].tolist() == [-0.5, 0.8]
 
 
-sgd = lambda p: torch.optim.SGD(p, lr=0.01)
+def sgd(p):
+    return torch.optim.SGD(p, lr=0.01)
 
 
 @pytest.mark.parametrize(

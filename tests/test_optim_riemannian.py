@@ -1,4 +1,5 @@
-"""Riemannian optimisation on SO(n), Stiefel and the sphere (Section 6.2.1): spdl_ref.optim.riemannian."""
+"""Riemannian optimisation on SO(n), Stiefel and the sphere (Section 6.2.1):
+spdl_ref.optim.riemannian."""
 
 import copy
 

@@ -1,4 +1,5 @@
-"""The Stiefel-constrained teacher-student experiment (Section 6.2.1): spdl_ref.optim.stiefel_student."""
+"""The Stiefel-constrained teacher-student experiment (Section 6.2.1):
+spdl_ref.optim.stiefel_student."""
 
 import sys
 

@@ -89,8 +89,12 @@ def test_field_vjp_and_layer_jacobian_agree():
 
 
 def test_from_control_samples_the_control():
-    A = lambda t: torch.tensor([[0.0, -1.0 - t], [1.0, 0.0]])
-    b = lambda t: torch.tensor([t, 0.0])
+    def A(t):
+        return torch.tensor([[0.0, -1.0 - t], [1.0, 0.0]])
+
+    def b(t):
+        return torch.tensor([t, 0.0])
+
     net = ResNet.from_control(A, b, depth=4, T=2.0)
     assert torch.allclose(net.A[3], A(1.5)) and torch.allclose(net.b[2], b(1.0))
     with pytest.raises(ValueError, match="square"):

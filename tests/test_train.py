@@ -21,7 +21,7 @@ def test_fit_decreases_objective_and_records_history():
     assert isinstance(hist, History)
     assert len(hist.loss) == len(hist.data_fit) == len(hist.seconds) == 300
     assert hist.loss[-1] < 0.5 * hist.loss[0]
-    assert all(l >= d for l, d in zip(hist.loss, hist.data_fit))  # R >= 0
+    assert all(e >= d for e, d in zip(hist.loss, hist.data_fit, strict=True))  # R >= 0
     assert accuracy(model(x), y) > 0.9
 
 
@@ -56,7 +56,7 @@ def test_fit_bad_arguments():
         fit(model, x, t[:10])
     with pytest.raises(ValueError, match="batch_size must be <="):
         fit(model, x, t, batch_size=10_000)
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         fit(lambda v: v, x, t)
     with pytest.raises(ValueError, match="x must contain only finite values"):
         fit(model, torch.full_like(x, float("nan")), t)

@@ -39,7 +39,8 @@ def _image(x, name="x", square=False):
 
 
 def rotate90(x: torch.Tensor, k: int = 1) -> torch.Tensor:
-    r"""Rotate square images by :math:`k \cdot 90°` counter-clockwise, :math:`[T x](p) = x(R^{-k} p)`.
+    r"""Rotate square images by :math:`k \cdot 90°` counter-clockwise, :math:`[T x](p) = x(R^{-k}
+    p)`.
 
     The exact rotation action of :math:`C_4` on the pixel grid (Section 5, eq. (50)).
     """
@@ -77,7 +78,7 @@ def rotate(x: torch.Tensor, angle: float) -> torch.Tensor:
     angle = _validate.real(angle, "angle")
     quarter = angle / 90.0
     if x.shape[-1] == x.shape[-2] and quarter == round(quarter):
-        return rotate90(x, int(round(quarter)))
+        return rotate90(x, round(quarter))
     H, W = x.shape[-2:]
     t = math.radians(angle)
     c, s = math.cos(t), math.sin(t)
@@ -94,7 +95,8 @@ def rotate(x: torch.Tensor, angle: float) -> torch.Tensor:
 
 
 def act_on_image(x: torch.Tensor, g, group: FiniteGroup) -> torch.Tensor:
-    r"""The action :math:`[T_g x](p) = x(g^{-1} p)` of :math:`g = r^k f^s \in H` on images (Section 5.1.2).
+    r"""The action :math:`[T_g x](p) = x(g^{-1} p)` of :math:`g = r^k f^s \in H` on images (Section
+    5.1.2).
 
     Every channel is moved as a scalar field. ``x`` has shape ``(B, C, n, n)``.
     """

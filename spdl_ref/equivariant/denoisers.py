@@ -56,7 +56,8 @@ def _check_sizes(width, depth, kernel_size):
 
 
 class OrdinaryDenoiser(nn.Module):
-    r"""The ordinary denoiser of Figure 3: lifting, a ResNet (5) of ReLU convolutions, projection (Section 5.2)."""
+    r"""The ordinary denoiser of Figure 3: lifting, a ResNet (5) of ReLU convolutions, projection
+    (Section 5.2)."""
 
     def __init__(self, width: int, depth: int, kernel_size: int = 3, device=None, dtype=None):
         super().__init__()

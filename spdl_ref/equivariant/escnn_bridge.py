@@ -36,10 +36,8 @@ __all__ = ["escnn_kernel_basis", "escnn_representation", "gspace"]
 
 
 def gspace(group: FiniteGroup):
-    r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N`.
-
-    Section 5.1.1.
-    """
+    r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N`
+    (Section 5.1.1)."""
     if not isinstance(group, FiniteGroup):
         raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
     if group.reflections:
@@ -65,10 +63,8 @@ def _escnn_element(gs, group, g):
 
 
 def escnn_representation(group: FiniteGroup, kind) -> Representation:
-    """escnn's matrices of the representation ``kind`` (Section 5.1.2).
-
-    ``kind`` is named as in :meth:`FiniteGroup.representation`.
-    """
+    """escnn's matrices of the representation ``kind`` (as in :meth:`FiniteGroup.representation`),
+    Section 5.1.2."""
     gs = gspace(group)
     rep = _escnn_rep(gs, group, kind)
     mats = torch.stack(

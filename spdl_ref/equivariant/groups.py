@@ -48,7 +48,8 @@ class FiniteGroup:
             )
         if len(self.name) != 2 or self.name[0] not in "CD" or self.name[1] not in "124":
             raise ValueError(
-                f"name must be one of C1, C2, C4, D1, D2, D4 (the rotation(-reflection) groups that "
+                "name must be one of C1, C2, C4, D1, D2, D4 (the rotation(-reflection) groups "
+                "that "
                 f"map the square grid to itself), got {self.name!r}"
             )
 
@@ -69,7 +70,8 @@ class FiniteGroup:
 
     @property
     def generators(self) -> list:
-        """A generating set: the rotation :math:`r` and, for :math:`D_N`, the reflection :math:`f`."""
+        """A generating set: the rotation :math:`r` and, for :math:`D_N`, the reflection
+        :math:`f`."""
         gens = [(1 % self.N, 0)] if self.N > 1 else []
         return gens + ([(0, 1)] if self.reflections else [])
 
@@ -84,7 +86,8 @@ class FiniteGroup:
         return g
 
     def compose(self, g, h):
-        """The product :math:`gh` (apply :math:`h` first): :math:`r^{k_1} f^{s_1} r^{k_2} f^{s_2}`."""
+        """The product :math:`gh` (apply :math:`h` first): :math:`r^{k_1} f^{s_1} r^{k_2}
+        f^{s_2}`."""
         (k1, s1), (k2, s2) = self._check(g), self._check(h)
         return ((k1 + (-1) ** s1 * k2) % self.N, (s1 + s2) % 2)
 
@@ -151,7 +154,8 @@ class FiniteGroup:
 
 
 class Representation:
-    r"""A representation :math:`\rho` of a :class:`FiniteGroup` by orthogonal matrices (Section 5.1.2).
+    r"""A representation :math:`\rho` of a :class:`FiniteGroup` by orthogonal matrices (Section
+    5.1.2).
 
     ``matrices[a]`` is :math:`\rho(g_a)` for the ``a``-th element of ``group.elements``.
     """
@@ -192,7 +196,8 @@ class Representation:
 
 
 def direct_sum(*reps: Representation) -> Representation:
-    r"""The block-diagonal representation :math:`\rho_1 \oplus \rho_2 \oplus \dots` (Section 5.1.2)."""
+    r"""The block-diagonal representation :math:`\rho_1 \oplus \rho_2 \oplus \dots` (Section
+    5.1.2)."""
     if not reps:
         raise ValueError("direct_sum needs at least one representation")
     group = reps[0].group

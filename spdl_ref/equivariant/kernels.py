@@ -74,7 +74,8 @@ def _transform(K, g, rho_in, rho_out):
 def constraint_matrix(
     rho_in: Representation, rho_out: Representation, size: int, support: str = "square"
 ) -> torch.Tensor:
-    r"""The linear constraints :math:`k(hq) - \rho_2(h) k(q) \rho_1(h)^{-1} = 0` as a matrix (Section 5.1.2).
+    r"""The linear constraints :math:`k(hq) - \rho_2(h) k(q) \rho_1(h)^{-1} = 0` as a matrix
+    (Section 5.1.2).
 
     One block of rows per generator :math:`h` of the group, and, for ``support="disc"``, rows
     that set the kernel to zero outside the inscribed disc. Columns index the entries of a
@@ -99,7 +100,8 @@ def kernel_basis(
     support: str = "square",
     tol: float = 1e-6,
 ) -> torch.Tensor:
-    r"""An orthonormal basis of the equivariant kernels :math:`k : \mathbb{Z}^2 \to \mathrm{Hom}(V_1, V_2)` (Section 5.1.2).
+    r"""An orthonormal basis of the equivariant kernels :math:`k : \mathbb{Z}^2 \to
+    \mathrm{Hom}(V_1, V_2)` (Section 5.1.2).
 
     The null space of the constraint matrix :math:`A` of :func:`constraint_matrix`: its right
     singular vectors with singular value below ``tol`` times the largest. They are computed as
@@ -119,7 +121,8 @@ def kernel_basis(
 
 
 def basis_dimension(basis: torch.Tensor, tol: float = 1e-4) -> int:
-    r"""Numerical rank of a set of kernels ``(D, ...)``: the dimension of their span (Section 5.1.2).
+    r"""Numerical rank of a set of kernels ``(D, ...)``: the dimension of their span (Section
+    5.1.2).
 
     Singular values of the ``D x (entries)`` matrix above ``tol`` times the largest count. Used
     to compare bases computed in float32 (escnn) with :func:`kernel_basis`.
@@ -135,7 +138,8 @@ def basis_dimension(basis: torch.Tensor, tol: float = 1e-4) -> int:
 def kernel_constraint_residual(
     K: torch.Tensor, rho_in: Representation, rho_out: Representation
 ) -> float:
-    r"""How far a kernel is from the constraint: :math:`\max_h \|\rho_2(h) [T_h K] \rho_1(h)^{-1} - K\| / \|K\|` (Section 5.1.2).
+    r"""How far a kernel is from the constraint: :math:`\max_h \|\rho_2(h) [T_h K] \rho_1(h)^{-1} -
+    K\| / \|K\|` (Section 5.1.2).
 
     ``K`` has shape ``(d2, d1, n, n)`` or ``(c2 d2, c1 d1, n, n)`` (blocks of fields).
     """
@@ -154,7 +158,8 @@ def kernel_constraint_residual(
 
 
 def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
-    r"""An orthonormal basis of :math:`\{b : \rho(h) b = b \ \forall h\}`, the equivariant biases (Section 5).
+    r"""An orthonormal basis of :math:`\{b : \rho(h) b = b \ \forall h\}`, the equivariant biases
+    (Section 5).
 
     Adding a bias :math:`b` to a field of type :math:`\rho` commutes with the group action only
     if :math:`b` is fixed by every :math:`\rho(h)`. Returns shape ``(D, d)``.
@@ -171,7 +176,8 @@ def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
 
 
 class SteerableConv2d(nn.Module):
-    r"""A group convolution (51) whose kernel is a learned combination of :func:`kernel_basis` (Section 5.1.2).
+    r"""A group convolution (51) whose kernel is a learned combination of :func:`kernel_basis`
+    (Section 5.1.2).
 
     Maps ``c_in`` fields of type :math:`\rho_1` to ``c_out`` fields of type :math:`\rho_2`:
     input ``(B, c_in d1, H, W)``, output ``(B, c_out d2, H, W)`` (zero padding keeps the size).

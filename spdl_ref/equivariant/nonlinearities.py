@@ -45,7 +45,8 @@ def norm_nonlinearity(x: torch.Tensor, field_dim: int, f: Callable) -> torch.Ten
 
 
 class NormReLU(nn.Module):
-    r"""Norm nonlinearity with a learnable bias, :math:`f(r) = \mathrm{relu}(r + b)/r` (Section 5.1.3).
+    r"""Norm nonlinearity with a learnable bias, :math:`f(r) = \mathrm{relu}(r + b)/r` (Section
+    5.1.3).
 
     So :math:`F(x)(p) = \mathrm{relu}(\|x(p)\| + b)\, x(p)/\|x(p)\|`: the field keeps its
     direction and its length is shifted by :math:`b` (one bias per field) and clipped at zero,

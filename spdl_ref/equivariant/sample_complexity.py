@@ -44,14 +44,14 @@ def sample_complexity(
 ) -> list:
     r"""Test error against the number of training images for each denoiser (Section 5.3).
 
-    For every kind in ``kinds``, every size :math:`n` in ``n_train`` and every run, a fresh
-    denoiser :math:`\Psi` (:func:`~spdl_ref.equivariant.make_denoiser`) is trained with
-    :func:`~spdl_ref.equivariant.train_denoiser` on the first :math:`n` images of ``clean``
-    (nested sets, no augmentation; by default each training image carries one fixed noise
-    draw, ``fresh_noise=False``, so the training set is :math:`n` (noisy, clean) pairs), then evaluated on ``clean_test``
-    with one fixed noise draw per test image: the objective (52), the PSNR, and the PSNR on
-    the test images rotated by ``angle`` degrees (over the inscribed disc, fresh noise).
-    Run ``r`` of every kind and size is seeded with ``seed + r``.
+    For every kind in ``kinds``, every size :math:`n` in ``n_train`` and every run, a fresh denoiser
+    :math:`\Psi` (:func:`~spdl_ref.equivariant.make_denoiser`) is trained with
+    :func:`~spdl_ref.equivariant.train_denoiser` on the first :math:`n` images of ``clean`` (nested
+    sets, no augmentation; by default each training image carries one fixed noise draw,
+    ``fresh_noise=False``, so the training set is :math:`n` (noisy, clean) pairs), then evaluated on
+    ``clean_test`` with one fixed noise draw per test image: the objective (52), the PSNR, and the
+    PSNR on the test images rotated by ``angle`` degrees (over the inscribed disc, fresh noise). Run
+    ``r`` of every kind and size is seeded with ``seed + r``.
 
     Parameters
     ----------

@@ -52,12 +52,14 @@ def smoothed_tv(u: torch.Tensor, eps: float) -> torch.Tensor:
 def denoising_objective(
     output: torch.Tensor, target: torch.Tensor, lam: float, eps: float
 ) -> torch.Tensor:
-    r"""The sample mean of :math:`\tfrac12(\|\Psi(x) - x^*\|_2^2 + \lambda\|\nabla(\Psi(x) - x^*)\|_{1,\varepsilon})`, eq. (52)."""
+    r"""The sample mean of :math:`\tfrac12(\|\Psi(x) - x^*\|_2^2 + \lambda\|\nabla(\Psi(x) -
+    x^*)\|_{1,\varepsilon})`, eq. (52)."""
     _images(output, "output")
     _images(target, "target")
     if output.shape != target.shape:
         raise ValueError(
-            f"output and target must have the same shape, got {tuple(output.shape)} and {tuple(target.shape)}"
+            f"output and target must have the same shape, got {tuple(output.shape)} and "
+            f"{tuple(target.shape)}"
         )
     lam = _validate.nonnegative_real(lam, "lam")
     r = output - target
@@ -73,7 +75,8 @@ def psnr(
     data_range: float = 1.0,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""Peak signal-to-noise ratio per image, :math:`10 \log_{10}(\text{range}^2 / \text{MSE})` in dB (Figure 3).
+    r"""Peak signal-to-noise ratio per image, :math:`10 \log_{10}(\text{range}^2 / \text{MSE})` in
+    dB (Figure 3).
 
     ``mask`` (0/1, broadcast against the images) restricts the mean squared error to a region,
     e.g. the inscribed disc of rotated images. Returns shape ``(B,)``.
@@ -118,7 +121,8 @@ def train_denoiser(
     progress: bool = False,
     fresh_noise: bool = True,
 ) -> DenoiserHistory:
-    r"""Minimise (52) with Adam, lowering the step size when the validation error stagnates (Section 5.2).
+    r"""Minimise (52) with Adam, lowering the step size when the validation error stagnates (Section
+    5.2).
 
     Each step draws ``batch_size`` clean images :math:`x^*` from ``clean`` and fresh Gaussian
     white noise of standard deviation ``noise``. The validation set ``clean_val`` gets one fixed

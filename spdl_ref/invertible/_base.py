@@ -49,7 +49,9 @@ def check_batch(x, name: str, feature_shape=None, min_dim: int = 2) -> torch.Ten
     if feature_shape is not None:
         fs = tuple(feature_shape)
         got = tuple(x.shape[1:])
-        if len(got) != len(fs) or any(f is not None and f != g for f, g in zip(fs, got)):
+        if len(got) != len(fs) or any(
+            f is not None and f != g for f, g in zip(fs, got, strict=True)
+        ):
             want = "(N, " + ", ".join("*" if f is None else str(f) for f in fs) + ")"
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
     return x

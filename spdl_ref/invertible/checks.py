@@ -28,7 +28,8 @@ __all__ = ["autograd_log_abs_det", "mixed_invertible_network", "randomise_parame
 
 
 def randomise_parameters(layer, scale=0.2, generator=None):
-    r"""Overwrite every parameter :math:`\theta` of ``layer`` with :math:`\mathcal{N}(0, \mathrm{scale}^2)` draws, in place (Section 4.1).
+    r"""Overwrite every parameter :math:`\theta` of ``layer`` with :math:`\mathcal{N}(0,
+    \mathrm{scale}^2)` draws, in place (Section 4.1).
 
     Coupling layers start as the identity (zero-initialised last layer); random parameters make
     invertibility and log-determinant checks of Section 4.1 non-trivial. The draws are made in
@@ -56,7 +57,8 @@ def randomise_parameters(layer, scale=0.2, generator=None):
         generator = torch.Generator().manual_seed(int(generator))
     elif generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
-            f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+            "generator must be a torch.Generator, an int seed or None, got "
+            f"{type(generator).__name__}"
         )
     with torch.no_grad():
         for p in layer.parameters():
@@ -65,7 +67,8 @@ def randomise_parameters(layer, scale=0.2, generator=None):
 
 
 def autograd_log_abs_det(layer, x):
-    r"""Per-sample :math:`\log|\det \partial_x f(x)|` from the full autograd Jacobian, the reference for eq. (48).
+    r"""Per-sample :math:`\log|\det \partial_x f(x)|` from the full autograd Jacobian, the reference
+    for eq. (48).
 
     The Jacobian of ``layer`` at each sample is built with
     :func:`torch.autograd.functional.jacobian` and its log-absolute-determinant taken by
@@ -105,7 +108,8 @@ def autograd_log_abs_det(layer, x):
 def mixed_invertible_network(
     dim=6, n_repeats=3, hidden=16, c=0.7, memory_efficient=False, device=None, dtype=None
 ):
-    r"""An :class:`InvertibleSequential` that repeats one layer of each kind of Section 4.1 (for Section 4.2.1).
+    r"""An :class:`InvertibleSequential` that repeats one layer of each kind of Section 4.1 (for
+    Section 4.2.1).
 
     Each of the ``n_repeats`` groups is an affine coupling (42) (mask flipped from one group to the
     next), an invertible residual layer (44) with :math:`\mathrm{Lip}(f) \le c`, an invertible

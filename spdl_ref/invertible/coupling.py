@@ -9,7 +9,8 @@ that passes unchanged and the part :math:`x_2` that is transformed by a coupling
 
 The sub-network :math:`f` is arbitrary (a small MLP for vectors, a small CNN for images). The
 partitions of Section 4.1.1 are :func:`partition_mask`'s ``"halves"``, ``"alternating"``,
-``"channels"`` and ``"checkerboard"``; the squeeze is :class:`~spdl_ref.invertible.PixelShuffleDown`.
+``"channels"`` and ``"checkerboard"``; the squeeze is
+:class:`~spdl_ref.invertible.PixelShuffleDown`.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ class AdditiveCoupling(_Coupling):
 
 
 class AffineCoupling(_Coupling):
-    r"""Affine coupling, eqs. (42)-(43) with :math:`\gamma(a, (s, t)) = a \odot e^{s} + t` (RealNVP).
+    r"""Affine coupling, eqs. (42)-(43) with :math:`\gamma(a, (s, t)) = a \odot e^{s} + t`
+    (RealNVP).
 
     The log-scale is kept bounded, :math:`s = \beta \tanh(\tilde s / \beta)`, so that neither
     the layer nor its inverse can blow up (stable scale parametrisation, Section 4.1.1). The

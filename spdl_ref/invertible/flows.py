@@ -31,7 +31,8 @@ __all__ = ["NormalisingFlow", "coupling_flow", "fit_flow", "log_density_grid", "
 
 
 class NormalisingFlow(nn.Module):
-    r"""A normalising flow :math:`p(x) = q(\Psi(x))\,|\det \partial_x \Psi(x)|`, eq. (48), with :math:`q = \mathcal{N}(0, I)`.
+    r"""A normalising flow :math:`p(x) = q(\Psi(x))\,|\det \partial_x \Psi(x)|`, eq. (48), with
+    :math:`q = \mathcal{N}(0, I)`.
 
     Parameters
     ----------
@@ -56,7 +57,8 @@ class NormalisingFlow(nn.Module):
         return -0.5 * (z**2).flatten(1).sum(1) - 0.5 * z[0].numel() * math.log(2 * math.pi)
 
     def log_prob(self, x):
-        r""":math:`\log p(x) = \log q(\Psi(x)) + \log|\det \partial_x \Psi(x)|`, eq. (48), per sample."""
+        r""":math:`\log p(x) = \log q(\Psi(x)) + \log|\det \partial_x \Psi(x)|`, eq. (48), per
+        sample."""
         check_batch(x, "x", (self.dim,))
         if hasattr(self.transform, "forward_and_log_det"):
             z, logdet = self.transform.forward_and_log_det(x)
@@ -137,15 +139,17 @@ def residual_flow(
     dtype=None,
     **kwargs,
 ):
-    r"""A flow of ``n_blocks`` invertible residual layers (44) with :math:`\mathrm{Lip}(f) \le c` (Sections 4.1.2, 4.2.3).
+    r"""A flow of ``n_blocks`` invertible residual layers (44) with :math:`\mathrm{Lip}(f) \le c`
+    (Sections 4.1.2, 4.2.3).
 
     The activations are :class:`LipSwish` with a trainable slope :math:`\beta` (initially
     ``beta``), as in Residual Flows: with :math:`\beta` fixed at 1 the spectrally normalised
     branches stay nearly affine and the flow does not get past a Gaussian fit of two moons.
 
-    With ``actnorm`` each block is preceded by an :class:`ActNorm` (as in Residual Flows), since
-    a Lipschitz-bounded block alone can rescale the data only a little. ``logdet`` picks how each block's :math:`\log|\det(I + J_f)|` is computed: ``"exact"``
-    (affordable in two dimensions), ``"series"`` or ``"roulette"``.
+    With ``actnorm`` each block is preceded by an :class:`ActNorm` (as in Residual Flows), since a
+    Lipschitz-bounded block alone can rescale the data only a little. ``logdet`` picks how each
+    block's :math:`\log|\det(I + J_f)|` is computed: ``"exact"`` (affordable in two dimensions),
+    ``"series"`` or ``"roulette"``.
     """
     n_blocks = _validate.positive_int(n_blocks, "n_blocks")
     layers = []

@@ -29,7 +29,8 @@ def _random_orthogonal(n, **kw):
 
 
 class ChannelLinear(InvertibleModule):
-    r"""Base class: :math:`y_{:, \cdot, p} = W x_{:, \cdot, p}` at every pixel :math:`p` (Section 4.1.3).
+    r"""Base class: :math:`y_{:, \cdot, p} = W x_{:, \cdot, p}` at every pixel :math:`p` (Section
+    4.1.3).
 
     Subclasses define :meth:`weight`, and may override :meth:`weight_inverse` and
     :meth:`log_abs_det_weight`.
@@ -135,7 +136,8 @@ class Invertible1x1Conv(ChannelLinear):
 
 
 class ActNorm(InvertibleModule):
-    r"""Per-channel affine map :math:`y = e^{s} \odot x + b` (Glow's activation normalisation), Section 4.1.3.
+    r"""Per-channel affine map :math:`y = e^{s} \odot x + b` (Glow's activation normalisation),
+    Section 4.1.3.
 
     The simplest linear invertible layer: a diagonal matrix with positive entries and a shift,
     :math:`\log|\det| = (\text{pixels}) \sum_i s_i`. Useful between invertible residual blocks,
@@ -161,7 +163,8 @@ class ActNorm(InvertibleModule):
         check_batch(x, name)
         if x.shape[1] != self.channels:
             raise ValueError(
-                f"{name} must have {self.channels} channels in dimension 1, got shape {tuple(x.shape)}"
+                f"{name} must have {self.channels} channels in dimension 1, got shape "
+                f"{tuple(x.shape)}"
             )
 
     def forward(self, x):

@@ -40,7 +40,8 @@ def _prepare(f, x):
 
 
 def logdet_exact(f, x):
-    r"""Exact :math:`\log|\det(I + \partial_x f(x))|` per sample, from the full Jacobian (Section 4.2.3).
+    r"""Exact :math:`\log|\det(I + \partial_x f(x))|` per sample, from the full Jacobian (Section
+    4.2.3).
 
     Costs one vector-Jacobian product per feature; meant as the reference on small dimensions
     (and for training in two dimensions). Differentiable when grad mode is on.
@@ -118,7 +119,8 @@ def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distributi
 def logdet_russian_roulette(
     f, x, p=0.5, n_exact=2, n_samples=1, generator=None, distribution="rademacher"
 ):
-    r"""Unbiased Russian-roulette estimate of :math:`\log\det(I + J_f)` (Residual Flows, Section 4.2.3).
+    r"""Unbiased Russian-roulette estimate of :math:`\log\det(I + J_f)` (Residual Flows, Section
+    4.2.3).
 
     The series is truncated at :math:`n = n_\mathrm{exact} + G`, :math:`G` geometric with
     :math:`P(G \ge j) = (1 - p)^j`, and term :math:`k` is divided by :math:`P(n \ge k)`; the

@@ -65,7 +65,8 @@ def peak_memory(fn, device=None) -> int:
 def coupling_step_memory(
     depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
 ) -> int:
-    r"""Peak activation memory (bytes) of one training step of a stack of ``depth`` additive couplings (42) (Section 4.2.1).
+    r"""Peak activation memory (bytes) of one training step of a stack of ``depth`` additive
+    couplings (42) (Section 4.2.1).
 
     Builds :class:`InvertibleSequential` of ``depth`` :class:`AdditiveCoupling` layers (mask
     flipped from one to the next, random initialisation), and measures with :func:`peak_memory`

@@ -27,7 +27,8 @@ __all__ = [
 
 
 def skew(a: torch.Tensor) -> torch.Tensor:
-    r"""The skew-symmetric part :math:`A - A^\top` of the strictly lower triangle of ``a`` (Section 4.1.3)."""
+    r"""The skew-symmetric part :math:`A - A^\top` of the strictly lower triangle of ``a`` (Section
+    4.1.3)."""
     low = torch.tril(a, -1)
     return low - low.transpose(-1, -2)
 
@@ -136,7 +137,7 @@ class GivensOrthogonal(_Orthogonal):
     def weight(self):
         n = self.channels
         w = torch.eye(n, dtype=self.angles.dtype, device=self.angles.device)
-        for (i, j), phi in zip(self.pairs, self.angles):
+        for (i, j), phi in zip(self.pairs, self.angles, strict=True):
             c, s = torch.cos(phi), torch.sin(phi)
             wi, wj = w[:, i], w[:, j]
             w = w.clone()

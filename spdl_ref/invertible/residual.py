@@ -9,6 +9,7 @@ by the iteration :math:`x^i = y - f(x^{i-1})` (46) with error at most
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import threading
 
@@ -54,13 +55,14 @@ class InversionError(RuntimeError):
 
 
 class LipSwish(nn.Module):
-    r""":math:`\sigma(s) = s\,\mathrm{sigmoid}(\beta s) / 1.1`, a smooth activation with :math:`\mathrm{Lip}(\sigma) \le 1` (Section 4.1.2).
+    r""":math:`\sigma(s) = s\,\mathrm{sigmoid}(\beta s) / 1.1`, a smooth activation with
+    :math:`\mathrm{Lip}(\sigma) \le 1` (Section 4.1.2).
 
-    For every :math:`\beta > 0` the derivative :math:`\mathrm{sigmoid}(u) + u\,\mathrm{sigmoid}'(u)`,
-    :math:`u = \beta s`, stays below 1.1, so the bound holds whatever :math:`\beta` is. With
-    ``learnable=True``, :math:`\beta = \mathrm{softplus}(\beta_0)` is trained: a larger
-    :math:`\beta` sharpens the bend, which a spectrally normalised branch (whose pre-activations
-    are small) needs to be more than nearly affine.
+    For every :math:`\beta > 0` the derivative :math:`\mathrm{sigmoid}(u) +
+    u\,\mathrm{sigmoid}'(u)`, :math:`u = \beta s`, stays below 1.1, so the bound holds whatever
+    :math:`\beta` is. With ``learnable=True``, :math:`\beta = \mathrm{softplus}(\beta_0)` is
+    trained: a larger :math:`\beta` sharpens the bend, which a spectrally normalised branch (whose
+    pre-activations are small) needs to be more than nearly affine.
 
     Parameters
     ----------
@@ -93,7 +95,8 @@ class LipSwish(nn.Module):
 
 
 class InvertibleResidual(InvertibleModule):
-    r"""Invertible residual layer :math:`g(x) = x + f(x)`, eq. (44), with :math:`\mathrm{Lip}(f) \le c < 1`.
+    r"""Invertible residual layer :math:`g(x) = x + f(x)`, eq. (44), with :math:`\mathrm{Lip}(f) \le
+    c < 1`.
 
     :math:`f = A_L \circ \sigma \circ \dots \circ \sigma \circ A_1` with affine layers spectrally
     normalised by (47): the inner ones to norm 1, the last to :math:`c`, and
@@ -153,7 +156,7 @@ class InvertibleResidual(InvertibleModule):
         kw = dict(n_power_iterations=n_power_iterations, **factory(device, dtype))
         sizes = [self.shape[0]] + [hidden] * (n_layers - 1) + [self.shape[0]]
         layers = []
-        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             coeff = self.c if i == n_layers - 1 else 1.0
             if len(self.shape) == 1:
                 layers.append(SpectralNormLinear(a, b, c=coeff, **kw))
@@ -173,7 +176,8 @@ class InvertibleResidual(InvertibleModule):
                 layer.power_iteration()
 
     def lipschitz_bound(self):
-        r"""The product of the exact operator norms of :math:`f`'s layers, an upper bound on :math:`\mathrm{Lip}(f)`.
+        r"""The product of the exact operator norms of :math:`f`'s layers, an upper bound on
+        :math:`\mathrm{Lip}(f)`.
 
         Equal to :math:`c` when the power method has converged; above :math:`c` when it
         underestimates :math:`\|A_\theta\|_2` (Section 4.1.2).
@@ -208,7 +212,8 @@ class InvertibleResidual(InvertibleModule):
         raise ValueError(f"method must be 'exact', 'series' or 'roulette', got {method!r}")
 
     def fixed_point_iterates(self, y, iterations):
-        r"""The iterates :math:`x^0 = y, x^1, \dots, x^n` of eq. (46), stacked along a new first axis."""
+        r"""The iterates :math:`x^0 = y, x^1, \dots, x^n` of eq. (46), stacked along a new first
+        axis."""
         check_batch(y, "y", self.shape)
         iterations = _validate.nonnegative_int(iterations, "iterations")
         xs = [y]
@@ -238,7 +243,7 @@ class InvertibleResidual(InvertibleModule):
         )
         scale = 1 + float(y.detach().abs().max()) if y.numel() else 1.0
         x = y
-        for i in range(max_iter):
+        for _ in range(max_iter):
             x_new = y - self.branch(x)
             change = float((x_new - x).detach().abs().max()) if y.numel() else 0.0
             x = x_new
@@ -263,7 +268,8 @@ def contractive_residual(
     device=None,
     dtype=None,
 ):
-    r"""An :class:`InvertibleResidual` (44) with random weights whose :math:`\mathrm{Lip}(f)` is :math:`c`, for studying iteration (46).
+    r"""An :class:`InvertibleResidual` (44) with random weights whose :math:`\mathrm{Lip}(f)` is
+    :math:`c`, for studying iteration (46).
 
     All parameters are drawn from :math:`\mathcal{N}(0, \mathrm{std}^2)` (global generator) and the
     spectral normalisation (47) is converged by ``power_iterations`` power-method steps, so the
@@ -306,7 +312,8 @@ def contractive_residual(
 
 
 def fixed_point_errors(layer, x, iterations):
-    r"""The errors :math:`\|x^i - x^*\|`, :math:`i = 0, \dots, n`, of the fixed-point inversion (46).
+    r"""The errors :math:`\|x^i - x^*\|`, :math:`i = 0, \dots, n`, of the fixed-point inversion
+    (46).
 
     The exact preimage is :math:`x^* =` ``x``: the iteration inverts :math:`y = g(x)` from
     :math:`x^0 = y`. The norm is taken over the whole batch (Frobenius). By the contraction
@@ -336,11 +343,12 @@ def fixed_point_errors(layer, x, iterations):
 
 
 def observed_contraction_rate(errors, floor=1e-11):
-    r"""The observed error reduction per step of iteration (46), to compare with :math:`\mathrm{Lip}(f)` (45).
+    r"""The observed error reduction per step of iteration (46), to compare with
+    :math:`\mathrm{Lip}(f)` (45).
 
-    With :math:`k` the last index where the error exceeds ``floor`` (beyond it round-off
-    dominates), the rate is the geometric mean :math:`(e_k / e_{\lfloor k/2 \rfloor})^{1/(k - \lfloor k/2 \rfloor)}`
-    over the second half of the useful iterations, where the asymptotic rate has set in.
+    With :math:`k` the last index where the error exceeds ``floor`` (beyond it round-off dominates),
+    the rate is the geometric mean :math:`(e_k / e_{\lfloor k/2 \rfloor})^{1/(k - \lfloor k/2
+    \rfloor)}` over the second half of the useful iterations, where the asymptotic rate has set in.
 
     Parameters
     ----------
@@ -365,7 +373,8 @@ def observed_contraction_rate(errors, floor=1e-11):
 
 
 def largest_lipschitz_bound(module):
-    r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside ``module`` (Section 4.1.2).
+    r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside
+    ``module`` (Section 4.1.2).
 
     Shows whether the power-method estimate in (47) keeps every :math:`\mathrm{Lip}(f)` below
     :math:`c` during training (e.g. as ``monitor`` of :func:`~spdl_ref.invertible.fit_flow`).

@@ -73,7 +73,7 @@ class _MemoryEfficient(torch.autograd.Function):
                     )
                 grad_z = sum(g for g in got[: len(leaves)] if g is not None)
                 x = x.detach()
-                for p, g in zip(params, got[len(leaves) :]):
+                for p, g in zip(params, got[len(leaves) :], strict=True):
                     if g is not None:
                         grads[p] = grads[p] + g if p in grads else g
                 z = x
@@ -88,7 +88,8 @@ class _MemoryEfficient(torch.autograd.Function):
 
 
 class InvertibleSequential(InvertibleModule):
-    r"""An invertible network :math:`\Psi = f_K \circ \dots \circ f_1` (Section 4), optionally trained memory-efficiently (Section 4.2.1).
+    r"""An invertible network :math:`\Psi = f_K \circ \dots \circ f_1` (Section 4), optionally
+    trained memory-efficiently (Section 4.2.1).
 
     Parameters
     ----------
@@ -152,7 +153,8 @@ class InvertibleSequential(InvertibleModule):
         return self._run(x, False)[0]
 
     def forward_and_log_det(self, x):
-        r""":math:`(\Psi(x), \sum_k \log|\det \partial f_k(z^{k-1})|)`, the two terms of eq. (48)."""
+        r""":math:`(\Psi(x), \sum_k \log|\det \partial f_k(z^{k-1})|)`, the two terms of eq.
+        (48)."""
         return self._run(x, True)
 
     def inverse(self, y):

@@ -39,7 +39,8 @@ class _SpectralNorm(nn.Module):
 
     @torch.no_grad()
     def power_iteration(self, n=None):
-        r"""Run ``n`` (default ``n_power_iterations``) power iterations on :math:`A_\theta`, updating :math:`u, v`."""
+        r"""Run ``n`` (default ``n_power_iterations``) power iterations on :math:`A_\theta`,
+        updating :math:`u, v`."""
         n = self.n_power_iterations if n is None else _validate.nonnegative_int(n, "n")
         u, v = self.u, self.v
         for _ in range(n):
@@ -49,7 +50,8 @@ class _SpectralNorm(nn.Module):
         self.v.copy_(v)
 
     def sigma(self):
-        r""":math:`\hat\sigma = u^\top A_\theta v`, the power-method estimate of :math:`\|A_\theta\|_2` (differentiable in :math:`\theta`)."""
+        r""":math:`\hat\sigma = u^\top A_\theta v`, the power-method estimate of
+        :math:`\|A_\theta\|_2` (differentiable in :math:`\theta`)."""
         return (self.u * self._apply_op(self.v, self.weight)).sum()
 
     def normalised_weight(self):
@@ -58,13 +60,15 @@ class _SpectralNorm(nn.Module):
 
     @torch.no_grad()
     def operator_norm(self, normalised=True):
-        r"""The exact :math:`\|A\|_2` (of :math:`A_{\bar\theta}` if ``normalised``), from an SVD of the operator's matrix."""
+        r"""The exact :math:`\|A\|_2` (of :math:`A_{\bar\theta}` if ``normalised``), from an SVD of
+        the operator's matrix."""
         w = self.normalised_weight() if normalised else self.weight
         return torch.linalg.matrix_norm(self._matrix(w), ord=2)
 
 
 class SpectralNormLinear(_SpectralNorm):
-    r"""A dense layer :math:`x \mapsto A_{\bar\theta} x + b` with :math:`\|A_{\bar\theta}\|_2 \approx c`, eq. (47).
+    r"""A dense layer :math:`x \mapsto A_{\bar\theta} x + b` with :math:`\|A_{\bar\theta}\|_2
+    \approx c`, eq. (47).
 
     Parameters
     ----------
@@ -118,7 +122,8 @@ class SpectralNormLinear(_SpectralNorm):
 
 
 class SpectralNormConv2d(_SpectralNorm):
-    r"""A stride-1 convolution with operator norm :math:`\approx c` on inputs of a fixed size, eq. (47).
+    r"""A stride-1 convolution with operator norm :math:`\approx c` on inputs of a fixed size, eq.
+    (47).
 
     The power method runs on the convolution operator itself (not on the reshaped kernel), so
     :math:`u, v` have the shapes of an output and an input image.

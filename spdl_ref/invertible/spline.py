@@ -50,9 +50,9 @@ def rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0, invers
     widths, heights : torch.Tensor
         Unnormalised bin widths and heights, shape ``S + (K,)`` (softmax-normalised here).
     derivatives : torch.Tensor
-        Unnormalised derivatives at the ``K - 1`` inner knots, shape ``S + (K - 1,)``
-        (made positive by a softplus shifted so that 0 gives 1, the identity); the derivative at :math:`\pm B` is 1, matching the
-        identity tails.
+        Unnormalised derivatives at the ``K - 1`` inner knots, shape ``S + (K - 1,)`` (made positive
+        by a softplus shifted so that 0 gives 1, the identity); the derivative at :math:`\pm B` is
+        1, matching the identity tails.
     bound : float
         :math:`B`; outside :math:`[-B, B]` the map is the identity.
     inverse : bool

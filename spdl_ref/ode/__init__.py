@@ -8,8 +8,8 @@
   gradient flow (16), Hamiltonian models;
 * :mod:`spdl_ref.ode.network` -- an ODE network combining any field with any integrator;
 * :mod:`spdl_ref.ode.stability` -- Lipschitz and one-sided Lipschitz estimates, Theorem 2.1;
-* :mod:`spdl_ref.ode.symplectic` -- symplectic Euler (22), Störmer–Verlet, extended phase space (20),
-  the symplecticity test :math:`M^T J M = J`;
+* :mod:`spdl_ref.ode.symplectic` -- symplectic Euler (22), Störmer–Verlet, extended phase space
+  (20), the symplecticity test :math:`M^T J M = J`;
 * :mod:`spdl_ref.ode.discrete_gradient` -- energy-preserving discrete-gradient methods;
 * :mod:`spdl_ref.ode.splitting` -- shears, the standard map, volume-preserving shear networks;
 * :mod:`spdl_ref.ode.lie_group` and :mod:`spdl_ref.ode.manifolds` -- Section 2.3.

@@ -38,7 +38,8 @@ __all__ = [
 
 
 def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
-    r"""The Darboux matrix :math:`J = \begin{bmatrix} 0 & I \\ -I & 0 \end{bmatrix}` (Section 2.1.2).
+    r"""The Darboux matrix :math:`J = \begin{bmatrix} 0 & I \\ -I & 0 \end{bmatrix}` (Section
+    2.1.2).
 
     ``dim`` is the phase-space dimension :math:`2M` and must be even.
     """
@@ -84,7 +85,7 @@ def avf_gradient(H: Callable, u: torch.Tensor, v: torch.Tensor, nodes: int = 4) 
     nodes = _validate.positive_int(nodes, "nodes")
     x, w = np.polynomial.legendre.leggauss(nodes)
     out = torch.zeros_like(u)
-    for xi, wi in zip(x, w):
+    for xi, wi in zip(x, w, strict=True):
         s = 0.5 * (xi + 1.0)
         out = out + 0.5 * wi * _grad(H, u + s * (v - u))
     return out
@@ -195,7 +196,7 @@ class CountingFunction:
     >>> import torch
     >>> H = CountingFunction(lambda u: 0.5 * (u * u).sum(-1))
     >>> _ = H(torch.ones(2))
-    ... _ = H(torch.zeros(2))
+    >>> _ = H(torch.zeros(2))
     >>> H.calls
     2
     """

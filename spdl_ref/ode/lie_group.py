@@ -25,13 +25,19 @@ __all__ = ["hat", "lie_euler", "so3_curve", "so3_exp", "so3_log", "vee"]
 
 
 def hat(w: torch.Tensor) -> torch.Tensor:
-    r"""The skew matrix :math:`\hat w \in \mathfrak{so}(3)` with :math:`\hat w v = w \times v` (Section 2.3)."""
+    r"""The skew matrix :math:`\hat w \in \mathfrak{so}(3)` with :math:`\hat w v = w \times v`
+    (Section 2.3)."""
     _validate.floating_tensor(w, "w")
     _validate.last_dim(w, 3, "w")
-    O = torch.zeros_like(w[..., 0])
+    zero = torch.zeros_like(w[..., 0])
     x, y, z = w[..., 0], w[..., 1], w[..., 2]
     return torch.stack(
-        [torch.stack([O, -z, y], -1), torch.stack([z, O, -x], -1), torch.stack([-y, x, O], -1)], -2
+        [
+            torch.stack([zero, -z, y], -1),
+            torch.stack([z, zero, -x], -1),
+            torch.stack([-y, x, zero], -1),
+        ],
+        -2,
     )
 
 
@@ -44,7 +50,8 @@ def vee(W: torch.Tensor) -> torch.Tensor:
 
 
 def so3_exp(W: torch.Tensor) -> torch.Tensor:
-    r"""The exponential :math:`\mathfrak{so}(3) \to \mathrm{SO}(3)` (matrix exponential, Section 2.3)."""
+    r"""The exponential :math:`\mathfrak{so}(3) \to \mathrm{SO}(3)` (matrix exponential, Section
+    2.3)."""
     _validate.floating_tensor(W, "W")
     if W.shape[-2:] != (3, 3):
         raise ValueError(f"W must have shape (..., 3, 3), got {tuple(W.shape)}")

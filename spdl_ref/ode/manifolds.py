@@ -47,7 +47,8 @@ def spd_power(A: torch.Tensor, s: float) -> torch.Tensor:
 
 
 def spd_inner(A: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    r"""The affine-invariant metric :math:`\operatorname{trace}(A^{-1/2} X A^{-1} Y A^{-1/2})` (Section 2.3).
+    r"""The affine-invariant metric :math:`\operatorname{trace}(A^{-1/2} X A^{-1} Y A^{-1/2})`
+    (Section 2.3).
 
     ``A`` is symmetric positive definite, ``X`` and ``Y`` symmetric tangent vectors, all
     ``(..., n, n)``.
@@ -80,7 +81,8 @@ def spd_distance(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 
 def circle_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    r"""Arc-length distance on :math:`S^1` between angles ``a`` and ``b`` (Section 2.3), in :math:`[0, \pi]`."""
+    r"""Arc-length distance on :math:`S^1` between angles ``a`` and ``b`` (Section 2.3), in
+    :math:`[0, \pi]`."""
     _validate.tensor(a, "a")
     _validate.tensor(b, "b")
     d = torch.remainder(a - b, 2 * math.pi)
@@ -88,12 +90,13 @@ def circle_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def so3_curve_distance(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
-    r"""The distance of Section 2.3 between curves in :math:`\mathrm{SO}(3)` sampled at :math:`m` points.
+    r"""The distance of Section 2.3 between curves in :math:`\mathrm{SO}(3)` sampled at :math:`m`
+    points.
 
     .. math::
 
-        d(c_1, c_2) = \sum_{i=1}^{m-1} \big\| q_{1,i} - q_{2,i} \big\|_{\mathfrak g}, \qquad
-        q_{j,i} = \frac{\log(c_{j,i+1} c_{j,i}^{-1})}{\|\log(c_{j,i+1} c_{j,i}^{-1})\|_{\mathfrak g}^{1/2}},
+        d(c_1, c_2) = \sum_{i=1}^{m-1} \big\| q_{1,i} - q_{2,i} \big\|_{\mathfrak g}, \qquad q_{j,i}
+        = \frac{\log(c_{j,i+1} c_{j,i}^{-1})}{\|\log(c_{j,i+1} c_{j,i}^{-1})\|_{\mathfrak g}^{1/2}},
 
     with :math:`\|W\|_{\mathfrak g} = (\tfrac12 \operatorname{trace}(W^T W))^{1/2}` (the length of
     the rotation vector) and :math:`q = 0` where the increment is the identity. ``c1`` and ``c2``

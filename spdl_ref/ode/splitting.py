@@ -36,7 +36,8 @@ def _split(u, name="u"):
 
 
 def shear_z(g: Callable) -> Callable:
-    r"""The shear :math:`(z, p) \mapsto (z + g(p), p)` of Section 2.2.3, as a map on :math:`u = (z, p)`."""
+    r"""The shear :math:`(z, p) \mapsto (z + g(p), p)` of Section 2.2.3, as a map on :math:`u = (z,
+    p)`."""
     if not callable(g):
         raise TypeError(f"g must be callable, got {type(g).__name__}")
 
@@ -48,7 +49,8 @@ def shear_z(g: Callable) -> Callable:
 
 
 def shear_p(f: Callable) -> Callable:
-    r"""The shear :math:`(z, p) \mapsto (z, p + f(z))` of Section 2.2.3, as a map on :math:`u = (z, p)`."""
+    r"""The shear :math:`(z, p) \mapsto (z, p + f(z))` of Section 2.2.3, as a map on :math:`u = (z,
+    p)`."""
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
 

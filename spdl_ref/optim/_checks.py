@@ -47,7 +47,7 @@ def check_finite(grads: list[torch.Tensor], name: str) -> None:
             norms = torch.stack(torch._foreach_norm(gs))
         if bool(torch.isfinite(norms).all()):
             continue
-        suspects = [g for g, ok in zip(gs, torch.isfinite(norms).tolist()) if not ok]
+        suspects = [g for g, ok in zip(gs, torch.isfinite(norms).tolist(), strict=True) if not ok]
         if any(not bool(torch.isfinite(g).all()) for g in suspects):
             raise NonFiniteGradientError(
                 f"{name}: a gradient holds NaN or inf; the parameters and the optimiser state "

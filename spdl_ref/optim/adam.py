@@ -5,9 +5,9 @@ only where the step is taken:
 
 .. math::
 
-    m^j = \beta_1 m^{j-1} + (1-\beta_1) g^j, \quad
-    v^j = \beta_2 v^{j-1} + (1-\beta_2) g^j \odot g^j, \quad
-    \theta^j = \theta^{j-1} - \alpha \frac{m^j / (1-\beta_1^j)}{\sqrt{v^j/(1-\beta_2^j)} + \varepsilon}.
+    m^j = \beta_1 m^{j-1} + (1-\beta_1) g^j, \quad v^j = \beta_2 v^{j-1} + (1-\beta_2) g^j \odot
+    g^j, \quad \theta^j = \theta^{j-1} - \alpha \frac{m^j / (1-\beta_1^j)}{\sqrt{v^j/(1-\beta_2^j)}
+    + \varepsilon}.
 
 Eq. (53) divides by :math:`1-\beta^j` *inside* the recursion, so the corrected moment is fed
 back and corrected again at every later step. With :math:`m^0 = v^0 = 0` both agree at
@@ -32,7 +32,8 @@ FORMS = ("kingma_ba", "review")
 
 
 class Adam(torch.optim.Optimizer):
-    r"""Adam, eq. (53): ``form="kingma_ba"`` (the published method) or ``form="review"`` (as printed).
+    r"""Adam, eq. (53): ``form="kingma_ba"`` (the published method) or ``form="review"`` (as
+    printed).
 
     ``form="kingma_ba"`` keeps raw moments :math:`m^j, v^j` and divides by
     :math:`1-\beta_1^j`, :math:`1-\beta_2^j` only in the update; its iterates equal those of
@@ -94,7 +95,7 @@ class Adam(torch.optim.Optimizer):
                 continue
             b1, b2 = group["betas"]
             buckets: dict = {}  # parameters that have taken the same number of steps
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -102,7 +103,9 @@ class Adam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
                 bucket = buckets.setdefault(state["step"], ([], [], [], []))
-                for lst, t in zip(bucket, (p, g, state["exp_avg"], state["exp_avg_sq"])):
+                for lst, t in zip(
+                    bucket, (p, g, state["exp_avg"], state["exp_avg_sq"]), strict=True
+                ):
                     lst.append(t)
             for j, (ps, gs, ms, vs) in buckets.items():
                 self._update(ps, gs, ms, vs, j, b1, b2, group)

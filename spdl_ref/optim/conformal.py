@@ -22,9 +22,9 @@ for :math:`H`:
 
 The dissipation map scales the symplectic form by :math:`e^{-\gamma h}` and symplectic Euler keeps
 it, so the Jacobian :math:`M` of a step satisfies :math:`M^T J M = e^{-\gamma h} J`: the scheme is
-conformal symplectic. Along (56) the energy decays at the rate
-:math:`\frac{d}{dt} H = -\gamma\, p^T \nabla T(p)`, which is :math:`-\frac{\gamma}{\mu} p^T p` for (55)
-(the review prints :math:`-\frac{\gamma}{2\mu} p^T p`; see the book's errata).
+conformal symplectic. Along (56) the energy decays at the rate :math:`\frac{d}{dt} H = -\gamma\, p^T
+\nabla T(p)`, which is :math:`-\frac{\gamma}{\mu} p^T p` for (55) (the review prints
+:math:`-\frac{\gamma}{2\mu} p^T p`; see the book's errata).
 
 With :math:`b = -p/h` the quadratic step is ``torch.optim.SGD`` with momentum
 :math:`e^{-\gamma h}` and learning rate :math:`h^2/\mu`; ``nesterov=True`` moves :math:`\theta` with
@@ -101,8 +101,9 @@ def conformal_step(
     Returns :math:`(\theta_{k+1}, p_{k+1})` with :math:`p_{k+1} = e^{-\gamma h} p_k - h\nabla
     E(\theta_k)` and :math:`\theta_{k+1} = \theta_k + h\nabla T(p_{k+1})` (Section 6.1). With
     ``nesterov=True`` the position moves with :math:`\nabla T(e^{-\gamma h}p_{k+1} - h\nabla
-    E(\theta_k))` instead (Nesterov's method; not conformal symplectic). :class:`ConformalHamiltonian`
-    applies the same map in place; this form is differentiable, for Jacobian checks.
+    E(\theta_k))` instead (Nesterov's method; not conformal symplectic).
+    :class:`ConformalHamiltonian` applies the same map in place; this form is differentiable, for
+    Jacobian checks.
     """
     decay = math.exp(-gamma * h)
     g = grad_E(theta)
@@ -112,7 +113,8 @@ def conformal_step(
 
 
 def heavy_ball_parameters(lr: float, momentum: float, h: float = 1.0) -> dict:
-    r"""Arguments of :class:`ConformalHamiltonian` that reproduce SGD with momentum (Section 6.1, (55)).
+    r"""Arguments of :class:`ConformalHamiltonian` that reproduce SGD with momentum (Section 6.1,
+    (55)).
 
     ``torch.optim.SGD(lr=lr, momentum=momentum)`` (heavy ball; with ``nesterov=True``, Nesterov's
     method) is the quadratic conformal step with time step :math:`h`, friction
@@ -264,16 +266,15 @@ class ConformalHamiltonian(torch.optim.Optimizer):
         )
 
     def energy(self, loss) -> torch.Tensor:
-        r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss :math:`E(\theta)`."""
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach()
-        else:
-            loss = _validate.real(loss, "loss")
+        r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss
+        :math:`E(\theta)`."""
+        loss = loss.detach() if isinstance(loss, torch.Tensor) else _validate.real(loss, "loss")
         return self.kinetic_energy() + loss
 
     @torch.no_grad()
     def dissipation_rate(self) -> torch.Tensor:
-        r"""The rate :math:`\frac{d}{dt}H = -\gamma\, p^T \nabla T(p)` of (56) at the current :math:`p`.
+        r"""The rate :math:`\frac{d}{dt}H = -\gamma\, p^T \nabla T(p)` of (56) at the current
+        :math:`p`.
 
         For (55) this is :math:`-\frac{\gamma}{\mu} p^T p` (Section 6.1; the review prints half
         of it).

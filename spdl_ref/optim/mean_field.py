@@ -44,11 +44,12 @@ class MeanFieldReLU(nn.Module):
 
     Notes
     -----
-    Row :math:`j` of the draw depends only on :math:`j` and the generator's seed, so the network with
-    :math:`2J` neurons contains the :math:`J` particles of the one with :math:`J` (nested runs).
-    The initialisation satisfies the hypothesis of Theorem 6.1: :math:`(a_j, b_j)` are Gaussian and
-    :math:`c_j = \pm\sqrt{\|a_j\|^2 + b_j^2}` with a random sign, so every particle lies on the cone.
-    :meth:`particles` returns the :math:`J \times (M+2)` matrix of rows :math:`(a_j, b_j, c_j)`.
+    Row :math:`j` of the draw depends only on :math:`j` and the generator's seed, so the network
+    with :math:`2J` neurons contains the :math:`J` particles of the one with :math:`J` (nested
+    runs). The initialisation satisfies the hypothesis of Theorem 6.1: :math:`(a_j, b_j)` are
+    Gaussian and :math:`c_j = \pm\sqrt{\|a_j\|^2 + b_j^2}` with a random sign, so every particle
+    lies on the cone. :meth:`particles` returns the :math:`J \times (M+2)` matrix of rows
+    :math:`(a_j, b_j, c_j)`.
     """
 
     def __init__(
@@ -69,16 +70,19 @@ class MeanFieldReLU(nn.Module):
         self.c = nn.Parameter(c.to(device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r""":math:`\Phi(\theta, x)` of (61) for ``x`` of shape ``(N, M)``; returns shape ``(N,)``."""
+        r""":math:`\Phi(\theta, x)` of (61) for ``x`` of shape ``(N, M)``; returns shape
+        ``(N,)``."""
         _validate.last_dim(x, self.M, "x")
         return torch.relu(x @ self.a.T + self.b) @ self.c / self.J
 
     def particles(self) -> torch.Tensor:
-        r"""The particles :math:`\theta_j = (a_j, b_j, c_j) \in \mathbb{R}^{M+2}` as rows (Section 6.3)."""
+        r"""The particles :math:`\theta_j = (a_j, b_j, c_j) \in \mathbb{R}^{M+2}` as rows (Section
+        6.3)."""
         return torch.cat([self.a, self.b[:, None], self.c[:, None]], dim=1).detach()
 
     def cone_defect(self) -> torch.Tensor:
-        r"""Per particle, :math:`|c_j|^2 - \|a_j\|^2 - |b_j|^2` (zero on the cone of Theorem 6.1)."""
+        r"""Per particle, :math:`|c_j|^2 - \|a_j\|^2 - |b_j|^2` (zero on the cone of Theorem
+        6.1)."""
         with torch.no_grad():
             return self.c**2 - self.a.pow(2).sum(1) - self.b**2
 
@@ -136,7 +140,7 @@ def train_mean_field(
             loss = loss + lam * sum(p.pow(2).sum() for p in params) / model.J
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 p.add_(g, alpha=-lr * model.J)
         run.loss.append(float(loss.detach()))
     return run

@@ -53,14 +53,16 @@ def _check_xy(x, y=None):
 
 
 def squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r"""The loss :math:`E(\theta) = \frac{1}{2N}\sum_n \|\Psi(x_n,\theta) - y_n\|^2` of Section 6.2.2."""
+    r"""The loss :math:`E(\theta) = \frac{1}{2N}\sum_n \|\Psi(x_n,\theta) - y_n\|^2` of Section
+    6.2.2."""
     _check_xy(x, y)
     r = model(x) - y
     return 0.5 * r.pow(2).reshape(x.shape[0], -1).sum(1).mean()
 
 
 def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    r"""The stacked Jacobians :math:`J_n = \partial_\theta \Psi(x_n, \theta)` (Section 6.2.2), shape ``(N, m, L)``.
+    r"""The stacked Jacobians :math:`J_n = \partial_\theta \Psi(x_n, \theta)` (Section 6.2.2), shape
+    ``(N, m, L)``.
 
     ``m`` is the number of outputs per sample and ``L`` the number of parameters. The model must
     treat samples independently (no batch statistics): it is evaluated one sample at a time under
@@ -70,14 +72,17 @@ def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     names, params = _names_and_params(model)
 
     def single(ps, xn):  # the model on one sample: per-sample Jacobians by vmap
-        return functional_call(model, dict(zip(names, ps)), (xn.unsqueeze(0),)).reshape(-1)
+        return functional_call(
+            model, dict(zip(names, ps, strict=True)), (xn.unsqueeze(0),)
+        ).reshape(-1)
 
     jacs = vmap(jacrev(single), in_dims=(None, 0))(tuple(p.detach() for p in params), x)
     return torch.cat([j.reshape(j.shape[0], j.shape[1], -1) for j in jacs], dim=-1)
 
 
 def fisher_squared_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    r"""Fisher information :math:`G(\theta) = \frac1N \sum_n J_n^T J_n` for the squared loss, Section 6.2.2."""
+    r"""Fisher information :math:`G(\theta) = \frac1N \sum_n J_n^T J_n` for the squared loss,
+    Section 6.2.2."""
     J = jacobian(model, x)
     return torch.einsum("nmi,nmj->ij", J, J) / x.shape[0]
 
@@ -87,9 +92,9 @@ def natural_gradient_step(
 ) -> torch.Tensor:
     r"""One explicit Euler step of natural gradient descent (60), in place.
 
-    :math:`\theta \leftarrow \theta - h (G(\theta) + \lambda I)^{-1} \nabla E(\theta)` with the Fisher
-    matrix :func:`fisher_squared_loss` and the gradient of :func:`squared_error` (by autograd).
-    Returns the loss before the step.
+    :math:`\theta \leftarrow \theta - h (G(\theta) + \lambda I)^{-1} \nabla E(\theta)` with the
+    Fisher matrix :func:`fisher_squared_loss` and the gradient of :func:`squared_error` (by
+    autograd). Returns the loss before the step.
     """
     lr = _validate.positive_real(lr, "lr")
     damping = _validate.nonnegative_real(damping, "damping")
@@ -114,8 +119,8 @@ def gauss_newton_step(
 
     Solves :math:`\min_\delta \frac{1}{2N}\|r + J\delta\|^2 + \frac\lambda2\|\delta\|^2` with
     :func:`torch.linalg.lstsq` on the stacked system :math:`[J/\sqrt N;\ \sqrt\lambda I]\delta =
-    -[r/\sqrt N;\ 0]`, never forming :math:`J^TJ`, and sets :math:`\theta \leftarrow \theta + \delta`.
-    Returns the loss before the step.
+    -[r/\sqrt N;\ 0]`, never forming :math:`J^TJ`, and sets :math:`\theta \leftarrow \theta +
+    \delta`. Returns the loss before the step.
     """
     damping = _validate.nonnegative_real(damping, "damping")
     _check_xy(x, y)

@@ -1,7 +1,7 @@
 r"""Riemannian gradient descent on SO(n), the Stiefel manifold and the sphere, Section 6.2.1.
 
-A parameter :math:`\theta \in V_{n,p} = \{\theta \in \mathbb{R}^{n\times p} : \theta^T\theta = I_p\}`
-(:math:`p = n`: the orthogonal group, and SO(n) on its identity component; :math:`p = 1`: the
+A parameter :math:`\theta \in V_{n,p} = \{\theta \in \mathbb{R}^{n\times p} : \theta^T\theta =
+I_p\}` (:math:`p = n`: the orthogonal group, and SO(n) on its identity component; :math:`p = 1`: the
 sphere :math:`S^{n-1}`) is moved by the left action of :math:`SO(n)`,
 
 .. math::
@@ -41,7 +41,7 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     ``A`` has shape ``(..., n, n)``.
     """
     norm = float(torch.linalg.matrix_norm(A.detach(), ord=1).max()) if A.numel() else 0.0
-    s = max(0, int(math.ceil(math.log2(norm / 0.5)))) if norm > 0.5 else 0
+    s = max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
     B = A / 2**s
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
     E = eye + B / 18
@@ -53,9 +53,10 @@ def expm(A: torch.Tensor) -> torch.Tensor:
 
 
 def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """exp(A) X without forming exp(A) when A is small (truncated Taylor series applied 2^s times)."""
+    """exp(A) X without forming exp(A) when A is small (truncated Taylor series applied 2^s
+    times)."""
     norm = float(torch.linalg.matrix_norm(A.detach(), ord=1).max()) if A.numel() else 0.0
-    s = max(0, int(math.ceil(math.log2(norm / 0.5)))) if norm > 0.5 else 0
+    s = max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
     if s > 3 or X.shape[-1] >= X.shape[-2]:
         return expm(A) @ X
     B = A / 2**s
@@ -68,14 +69,15 @@ def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
 
 def cayley(A: torch.Tensor) -> torch.Tensor:
-    r"""Cayley transform :math:`(I - A/2)^{-1}(I + A/2)`, a rational map :math:`\mathfrak{so}(n) \to SO(n)`
-    (Section 6.2.1, footnote 6). ``A`` has shape ``(..., n, n)``."""
+    r"""Cayley transform :math:`(I - A/2)^{-1}(I + A/2)`, a rational map :math:`\mathfrak{so}(n) \to
+    SO(n)` (Section 6.2.1, footnote 6). ``A`` has shape ``(..., n, n)``."""
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     return torch.linalg.solve(eye - 0.5 * A, eye + 0.5 * A)
 
 
 def stiefel_error(theta: torch.Tensor) -> torch.Tensor:
-    r"""Constraint error :math:`\|\theta^T\theta - I_p\|_F` of a point of :math:`V_{n,p}` (Section 6.2.1)."""
+    r"""Constraint error :math:`\|\theta^T\theta - I_p\|_F` of a point of :math:`V_{n,p}` (Section
+    6.2.1)."""
     _validate.tensor(theta, "theta")
     if theta.dim() < 2:
         raise ValueError(f"theta must have at least 2 dimensions, got shape {tuple(theta.shape)}")
@@ -106,14 +108,15 @@ def random_stiefel(n: int, p: int, *, generator=None, device=None, dtype=None) -
 
 
 class StiefelSGD(torch.optim.Optimizer):
-    r"""Riemannian SGD (with optional momentum) on the Stiefel manifold :math:`V_{n,p}`, Section 6.2.1.
+    r"""Riemannian SGD (with optional momentum) on the Stiefel manifold :math:`V_{n,p}`, Section
+    6.2.1.
 
     Every parameter must be an :math:`n \times p` matrix (or a batch ``(..., n, p)``) with
-    orthonormal columns, :math:`p \le n`; this covers SO(n) (:math:`p = n`) and the sphere
-    (:math:`p = 1`). A step computes :math:`M = G\theta^T - \theta G^T \in \mathfrak{so}(n)` from
-    the Euclidean gradient :math:`G`, accumulates the momentum :math:`B \leftarrow \beta B + M` in the
-    Lie algebra, and sets :math:`\theta \leftarrow \phi(-hB)\theta` with :math:`\phi = \exp` or
-    the Cayley transform.
+    orthonormal columns, :math:`p \le n`; this covers SO(n) (:math:`p = n`) and the sphere (:math:`p
+    = 1`). A step computes :math:`M = G\theta^T - \theta G^T \in \mathfrak{so}(n)` from the
+    Euclidean gradient :math:`G`, accumulates the momentum :math:`B \leftarrow \beta B + M` in the
+    Lie algebra, and sets :math:`\theta \leftarrow \phi(-hB)\theta` with :math:`\phi = \exp` or the
+    Cayley transform.
 
     Parameters
     ----------
@@ -144,7 +147,8 @@ class StiefelSGD(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.dim() < 2 or p.shape[-1] > p.shape[-2]:
                     raise ValueError(
-                        f"StiefelSGD parameters must have shape (..., n, p) with p <= n, got {tuple(p.shape)}"
+                        "StiefelSGD parameters must have shape (..., n, p) with p <= n, got "
+                        f"{tuple(p.shape)}"
                     )
                 err = float(stiefel_error(p.detach()).max())
                 if err > 1e-4 * p.shape[-1]:
@@ -155,11 +159,12 @@ class StiefelSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One Riemannian step :math:`\\theta \\leftarrow \\phi(-hB)\\theta`; ``closure`` re-evaluates the loss."""
+        """One Riemannian step :math:`\\theta \\leftarrow \\phi(-hB)\\theta`; ``closure``
+        re-evaluates the loss."""
         loss, work = begin_step(self, closure)
         for group, params, grads in work:
             h, beta = group["lr"], group["momentum"]
-            for theta, G in zip(params, grads):
+            for theta, G in zip(params, grads, strict=True):
                 M = G @ theta.mT
                 M = M - M.mT
                 if beta > 0:

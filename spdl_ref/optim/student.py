@@ -71,8 +71,8 @@ def stiefel_student(
     Parameters
     ----------
     kind : {"exp", "cayley", "geoopt"}
-        The update of :math:`\theta`: :class:`~spdl_ref.optim.StiefelSGD` with the exponential
-        or the Cayley map, or ``geoopt.optim.RiemannianSGD`` on ``geoopt.Stiefel(canonical=True)``
+        The update of :math:`\theta`: :class:`~spdl_ref.optim.StiefelSGD` with the exponential or
+        the Cayley map, or ``geoopt.optim.RiemannianSGD`` on ``geoopt.Stiefel(canonical=True)``
         (geoopt is imported only for this kind; :class:`ImportError` if it is missing).
     steps : int
         Number of steps, :math:`\ge 1`.

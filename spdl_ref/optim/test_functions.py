@@ -91,7 +91,8 @@ def optimise_path(
     device=None,
     dtype=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
-    r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section 6.1).
+    r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section
+    6.1).
 
     The iterate :math:`\theta_0` = ``start`` becomes a leaf tensor with ``requires_grad``;
     ``make_optimizer([theta])`` builds the optimiser, and each of the ``steps`` iterations zeroes
