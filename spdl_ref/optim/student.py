@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from .. import _validate
+from .._optional import optional_dependency
 from .riemannian import StiefelSGD, random_stiefel, stiefel_error
 
 __all__ = ["StudentRun", "stiefel_student"]
@@ -42,13 +43,8 @@ class StudentRun(NamedTuple):
 
 
 def _import_geoopt():
-    try:
+    with optional_dependency("riemannian", "stiefel_student(kind='geoopt')"):
         import geoopt
-    except ImportError as err:
-        raise ImportError(
-            "stiefel_student(kind='geoopt') needs geoopt, which is not installed: "
-            "pip install -e '.[riemannian]'"
-        ) from err
     return geoopt
 
 
