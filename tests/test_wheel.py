@@ -9,6 +9,7 @@ numpy, scipy, tqdm and what they need), reused from this environment through a .
 than installed again. There every module is imported and the README's example is run.
 """
 
+import ast
 import email.parser
 import importlib.metadata
 import pathlib
@@ -84,12 +85,39 @@ def test_wheel_carries_the_package_licence_and_marker_and_nothing_else(wheel):
     # Every module of the source tree, and no other.
     source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "spdl_ref").rglob("*.py")}
     assert {n for n in names if n.endswith(".py")} == source
-    metadata = email.parser.Parser().parsestr(
-        zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
-    )
+    metadata = _wheel_metadata(wheel)
     assert metadata["Version"] == PROJECT["version"]
     assert metadata["License-Expression"] == PROJECT["license"]
     assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+def _wheel_metadata(wheel):
+    dist_info = f"spdl_ref-{PROJECT['version']}.dist-info"
+    text = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+    return email.parser.Parser().parsestr(text)
+
+
+def test_every_package_the_code_imports_is_declared(wheel):
+    # Importing every module (below) cannot see imports made inside functions (tqdm, scipy and
+    # geoopt are imported where they are used): read them from the source instead.
+    requires = _wheel_metadata(wheel).get_all("Requires-Dist")
+    declared = {_norm(Requirement(r).name) for r in requires}
+    imported = set()
+    for path in (ROOT / "spdl_ref").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"spdl_ref"}
+    assert {"torch", "numpy"} <= third_party
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {
+        name: providers.get(name)
+        for name in sorted(third_party)
+        if not any(_norm(dist) in declared for dist in providers.get(name, ()))
+    }
+    assert not undeclared, f"imported but not in [project] dependencies or an extra: {undeclared}"
 
 
 def _runtime_requirements(dist_metadata):
@@ -102,11 +130,7 @@ def _runtime_requirements(dist_metadata):
 
 def _runtime_closure(wheel):
     """This environment's distributions that the wheel's runtime requirements pull in."""
-    dist_info = f"spdl_ref-{PROJECT['version']}.dist-info"
-    meta = email.parser.Parser().parsestr(
-        zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
-    )
-    todo = [r.name for r in _runtime_requirements(meta)]
+    todo = [r.name for r in _runtime_requirements(_wheel_metadata(wheel))]
     seen = {}
     while todo:
         name = _norm(todo.pop())
