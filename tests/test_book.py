@@ -28,7 +28,9 @@ def test_bibliography_has_every_reference_of_the_review():
     import pybtex.database
 
     bib = pybtex.database.parse_file(str(ROOT / "book" / "references.bib"))
-    assert len(bib.entries) == 127
+    # the review's 127 come first, in its order (so "[60]" is entry 60); references the book
+    # adds follow them
+    assert len(bib.entries) >= 127
     numbers = [
         int(line.split("\t")[0])
         for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
@@ -38,13 +40,15 @@ def test_bibliography_has_every_reference_of_the_review():
         for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
     ]
     assert numbers == list(range(1, 128))
-    assert keys == list(bib.entries.keys())
+    assert keys == list(bib.entries.keys())[:127]
     for key, entry in bib.entries.items():
         assert "title" in entry.fields and "year" in entry.fields, key
         assert entry.persons.get("author") or entry.persons.get("editor"), key
 
 
 def test_book_builds_without_warnings(built_book):
+    import pybtex.database
+
     html, out = built_book
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-6000:]
@@ -61,7 +65,8 @@ def test_book_builds_without_warnings(built_book):
         assert (html / f"{page}.html").exists(), page
     assert (html / "index.html").exists()
     refs = (html / "book" / "references.html").read_text()
-    assert refs.count('role="doc-biblioentry"') == 127 or refs.count("citation") >= 127
+    n_refs = len(pybtex.database.parse_file(str(ROOT / "book" / "references.bib")).entries)
+    assert refs.count('role="doc-biblioentry"') == n_refs or refs.count("citation") >= n_refs
     chapter = (html / "chapters" / "ch1_introduction.html").read_text()
     assert chapter.count("<img") >= 1  # the stored figures render
     api = (html / "book" / "api.html").read_text()

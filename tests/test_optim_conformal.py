@@ -300,3 +300,60 @@ def test_gradcheck_conformal_step(kinetic):
     assert torch.autograd.gradcheck(
         lambda a, b: conformal_step(a, b, grad_V, 0.1, 1.0, 0.7, kinetic, 0.5), (th, p)
     )
+
+
+def _grad_V(th):
+    return 2 * th
+
+
+_P = torch.tensor([0.3, -0.1], dtype=torch.float64)
+_TH = torch.tensor([-0.5, 0.8], dtype=torch.float64)
+_NAN = torch.tensor([float("nan"), 0.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "call, err, match",
+    [
+        (lambda: kinetic_energy(_P, mass=0.0), ValueError, "mass"),
+        (lambda: kinetic_energy(_P, mass=-1.0), ValueError, "mass"),
+        (lambda: kinetic_energy(_P, mass=float("nan")), ValueError, "mass"),
+        (lambda: kinetic_energy(_NAN), ValueError, "p must contain only finite"),
+        (lambda: kinetic_energy([0.3, 0.1]), TypeError, "p must be a torch.Tensor"),
+        (lambda: kinetic_energy(torch.tensor([1, 2])), TypeError, "p must have a floating"),
+        (lambda: kinetic_energy(_P, kinetic="relativistic", eps=0.0), ValueError, "eps"),
+        (lambda: kinetic_gradient(_P, mass=0.0), ValueError, "mass"),
+        (lambda: kinetic_gradient(_NAN, kinetic="relativistic"), ValueError, "finite"),
+        (lambda: kinetic_gradient(_P, kinetic="newtonian"), ValueError, "kinetic"),
+        (lambda: conformal_step(_TH, _P, _grad_V, h=-0.1, gamma=1.0), ValueError, "h must be > 0"),
+        (lambda: conformal_step(_TH, _P, _grad_V, h=0.0, gamma=1.0), ValueError, "h must be > 0"),
+        (lambda: conformal_step(_TH, _P, _grad_V, 0.1, gamma=-1.0), ValueError, "gamma"),
+        (lambda: conformal_step(_TH, _P, _grad_V, 0.1, 1.0, mass=0.0), ValueError, "mass"),
+        (lambda: conformal_step(_NAN, _P, _grad_V, 0.1, 1.0), ValueError, "theta must contain"),
+        (lambda: conformal_step(_TH, _NAN, _grad_V, 0.1, 1.0), ValueError, "p must contain"),
+        (lambda: conformal_step(_TH, _P[:1], _grad_V, 0.1, 1.0), ValueError, "shape of theta"),
+        (lambda: conformal_step(_TH, _P, 2.0, 0.1, 1.0), TypeError, "grad_E must be callable"),
+        (
+            lambda: conformal_step(_TH, _P, lambda t: t[:1], 0.1, 1.0),
+            ValueError,
+            r"grad_E\(theta\) must return a tensor of the shape",
+        ),
+        (
+            lambda: conformal_step(_TH, _P, lambda t: t / 0.0, 0.1, 1.0),
+            ValueError,
+            r"grad_E\(theta\) must be finite",
+        ),
+        (lambda: conformal_step(_TH, _P, _grad_V, 0.1, 1.0, nesterov=1), TypeError, "nesterov"),
+        (lambda: heavy_ball_parameters(lr=-0.1, momentum=0.9), ValueError, "lr"),
+        (lambda: heavy_ball_parameters(lr=0.1, momentum=float("nan")), ValueError, "momentum"),
+        (lambda: heavy_ball_parameters(lr=0.1, momentum=0.0), ValueError, "momentum"),
+        (lambda: heavy_ball_parameters(lr=0.1, momentum=1.2), ValueError, "momentum"),
+        (lambda: heavy_ball_parameters(lr=0.1, momentum=0.9, h=0.0), ValueError, "h"),
+        (lambda: relativistic_parameters(lr=0.0, momentum=0.9, delta=1.0), ValueError, "lr"),
+        (lambda: relativistic_parameters(0.1, momentum=-0.5, delta=1.0), ValueError, "momentum"),
+        (lambda: relativistic_parameters(0.1, 0.9, delta=float("inf")), ValueError, "delta"),
+        (lambda: relativistic_parameters(0.1, 0.9, delta=0.0), ValueError, "delta"),
+    ],
+)
+def test_low_level_helpers_refuse_bad_input(call, err, match):
+    with pytest.raises(err, match=match):
+        call()

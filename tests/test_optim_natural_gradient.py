@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from spdl_ref.optim import (
+    NonFiniteGradientError,
     fisher_squared_loss,
     gauss_newton_step,
     jacobian,
@@ -76,3 +77,78 @@ def test_bad_input():
         jacobian(lambda t: t, x)
     with pytest.raises(ValueError, match="finite"):
         natural_gradient_step(net, x, y * float("nan"), lr=1.0)
+
+
+def _rank_deficient(dtype=torch.float64):
+    """A 2-8-1 tanh network (33 parameters) and 3 samples: G has rank 3."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).to(dtype)
+    x = torch.randn(3, 2, dtype=dtype)
+    return net, x, torch.sin(x.sum(1, keepdim=True))
+
+
+def test_singular_fisher_takes_the_least_norm_step():
+    """Without damping, N m = 3 < L = 33: the step solves G delta = grad E with least norm (the
+    Gauss-Newton step); a plain solve with the singular G, as before, blows the loss up."""
+    net, x, y = _rank_deficient()
+    assert torch.linalg.matrix_rank(fisher_squared_loss(net, x)).item() == 3
+    ng, gn, plain = copy.deepcopy(net), copy.deepcopy(net), copy.deepcopy(net)
+    before = natural_gradient_step(ng, x, y, lr=1.0).item()
+    gauss_newton_step(gn, x, y)
+    assert (_vec(ng) - _vec(gn)).norm() / (_vec(gn) - _vec(net)).norm() < 1e-8
+    after = squared_error(ng, x, y).item()
+    assert after < 0.05 * before
+    # the old behaviour, torch.linalg.solve(G, g): round-off in the null space of G dominates
+    params = list(plain.parameters())
+    g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(squared_error(plain, x, y), params)])
+    delta = torch.linalg.solve(fisher_squared_loss(plain, x), g)
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(_vec(plain) - delta, params)
+    assert squared_error(plain, x, y).item() > 10 * before
+
+
+def test_too_small_damping_is_refused():
+    net, x, y = _rank_deficient()
+    before = _vec(net)
+    with pytest.raises(ValueError, match="damping = 1e-30 is too small"):
+        natural_gradient_step(net, x, y, lr=1.0, damping=1e-30)
+    assert torch.equal(_vec(net), before)
+    natural_gradient_step(net, x, y, lr=1.0, damping=1e-6)  # large enough: accepted
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda net, x, y: squared_error(net, x, y),
+        lambda net, x, y: natural_gradient_step(net, x, y, lr=1.0, damping=1e-3),
+        lambda net, x, y: gauss_newton_step(net, x, y),
+    ],
+    ids=["squared_error", "natural_gradient_step", "gauss_newton_step"],
+)
+def test_targets_must_have_the_output_shape(call):
+    net, x, _ = _problem(outputs=1)
+    before = _vec(net)
+    for y in (torch.zeros(20, 3, dtype=torch.float64), torch.zeros(20, dtype=torch.float64)):
+        with pytest.raises(
+            ValueError, match=r"y must have the shape of the model output \(20, 1\)"
+        ):
+            call(net, x, y)
+    with pytest.raises(ValueError, match="same number of samples"):
+        call(net, x, torch.zeros(5, 1, dtype=torch.float64))
+    assert torch.equal(_vec(net), before)
+
+
+def test_overflowing_model_is_refused_unchanged():
+    net, x, y = _problem()
+    with torch.no_grad():
+        net[2].weight.fill_(1e308)  # the six tanh features summed: the output overflows
+        net[2].bias.fill_(1e308)
+    assert not torch.isfinite(net(x)).all()
+    before = _vec(net)
+    for step in (
+        lambda: natural_gradient_step(net, x, y, lr=1.0, damping=1e-3),
+        lambda: gauss_newton_step(net, x, y, damping=1e-3),
+    ):
+        with pytest.raises(NonFiniteGradientError, match="left unchanged"):
+            step()
+        assert torch.equal(_vec(net), before)

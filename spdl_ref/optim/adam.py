@@ -20,18 +20,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
 from .. import _validate
-from ._checks import begin_step
+from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, flag, one_of
 
 __all__ = ["Adam"]
 
 FORMS = ("kingma_ba", "review")
 
 
-class Adam(torch.optim.Optimizer):
+def _betas(value, name: str) -> tuple[float, float]:
+    """``(beta_1, beta_2)``, each a real number in [0, 1)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of floats, got {value!r}")
+    out = []
+    for i, b in enumerate(value):
+        b = _validate.real(b, f"{name}[{i}]")
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"{name}[{i}] must lie in [0, 1), got {b}")
+        out.append(b)
+    return tuple(out)
+
+
+class Adam(CheckedOptimizer):
     r"""Adam, eq. (53): ``form="kingma_ba"`` (the published method) or ``form="review"`` (as
     printed).
 
@@ -58,8 +72,23 @@ class Adam(torch.optim.Optimizer):
     Notes
     -----
     A step whose gradients hold NaN or inf raises :class:`~spdl_ref.optim.NonFiniteGradientError`
-    and changes nothing.
+    and changes nothing. A group added by :meth:`add_param_group` is checked like the
+    constructor's arguments (a negative ``lr`` is refused there too).
+
+    >>> theta = torch.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = Adam([theta], lr=0.1)
+    >>> theta.pow(2).sum().backward()
+    >>> opt.step()
+    >>> theta.detach()
+    tensor([ 0.9000, -1.9000])
     """
+
+    hyperparameter_checks: ClassVar[dict] = {
+        "lr": _validate.positive_real,
+        "betas": _betas,
+        "eps": _validate.positive_real,
+        "form": one_of(FORMS),
+    }
 
     def __init__(
         self,
@@ -70,21 +99,11 @@ class Adam(torch.optim.Optimizer):
         form: str = "kingma_ba",
         check_finite: bool = True,
     ):
-        lr = _validate.positive_real(lr, "lr")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-        b1 = _validate.real(betas[0], "betas[0]")
-        b2 = _validate.real(betas[1], "betas[1]")
-        for name, b in (("betas[0]", b1), ("betas[1]", b2)):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {b}")
-        eps = _validate.positive_real(eps, "eps")
-        if not isinstance(form, str) or form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-        if not isinstance(check_finite, bool):
-            raise TypeError(f"check_finite must be a bool, got {type(check_finite).__name__}")
-        super().__init__(params, dict(lr=lr, betas=(b1, b2), eps=eps, form=form))
-        self.check_finite = check_finite
+        defaults = check_hyperparameters(
+            self.hyperparameter_checks, dict(lr=lr, betas=betas, eps=eps, form=form)
+        )
+        self.check_finite = flag(check_finite, "check_finite")
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure=None):

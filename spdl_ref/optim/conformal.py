@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 import torch
 
 from .. import _validate
-from ._checks import begin_step
+from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, flag, one_of
 
 __all__ = [
     "ConformalHamiltonian",
@@ -51,12 +52,21 @@ __all__ = [
 ]
 
 KINETICS = ("quadratic", "relativistic")
+_kinetic = one_of(KINETICS)
 
 
 def _check_kinetic(kinetic) -> str:
-    if not isinstance(kinetic, str) or kinetic not in KINETICS:
-        raise ValueError(f"kinetic must be one of {KINETICS}, got {kinetic!r}")
-    return kinetic
+    return _kinetic(kinetic, "kinetic")
+
+
+def _energy_arguments(p, mass, kinetic, eps):
+    """The checked arguments of :func:`kinetic_energy` and :func:`kinetic_gradient`."""
+    _validate.tensor(p, "p")
+    return (
+        _validate.positive_real(mass, "mass"),
+        _check_kinetic(kinetic),
+        _validate.positive_real(eps, "eps"),
+    )
 
 
 def kinetic_energy(
@@ -66,8 +76,13 @@ def kinetic_energy(
 
     ``"quadratic"``: :math:`T(p) = \|p\|^2/(2\mu)` (eq. (55)); ``"relativistic"``:
     :math:`T(p) = \sqrt{\|p\|^2/\mu + \varepsilon}` (eq. (57) for :math:`\mu = 1`).
+    ``p`` must be a finite floating-point tensor, :math:`\mu` (``mass``) and
+    :math:`\varepsilon` (``eps``) finite and positive.
+
+    >>> kinetic_energy(torch.tensor([3.0, 4.0]), mass=2.0)
+    tensor(6.2500)
     """
-    kinetic = _check_kinetic(kinetic)
+    mass, kinetic, eps = _energy_arguments(p, mass, kinetic, eps)
     sq = p.pow(2).sum()
     if kinetic == "quadratic":
         return sq / (2 * mass)
@@ -78,8 +93,14 @@ def kinetic_gradient(
     p: torch.Tensor, mass: float = 1.0, kinetic: str = "quadratic", eps: float = 1.0
 ) -> torch.Tensor:
     r"""The velocity :math:`\dot\theta = \nabla T(p)` of (56): :math:`p/\mu` for (55), and
-    :math:`p / (\mu \sqrt{\|p\|^2/\mu + \varepsilon})` for the relativistic energy (57)."""
-    kinetic = _check_kinetic(kinetic)
+    :math:`p / (\mu \sqrt{\|p\|^2/\mu + \varepsilon})` for the relativistic energy (57).
+
+    The arguments are checked as in :func:`kinetic_energy`.
+    """
+    return _velocity(p, *_energy_arguments(p, mass, kinetic, eps))
+
+
+def _velocity(p, mass, kinetic, eps):
     if kinetic == "quadratic":
         return p / mass
     return p / (mass * torch.sqrt(p.pow(2).sum() / mass + eps))
@@ -104,12 +125,44 @@ def conformal_step(
     E(\theta_k))` instead (Nesterov's method; not conformal symplectic).
     :class:`ConformalHamiltonian` applies the same map in place; this form is differentiable, for
     Jacobian checks.
+
+    ``theta`` and ``p`` are finite tensors of one shape, ``grad_E(theta)`` must return a finite
+    tensor of that shape, :math:`h > 0`, :math:`\gamma \ge 0`, :math:`\mu > 0`,
+    :math:`\varepsilon > 0`.
+
+    >>> theta, p = conformal_step(
+    ...     torch.tensor([1.0]), torch.tensor([0.0]), lambda t: 2 * t, h=0.1, gamma=1.0
+    ... )
+    >>> theta, p
+    (tensor([0.9800]), tensor([-0.2000]))
     """
+    _validate.tensor(theta, "theta")
+    _validate.tensor(p, "p")
+    if p.shape != theta.shape:
+        raise ValueError(
+            f"p must have the shape of theta, {tuple(theta.shape)}, got {tuple(p.shape)}"
+        )
+    if not callable(grad_E):
+        raise TypeError(f"grad_E must be callable, got {type(grad_E).__name__}")
+    h = _validate.positive_real(h, "h")
+    gamma = _validate.nonnegative_real(gamma, "gamma")
+    mass = _validate.positive_real(mass, "mass")
+    kinetic = _check_kinetic(kinetic)
+    eps = _validate.positive_real(eps, "eps")
+    nesterov = flag(nesterov, "nesterov")
     decay = math.exp(-gamma * h)
     g = grad_E(theta)
+    if not isinstance(g, torch.Tensor) or g.shape != theta.shape:
+        shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+        raise ValueError(
+            f"grad_E(theta) must return a tensor of the shape of theta, {tuple(theta.shape)}, "
+            f"got {shape}"
+        )
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError("grad_E(theta) must be finite; it holds NaN or inf")
     p_new = decay * p - h * g
     q = decay * p_new - h * g if nesterov else p_new
-    return theta + h * kinetic_gradient(q, mass, kinetic, eps), p_new
+    return theta + h * _velocity(q, mass, kinetic, eps), p_new
 
 
 def heavy_ball_parameters(lr: float, momentum: float, h: float = 1.0) -> dict:
@@ -153,7 +206,15 @@ def relativistic_parameters(lr: float, momentum: float, delta: float) -> dict:
     )
 
 
-class ConformalHamiltonian(torch.optim.Optimizer):
+def _squared_norm(tensors: list[torch.Tensor]) -> float:
+    r""":math:`\sum_i \|t_i\|^2` over a list of tensors: one fused norm, one host sync."""
+    norms = torch._foreach_norm(tensors)
+    if len({n.dtype for n in norms}) > 1:
+        norms = [n.double() for n in norms]
+    return float(torch.stack(norms).square().sum())
+
+
+class ConformalHamiltonian(CheckedOptimizer):
     r"""Conformal Hamiltonian descent for (56), a ``torch.optim.Optimizer`` (Section 6.1).
 
     Each step applies :math:`p \leftarrow e^{-\gamma h} p - h \nabla E(\theta)`, then
@@ -187,8 +248,30 @@ class ConformalHamiltonian(torch.optim.Optimizer):
     -----
     The momentum :math:`p` is kept in ``state[param]["momentum"]`` (zero at the start). A step
     whose gradients hold NaN or inf raises :class:`~spdl_ref.optim.NonFiniteGradientError` and
-    changes nothing. :meth:`energy` returns the discrete energy :math:`T(p) + E(\theta)`.
+    changes nothing. :meth:`energy` returns the discrete energy :math:`T(p) + E(\theta)`. A group
+    added by :meth:`add_param_group` is checked like the constructor's arguments.
+
+    Each step is a few multi-tensor (``torch._foreach_*``) operations over all parameters of a
+    group: the heavy ball the same three as ``torch.optim.SGD(momentum, foreach=True)``, Nesterov
+    one more, and the relativistic energy one fused norm of :math:`p` and one host
+    synchronisation for the speed :math:`h/(\mu\sqrt{\|p\|^2/\mu + \varepsilon})`.
+
+    >>> theta = torch.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = ConformalHamiltonian([theta], lr=0.1, gamma=1.0)
+    >>> theta.pow(2).sum().backward()
+    >>> opt.step()
+    >>> theta.detach()
+    tensor([ 0.9800, -1.9600])
     """
+
+    hyperparameter_checks: ClassVar[dict] = {
+        "lr": _validate.positive_real,
+        "gamma": _validate.nonnegative_real,
+        "mass": _validate.positive_real,
+        "kinetic": _kinetic,
+        "eps": _validate.positive_real,
+        "nesterov": flag,
+    }
 
     def __init__(
         self,
@@ -201,18 +284,12 @@ class ConformalHamiltonian(torch.optim.Optimizer):
         nesterov: bool = False,
         check_finite: bool = True,
     ):
-        lr = _validate.positive_real(lr, "lr")
-        gamma = _validate.nonnegative_real(gamma, "gamma")
-        mass = _validate.positive_real(mass, "mass")
-        kinetic = _check_kinetic(kinetic)
-        eps = _validate.positive_real(eps, "eps")
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
-        if not isinstance(check_finite, bool):
-            raise TypeError(f"check_finite must be a bool, got {type(check_finite).__name__}")
-        defaults = dict(lr=lr, gamma=gamma, mass=mass, kinetic=kinetic, eps=eps, nesterov=nesterov)
+        defaults = check_hyperparameters(
+            self.hyperparameter_checks,
+            dict(lr=lr, gamma=gamma, mass=mass, kinetic=kinetic, eps=eps, nesterov=nesterov),
+        )
+        self.check_finite = flag(check_finite, "check_finite")
         super().__init__(params, defaults)
-        self.check_finite = check_finite
 
     def _momenta(self, params):
         out = []
@@ -242,8 +319,7 @@ class ConformalHamiltonian(torch.optim.Optimizer):
                     torch._foreach_add_(q, grads, alpha=-h)
                 else:
                     q = momenta
-                sq = sum(n.pow(2) for n in torch._foreach_norm(q))
-                speed = scale / math.sqrt(float(sq) / mass + group["eps"])
+                speed = scale / math.sqrt(_squared_norm(q) / mass + group["eps"])
                 torch._foreach_add_(params, q, alpha=speed)
             elif group[
                 "nesterov"
