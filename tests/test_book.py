@@ -44,7 +44,8 @@ def test_bibliography_has_every_reference_of_the_review():
     import pybtex.database
 
     bib = pybtex.database.parse_file(str(ROOT / "book" / "references.bib"))
-    assert len(bib.entries) == 127
+    # the review's 127 references come first, in its order; the book's own citations follow
+    assert len(bib.entries) >= 127
     numbers = [
         int(line.split("\t")[0])
         for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
@@ -54,7 +55,7 @@ def test_bibliography_has_every_reference_of_the_review():
         for line in (ROOT / "book" / "review_refs_keys.tsv").read_text().splitlines()
     ]
     assert numbers == list(range(1, 128))
-    assert keys == list(bib.entries.keys())
+    assert keys == list(bib.entries.keys())[:127]
     for key, entry in bib.entries.items():
         assert "title" in entry.fields and "year" in entry.fields, key
         assert entry.persons.get("author") or entry.persons.get("editor"), key
@@ -94,7 +95,7 @@ def test_book_builds_without_warnings(tmp_path):
         assert (html / f"{page}.html").exists(), page
     assert (html / "index.html").exists()
     refs = (html / "book" / "references.html").read_text()
-    assert refs.count('role="doc-biblioentry"') == 127 or refs.count("citation") >= 127
+    assert refs.count('role="doc-biblioentry"') >= 127 or refs.count("citation") >= 127
     chapter = (html / "chapters" / "ch1_introduction.html").read_text()
     assert chapter.count("<img") >= 1  # the stored figures render
     api = (html / "book" / "api.html").read_text()
