@@ -81,3 +81,33 @@ def test_damped_newton_converges_where_plain_newton_cycles():
     z1 = rk_step(f, 0.0, z, h, "implicit_euler")
     assert torch.allclose(z1, z + h * f(0.0, z1), atol=1e-12)
     assert (z1.abs() <= z.abs()).all()  # contraction towards the fixed point 0
+
+
+def test_section_3_algorithms_follow_device_and_dtype(device, dtype):
+    """The adjoints and training steps of Section 3 on every kind of layered network."""
+    from spdl_ref import control
+    from spdl_ref.ode import PlainField, ResNet, VariableStepResNet
+
+    x = torch.randn(4, 2, device=device, dtype=dtype)
+    fit = control.squared_fit(torch.zeros(4, device=device, dtype=dtype))
+    nets = [
+        ResNet(2, 3, device=device, dtype=dtype),
+        VariableStepResNet(2, 3, device=device, dtype=dtype),
+        ODENet(PlainField(2, 3, device=device, dtype=dtype), "heun"),
+        ODENet(HamiltonianField(2, 3, device=device, dtype=dtype), "stormer_verlet"),
+    ]
+    for net in nets:
+        g = control.discrete_adjoint(net, x, control.terminal_costate(net, x, fit))
+        c = control.continuous_adjoint(net, x, fit, method="rk4")
+        for name, p in net.named_parameters():
+            for grad in (g[name], c[name]):
+                assert (
+                    grad.device.type == device.type
+                    and grad.dtype == dtype
+                    and grad.shape == p.shape
+                )
+        z, p, _ = control.costates(net, x, fit)
+        assert control.hamiltonian(net, z, p).device.type == device.type
+        control.sgd(net, x, fit, iterations=1)
+        control.msa(net, x, fit, iterations=1, inner_steps=1)
+        assert all(p.device.type == device.type for p in net.parameters())

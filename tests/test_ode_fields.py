@@ -1,5 +1,6 @@
 import pytest
 import torch
+from control_helpers import tensors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,11 +37,13 @@ def test_relu_field_15():
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "sigmoid"])
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 1000), width=st.integers(1, 4))
-def test_gradient_field_is_minus_grad_V(activation, seed, width):
-    torch.manual_seed(seed)
+@given(width=st.integers(1, 4), n=st.integers(1, 6), data=st.data())
+def test_gradient_field_is_minus_grad_V(activation, width, n, data):
     f = GradientField(3, 2, width=width, activation=activation, dtype=D)
-    z = torch.randn(5, 3, dtype=D, requires_grad=True)
+    with torch.no_grad():
+        f.A.copy_(data.draw(tensors((2, width, 3))))
+        f.b.copy_(data.draw(tensors((2, width))))
+    z = data.draw(tensors((n, 3), -3.0, 3.0)).requires_grad_(True)
     (gV,) = torch.autograd.grad(f.potential(1, z).sum(), z)
     assert torch.allclose(f(1, z), -gV, atol=1e-12)
     assert f.A.shape == (2, width, 3) and f.b.shape == (2, width)
@@ -132,9 +135,61 @@ def test_odenet_bad_inputs():
         ODENet(PlainField(2, 2), "rk5")
     with pytest.raises(ValueError, match="Hamiltonian"):
         ODENet(PlainField(2, 2), "stormer_verlet")
-    with pytest.raises(TypeError, match="field"):
+    with pytest.raises(TypeError, match=r"field .*Linear.* has no 'depth', 'dim', 'field'"):
         ODENet(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match=r"field must be a torch\.nn\.Module"):
+        ODENet("plain")
     with pytest.raises(ValueError, match="T"):
         ODENet(PlainField(2, 2), T=0.0)
     with pytest.raises(ValueError, match="last dimension"):
         ODENet(PlainField(2, 2))(torch.zeros(3, 3))
+
+
+CLOSED_FORM = [
+    (lambda: PlainField(3, 2, activation="tanh", dtype=D), {"A", "b"}),
+    (lambda: PlainField(3, 2, activation="sigmoid", dtype=D), {"A", "b"}),
+    (lambda: PlainField(3, 2, activation="softplus", dtype=D), {"A", "b"}),
+    (lambda: PlainField(3, 2, activation="identity", dtype=D), {"A", "b"}),
+    (lambda: DissipativeField(3, 2, gamma=0.3, dtype=D), {"S", "b"}),
+]
+
+
+@pytest.mark.parametrize("make, names", CLOSED_FORM)
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 5), data=st.data())
+def test_closed_form_vjps_of_field_8_equal_autograd(make, names, n, data):
+    """The closed forms of (8) (PlainField, DissipativeField) against torch.func.vjp."""
+    f = make()
+    with torch.no_grad():
+        for p in f.parameters():
+            p.copy_(data.draw(tensors(tuple(p.shape))))
+    z, p = data.draw(tensors((n, 3))), data.draw(tensors((n, 3)))
+    dz, dtheta = f.vjp(1, z, p)
+    assert set(dtheta) == names == set(f.layer_parameters(1))
+    _, pullback = torch.func.vjp(lambda v, th: f.field(1, v, th), z, f.layer_parameters(1))
+    ref_z, ref_theta = pullback(p)
+    assert torch.allclose(dz, ref_z, rtol=1e-12, atol=1e-13)
+    for name in names:
+        assert torch.allclose(dtheta[name], ref_theta[name], rtol=1e-12, atol=1e-13), name
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PlainField(2, 3, dtype=D),
+        lambda: DissipativeField(2, 3, dtype=D),
+        lambda: ReLUField(2, 3, width=4, dtype=D),
+        lambda: GradientField(2, 3, width=3, dtype=D),
+        lambda: HamiltonianField(2, 3, variant="two_layer", dtype=D),
+    ],
+)
+def test_fields_evaluate_at_given_layer_parameters(make):
+    """field(k, z, theta) is the field of a layer that carries theta (what MSA maximises over)."""
+    torch.manual_seed(0)
+    f, g = make(), make()
+    z = torch.randn(4, f.state_dim, dtype=D)
+    theta = g.layer_parameters(2)
+    assert {n for n, _ in f.named_parameters()} == set(theta)
+    assert all(v.shape == getattr(f, n)[2].shape for n, v in theta.items())
+    assert torch.equal(f.field(0, z, theta), g.field(2, z))
+    assert not torch.allclose(f.field(0, z), g.field(2, z))

@@ -41,7 +41,13 @@ def test_fit_minibatch_sgd_and_optimizer_instance():
     )
     assert len(hist.loss) == 20
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    fit(model, x, t, iterations=5, optimizer=opt, progress=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    hist = fit(model, x, t, iterations=5, optimizer=opt, progress=False)
+    assert len(hist.loss) == 5  # the given optimiser took every step, and only those
+    assert all(int(opt.state[p]["step"]) == 5 for p in model.parameters())
+    # Adam's first steps move every entry by about lr (the sign of its gradient)
+    moved = max(float((p - q).abs().max()) for p, q in zip(model.parameters(), before, strict=True))
+    assert 1e-3 < moved < 5 * 1e-3 * 1.01
 
 
 def test_fit_bad_arguments():

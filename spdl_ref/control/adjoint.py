@@ -1,4 +1,4 @@
-r"""The discrete adjoint of the ResNet: backpropagation written out (Theorem 3.2, eq. (28)).
+r"""The discrete adjoint, backpropagation written out (Theorem 3.2, eq. (28)), of layered networks.
 
 For the ResNet (6), :math:`z^{k+1} = z^k + h f(z^k, \theta^k)`, and a loss
 :math:`\ell(z^K)`, the costates
@@ -14,6 +14,30 @@ the gradient with respect to layer :math:`k`'s parameters is
 derivative of the loss (not of minus the loss), so it runs backwards with a plus sign; this
 is the discrete form of :math:`\dot p = -\partial_z H = -\partial_z f^T p` in (10) and (26), and
 not the printed sign of (12) (see the book's errata, E1).
+
+**Any explicit Runge–Kutta network.** For a layer :math:`u^{k+1} = u^k + h \sum_i b_i F_i`,
+:math:`F_i = f(Z_i, \theta^k)`, :math:`Z_i = u^k + h \sum_{j<i} a_{ij} F_j`, reverse-mode
+differentiation of the stages gives, from :math:`\lambda = p^{k+1}` and for
+:math:`i = s, \dots, 1`,
+
+.. math::
+
+    W_i = b_i \lambda + \sum_{j > i} a_{ji} \mu_j, \qquad
+    \mu_i = h\, \partial_z f(Z_i, \theta^k)^T W_i, \qquad
+    p^k = \lambda + \sum_i \mu_i,
+
+with the parameter gradient :math:`h \sum_i \partial_\theta f(Z_i, \theta^k)^T W_i` and the
+step-size gradient :math:`\sum_i \langle W_i, F_i \rangle` (for the learnt steps of (38)). Where
+every :math:`b_i \ne 0`, :math:`\Lambda_i = W_i / b_i` turns this into a Runge–Kutta method for
+the adjoint equation (26) with weights :math:`b_i` and coefficients
+:math:`\bar a_{ij} = b_j a_{ji} / b_i`: the forward and the adjoint method together form a
+partitioned Runge–Kutta method (Hager 2000; Sanz-Serna 2016), and the pair conserves the bilinear
+form :math:`\langle p^k, \delta u^k \rangle` with the linearised state, as the continuous pair
+(24b), (26) does. Implicit Runge–Kutta and symplectic layers take the vector-Jacobian product of
+the one layer's step by :func:`torch.func.vjp` instead.
+
+References: W. W. Hager, Numer. Math. 87 (2000) 247-282 (the review's [56]); J. M. Sanz-Serna,
+SIAM Review 58 (2016) 3-33 (the book's ``sanzserna2016symplectic``).
 """
 
 from __future__ import annotations
@@ -21,62 +45,272 @@ from __future__ import annotations
 import torch
 
 from .. import _validate
-from ._layer import check_batch, check_model, field_vjps
+from ..ode.layered import (
+    check_layered,
+    layer_field,
+    layer_step,
+    network_states,
+    parameter_layout,
+)
+from ..ode.runge_kutta import ButcherTableau
 
-__all__ = ["discrete_adjoint"]
+__all__ = [
+    "adjoint_step",
+    "check_batch",
+    "costates",
+    "discrete_adjoint",
+    "discrete_costates",
+    "terminal_costate",
+]
+
+
+def check_batch(model, x, name: str = "x") -> torch.Tensor:
+    """Raise unless ``x`` is a finite float tensor of shape ``(N, M)`` in the model's dtype.
+
+    ``M`` is the model's input dimension ``model.dim``; the dtype is that of its parameters.
+    """
+    _validate.tensor(x, name)
+    if x.dim() != 2 or x.shape[1] != model.dim:
+        raise ValueError(f"{name} must have shape (N, {model.dim}), got {tuple(x.shape)}")
+    param = next(iter(model.parameters()), None)
+    if param is not None and x.dtype != param.dtype:
+        raise TypeError(f"{name} must have the model's dtype {param.dtype}, got {x.dtype}")
+    return x
+
+
+def _as_tensor(h, like):
+    if isinstance(h, torch.Tensor):
+        return h
+    return torch.as_tensor(h, dtype=like.dtype, device=like.device)
+
+
+def adjoint_step(
+    model,
+    k: int,
+    u: torch.Tensor,
+    lam: torch.Tensor,
+    theta: dict | None = None,
+    *,
+    printed_sign: bool = False,
+):
+    r"""One layer of the discrete adjoint, :math:`p^{k+1} \mapsto p^k`, with the layer's gradients.
+
+    For an explicit Runge–Kutta layer the recursion of this module's introduction, written out
+    with the network's vector-Jacobian products; for any other layer the vector-Jacobian product
+    of the one layer's step map by :func:`torch.func.vjp`.
+
+    Parameters
+    ----------
+    model : spdl_ref.ode.LayeredNetwork
+        The network.
+    k : int
+        The layer.
+    u : torch.Tensor
+        The state :math:`u^k` entering the layer, shape ``(N, D)``.
+    lam : torch.Tensor
+        The costate :math:`p^{k+1}` (the derivative of the loss with respect to
+        :math:`u^{k+1}`), shape ``(N, D)``.
+    theta : dict or None
+        Evaluate at these layer parameters instead of the network's own.
+    printed_sign : bool
+        Run the costate part with the sign printed in the review's (12),
+        :math:`\dot p = +\partial_z f^T p` (explicit layers only; errata E1). The gradients are
+        not meaningful then.
+
+    Returns
+    -------
+    (p_k, grads, dh)
+        The costate :math:`p^k`, ``{name: gradient with respect to layer k's slice}`` (summed
+        over the batch), and the derivative with respect to the step :math:`h_k` (a 0-d tensor).
+    """
+    theta = model.layer_parameters(k) if theta is None else theta
+    h = model.step_size(k)
+    integrator = model.integrator
+    if isinstance(integrator, ButcherTableau) and integrator.explicit:
+        return _explicit_adjoint_step(model, k, u, lam, theta, h, integrator, printed_sign)
+    if printed_sign:
+        raise ValueError("printed_sign is defined for explicit Runge-Kutta layers only")
+    h = _as_tensor(h, u)
+    _, pullback = torch.func.vjp(lambda v, th, hh: layer_step(model, k, v, th, hh), u, theta, h)
+    return pullback(lam)
+
+
+def _explicit_adjoint_step(model, k, u, lam, theta, h, tableau, printed_sign):
+    a, b = tableau.a_list, tableau.b_list
+    s = tableau.stages
+    Z, F = tableau.stage_values(layer_field(model, k, theta), 0.0, u, h)
+    mu = [None] * s
+    grads, dh = {}, 0.0
+    p = lam
+    for i in reversed(range(s)):
+        terms = [(b[i], lam)] + [(a[j][i], mu[j]) for j in range(i + 1, s)]
+        W = None
+        for coefficient, vector in terms:
+            if coefficient != 0.0:
+                W = coefficient * vector if W is None else W + coefficient * vector
+        if W is None:  # stage i does not reach the output
+            mu[i] = torch.zeros_like(u)
+            continue
+        dz, dtheta = model.vjp(k, Z[i], h * W, theta)
+        mu[i] = -dz if printed_sign else dz
+        p = p + mu[i]
+        for name, g in dtheta.items():
+            grads[name] = g if name not in grads else grads[name] + g
+        dh = dh + (W * F[i]).sum()
+    return p, grads, _as_tensor(dh, u)
+
+
+def _prepare(model, x, grad_zK, name):
+    model = check_layered(model)
+    x = check_batch(model, x)
+    _validate.tensor(grad_zK, name)
+    if grad_zK.shape != x.shape:
+        raise ValueError(
+            f"{name} must have the shape of the network's output {tuple(x.shape)}, "
+            f"got {tuple(grad_zK.shape)}"
+        )
+    if grad_zK.dtype != x.dtype:
+        raise TypeError(f"{name} must have dtype {x.dtype}, got {grad_zK.dtype}")
+    with torch.no_grad():
+        states = network_states(model, x)
+        _, pullback = torch.func.vjp(model.project, states[-1])
+        (lam,) = pullback(grad_zK)
+    return model, states, lam
+
+
+def _costates(model, states, lam, printed_sign=False):
+    out = [lam]
+    with torch.no_grad():
+        for k in reversed(range(model.depth)):
+            lam = adjoint_step(model, k, states[k], lam, printed_sign=printed_sign)[0]
+            out.append(lam)
+    return out[::-1]
+
+
+def discrete_costates(
+    model,
+    x: torch.Tensor,
+    grad_zK: torch.Tensor,
+    *,
+    printed_sign: bool = False,
+    name: str = "grad_zK",
+) -> list:
+    r"""The costates :math:`p^0, \dots, p^K` of the discrete adjoint (28), without the gradients.
+
+    :math:`p^k` is the derivative of a loss with respect to the state :math:`u^k`, given
+    ``grad_zK`` :math:`= \partial \ell / \partial z^K` of shape ``(N, M)``, for any layered
+    network (:func:`adjoint_step`). ``printed_sign=True`` runs the recursion with the sign
+    printed in the review's (12) (errata E1); ``name`` is the argument named in error messages.
+    :meth:`spdl_ref.ode.LayeredNetwork.costates` (e.g. ``ResNet.costates``) is this function.
+    """
+    model, states, lam = _prepare(model, x, grad_zK, name)
+    return _costates(model, states, lam, printed_sign)
+
+
+def costates(model, x: torch.Tensor, loss):
+    r"""States (31) and Pontryagin costates (32) of a layered network on a batch (Section 3.1.2).
+
+    Returns ``(z, p, value)``: ``z`` of shape ``(K + 1, N, D)`` from the forward pass, ``p`` of
+    the same shape with :math:`p_n^K = -L_n'(z_n^K)` (the derivative of ``-N * loss``, so one
+    costate per sample without the factor :math:`1/N`) propagated backwards by the discrete
+    adjoint (28) (:func:`discrete_costates`, whose recursion this is, with Pontryagin's sign),
+    and the scalar loss. ``loss(z_K)`` is the mean data fit of the network's outputs.
+    """
+    model = check_layered(model)
+    x = check_batch(model, x)
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+    with torch.no_grad():
+        states = network_states(model, x)
+    with torch.enable_grad():
+        uK = states[-1].detach().requires_grad_(True)
+        value = loss(model.project(uK))
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError("loss must return a scalar tensor")
+        (g,) = torch.autograd.grad(value, uK)
+    p = _costates(model, states, -x.shape[0] * g)
+    return torch.stack(states), torch.stack(p), value.detach()
+
+
+def terminal_costate(model, x: torch.Tensor, loss) -> torch.Tensor:
+    r"""The terminal costate :math:`p^K = \partial \ell / \partial z^K` of (28), by autograd.
+
+    :math:`\ell` = ``loss(model(x))`` is a scalar (e.g. a mean over samples); only its derivative
+    with respect to the network's output is taken, not through the network. The result, of the
+    shape of ``x``, is the ``grad_zK`` that :func:`discrete_adjoint` starts from.
+    """
+    model = check_layered(model)
+    x = check_batch(model, x)
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+    with torch.no_grad():
+        zK = model.project(network_states(model, x)[-1])
+    with torch.enable_grad():
+        zK = zK.detach().requires_grad_(True)
+        value = loss(zK)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError("loss must return a scalar tensor")
+        (g,) = torch.autograd.grad(value, zK)
+    return g
 
 
 def discrete_adjoint(
     model, x: torch.Tensor, grad_zK: torch.Tensor, *, return_costates: bool = False
-):
-    r"""Gradients of :math:`\ell(z^K)` with respect to every :math:`A^k, b^k` by eq. (28) (Theorem 3.2).
+) -> dict:
+    r"""Gradients of :math:`\ell(z^K)` with respect to every parameter, by eq. (28) (Theorem 3.2).
 
-    Runs the ResNet forward, storing :math:`z^0, \dots, z^K`, then the recursion (28)
-    backwards with the closed-form products :math:`\partial_z f^T p`, :math:`\partial_A f^T p`
-    and :math:`\partial_b f^T p` of the field (8): no automatic differentiation through the
-    network.
+    Runs the network forward (:func:`spdl_ref.ode.network_states`), storing
+    :math:`u^0, \dots, u^K`, then the adjoint recursion backwards layer by layer
+    (:func:`adjoint_step`): for explicit Runge–Kutta networks the written-out adjoint Runge–Kutta
+    method with the network's vector-Jacobian products (closed form for the field (8)), with no
+    automatic differentiation through the network.
 
     Parameters
     ----------
-    model : spdl_ref.ode.ResNet
-        The network (6) with parameters :math:`A` of shape ``(K, M, M)`` and :math:`b` of shape
-        ``(K, M)``.
+    model : spdl_ref.ode.LayeredNetwork
+        Any network of the protocol: :class:`~spdl_ref.ode.ResNet`,
+        :class:`~spdl_ref.ode.VariableStepResNet`, :class:`~spdl_ref.ode.ODENet`.
     x : torch.Tensor
-        Inputs :math:`x_n = z_n^0`, shape ``(N, M)``.
+        Inputs :math:`x_n`, shape ``(N, M)``.
     grad_zK : torch.Tensor
-        :math:`\partial \ell / \partial z^K`, shape ``(N, M)`` (for a mean loss it carries the
-        factor :math:`1/N`).
+        :math:`\partial \ell / \partial z^K` of the network's output, shape ``(N, M)`` (for a
+        mean loss it carries the factor :math:`1/N`).
     return_costates : bool
-        Also return the costates :math:`p^0, \dots, p^K` stacked, shape ``(K + 1, N, M)``.
+        Also return the costates :math:`p^0, \dots, p^K` (of the states :math:`u^k`) stacked,
+        shape ``(K + 1, N, D)``, under the key ``"p"``.
 
     Returns
     -------
     dict
-        ``{"A": (K, M, M), "b": (K, M)}``, plus ``"p"`` when ``return_costates``.
+        ``{name: gradient}`` for every ``name`` of ``model.named_parameters()`` (for the ResNet
+        ``"A"`` of shape ``(K, M, M)`` and ``"b"`` of shape ``(K, M)``; the learnt steps of (38)
+        under ``"steps"``), plus ``"p"`` when ``return_costates``.
+
+    Examples
+    --------
+    >>> from spdl_ref.ode import ResNet
+    >>> net = ResNet(2, depth=3, dtype=torch.float64)
+    >>> x = torch.randn(4, 2, dtype=torch.float64)
+    >>> g = discrete_adjoint(net, x, torch.ones(4, 2, dtype=torch.float64))
+    >>> auto = torch.autograd.grad(net(x).sum(), [net.A, net.b])
+    >>> bool(torch.allclose(g["A"], auto[0]) and torch.allclose(g["b"], auto[1]))
+    True
     """
-    model = check_model(model)
-    x = check_batch(model, x, "x")
-    _validate.tensor(grad_zK, "grad_zK")
-    if grad_zK.shape != x.shape:
-        raise ValueError(
-            f"grad_zK must have the shape of x {tuple(x.shape)}, got {tuple(grad_zK.shape)}"
-        )
-    if grad_zK.dtype != x.dtype:
-        raise TypeError(f"grad_zK must have dtype {x.dtype}, got {grad_zK.dtype}")
+    model, states, lam = _prepare(model, x, grad_zK, "grad_zK")
+    per_layer, step_name = parameter_layout(model)
+    if return_costates and "p" in dict(model.named_parameters()):
+        raise ValueError("return_costates needs the key 'p', which names a parameter of model")
     with torch.no_grad():
-        A, b, h, sigma = model.A.detach(), model.b.detach(), model.h, model.activation
-        states = [x]
-        for k in range(model.depth):
-            states.append(states[-1] + h * sigma(states[-1] @ A[k].mT + b[k]))
-        p = grad_zK
-        gA, gb = torch.empty_like(A), torch.empty_like(b)
-        costates = [p]
+        grads = {n: torch.zeros_like(v) for n, v in model.named_parameters()}
+        costates = [lam]
         for k in reversed(range(model.depth)):
-            dz, dA, db = field_vjps(A[k], b[k], sigma, states[k], p)
-            gA[k], gb[k] = h * dA.sum(0), h * db.sum(0)
-            p = p + h * dz
-            costates.append(p)
-    out = {"A": gA, "b": gb}
+            lam, layer_grads, dh = adjoint_step(model, k, states[k], lam)
+            for name in per_layer:
+                if name in layer_grads:  # a parameter the field does not use keeps zero
+                    grads[name][k] = layer_grads[name]
+            if step_name is not None:
+                grads[step_name][k] = dh
+            costates.append(lam)
     if return_costates:
-        out["p"] = torch.stack(costates[::-1])
-    return out
+        grads["p"] = torch.stack(costates[::-1])
+    return grads

@@ -1,4 +1,4 @@
-r"""Deep limits: the :math:`H^1`-regularised training problems (40) for a growing depth (Section 3.3, Theorem 3.3).
+r"""Deep limits: the :math:`H^1`-regularised problems (40) for a growing depth (Section 3.3).
 
 For each depth :math:`K` the ResNet (6) on :math:`[0, T]` is trained on
 
@@ -11,38 +11,62 @@ For each depth :math:`K` the ResNet (6) on :math:`[0, T]` is trained on
 :math:`L^2(0, T)`. Theorem 3.3 says the minimal values converge to that of the continuous
 problem (41) and the minimisers accumulate at its minimisers. To follow one branch of
 minimisers of this non-convex problem, each depth starts from the previous solution refined
-(:func:`prolong`), which represents the same function of :math:`t`.
+(:func:`prolong`), which represents the same function of :math:`t` (Theorem 3.3).
+
+What each function needs: :func:`deep_limit_objective` any
+:class:`spdl_ref.ode.LayeredNetwork` with fixed steps (it uses :func:`h1_discrete`);
+:func:`prolong`, :func:`l2_distance` and :func:`deep_limit_sequence` a
+:class:`spdl_ref.ode.ResNet` with fixed steps, since they build the deeper ResNet that carries
+the same :math:`\theta(t)`. Anything else gets a :class:`TypeError`.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
 
 from .. import _validate
-from ..ode import ResNet
-from ._layer import check_batch, check_model
+from ..ode.layered import check_layered, network_states
+from ..ode.resnet import ResNet
+from .adjoint import check_batch
 from .regularisers import h1_discrete
 
 __all__ = ["deep_limit_objective", "deep_limit_sequence", "l2_distance", "minimise", "prolong"]
 
 
+def _check_resnet(model, name="model"):
+    if not isinstance(model, ResNet) or model.step_parameter is not None:
+        raise TypeError(
+            f"{name} must be a spdl_ref.ode.ResNet with fixed steps (a finer ResNet is built "
+            f"from it), got {type(model).__name__}"
+        )
+    return model
+
+
 def deep_limit_objective(model, x: torch.Tensor, loss: Callable, lam: float) -> torch.Tensor:
-    r"""The objective :math:`E^{(K)}` of (40): ``loss(model(x)) + lam * h1_discrete(model)``, :math:`\lambda > 0`."""
+    r"""The objective :math:`E^{(K)} = \ell(\Psi(x, \theta)) + \lambda \|\theta\|_{H^1}^2` of (40).
+
+    ``loss(z_K)`` is the mean data fit, :math:`\lambda` = ``lam`` :math:`> 0`, the norm
+    :func:`h1_discrete`; ``model`` is a :class:`~spdl_ref.ode.LayeredNetwork` with fixed steps.
+    """
     lam = _validate.positive_real(lam, "lam")
-    model = check_model(model)
+    model = check_layered(model)
     x = check_batch(model, x)
-    return loss(model(x)) + lam * h1_discrete(model)
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+    return loss(model.project(network_states(model, x)[-1])) + lam * h1_discrete(model)
 
 
 def prolong(model, factor: int = 2) -> ResNet:
-    r"""The same piecewise-constant :math:`\theta(t)` on a grid ``factor`` times finer (Section 3.3).
+    r"""The same piecewise-constant :math:`\theta(t)` on a grid ``factor`` times finer (§3.3).
 
     Returns a new :class:`spdl_ref.ode.ResNet` of depth ``factor * K`` whose layer
     :math:`j` carries :math:`\theta^{\lfloor j / \text{factor} \rfloor}`.
     """
-    model = check_model(model)
+    model = _check_resnet(model)
     factor = _validate.positive_int(factor, "factor")
     new = ResNet(
         model.dim,
@@ -60,12 +84,12 @@ def prolong(model, factor: int = 2) -> ResNet:
 
 
 def l2_distance(model_a, model_b) -> float:
-    r""":math:`\|\theta_a - \theta_b\|_{L^2(0, T)}` of two ResNets' parameters as piecewise-constant functions (Section 3.3).
+    r""":math:`\|\theta_a - \theta_b\|_{L^2(0, T)}` of two ResNets' controls (Section 3.3).
 
     The depths must divide one another and the final times agree; both are refined to the finer
     grid and :math:`\big(h \sum_k \|\theta_a^k - \theta_b^k\|^2\big)^{1/2}` is returned.
     """
-    a, b = check_model(model_a), check_model(model_b)
+    a, b = _check_resnet(model_a, "model_a"), _check_resnet(model_b, "model_b")
     if a.dim != b.dim or abs(a.T - b.T) > 1e-12 * a.T:
         raise ValueError("model_a and model_b must have the same dim and T")
     if a.depth > b.depth:
@@ -81,10 +105,10 @@ def l2_distance(model_a, model_b) -> float:
 def minimise(
     model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10
 ) -> float:
-    r"""Minimise ``objective()`` over the model's parameters with full-batch L-BFGS (strong Wolfe line search).
+    r"""Minimise ``objective()`` over the model's parameters by full-batch L-BFGS (Section 3.3).
 
-    Used for the deep-limit problems (40) of Theorem 3.3, where minimisers (not just low loss)
-    are compared. Returns the final objective value.
+    A strong Wolfe line search; used for the deep-limit problems (40) of Theorem 3.3, where
+    minimisers (not just low loss) are compared. Returns the final objective value.
     """
     max_iter = _validate.positive_int(max_iter, "max_iter")
     tol = _validate.positive_real(tol, "tol")
@@ -125,13 +149,13 @@ def deep_limit_sequence(
     ``{"depths", "values": minimal values, "models": minimisers, "distances":
     \|\theta^{(K)} - \theta^{(K')}\|_{L^2} of consecutive depths}``.
     """
-    model = check_model(model)
+    model = _check_resnet(model)
     x = check_batch(model, x)
     lam = _validate.positive_real(lam, "lam")
     depths = [_validate.positive_int(K, "depths") for K in depths]
     if not depths or depths[0] != model.depth:
         raise ValueError(f"depths must start with the model's depth {model.depth}, got {depths}")
-    for K0, K1 in zip(depths, depths[1:]):
+    for K0, K1 in itertools.pairwise(depths):
         if K1 <= K0 or K1 % K0:
             raise ValueError(
                 f"each depth must be a larger multiple of the previous one, got {K0} then {K1}"
@@ -143,9 +167,11 @@ def deep_limit_sequence(
             current = prolong(current, K // depths[i - 1])
         values.append(
             minimise(
-                current, lambda m=current: deep_limit_objective(m, x, loss, lam), max_iter=max_iter
+                current,
+                functools.partial(deep_limit_objective, current, x, loss, lam),
+                max_iter=max_iter,
             )
         )
         models.append(current)
-    distances = [l2_distance(a, b) for a, b in zip(models, models[1:])]
+    distances = [l2_distance(a, b) for a, b in itertools.pairwise(models)]
     return {"depths": depths, "values": values, "models": models, "distances": distances}

@@ -3,11 +3,18 @@ r"""The method of successive approximations and its extended form (Section 3.1.2
 Instead of following the gradient of the reduced problem (23), MSA iterates on Pontryagin's
 necessary conditions for the full-space problem (24): solve the state equation (31) forwards,
 the costate equation (32) backwards, and maximise the Hamiltonian (9) layer by layer (33).
-We work with the ResNet (6), i.e. the discrete problem, where the layer-:math:`k` Hamiltonian is
+We work with the discrete problem of a layered network (:class:`spdl_ref.ode.LayeredNetwork`),
+layer :math:`k` being the step map :math:`u \mapsto \Phi_{h_k}(u; \theta)`; its layer
+Hamiltonian is
 
 .. math::
 
-    H^k(\theta) = \frac1N \sum_{n=1}^N \langle p_n^{k+1}, h\, f(z_n^k, \theta) \rangle .
+    H^k(\theta) = \frac1N \sum_{n=1}^N
+    \langle p_n^{k+1}, \Phi_{h_k}(z_n^k; \theta) - z_n^k \rangle ,
+
+which for the ResNet (6) is :math:`\frac1N \sum_n \langle p_n^{k+1}, h\, f(z_n^k, \theta) \rangle`.
+Its gradient at the current :math:`\theta^k` is minus the gradient of the loss, for any
+integrator, so (34) holds exactly for the discrete problem.
 
 Sign convention: maximisation (33) decreases the loss only when :math:`p` is the costate of
 the *reward* :math:`-\ell`, i.e. :math:`p_n^K = -L_n'(z_n^K)` (Pontryagin's convention, and Li,
@@ -20,101 +27,219 @@ the state and costate equations still hold,
 .. math::
 
     \tilde H^k(\theta) = H^k(\theta)
-    - \frac{\rho}{2N} \sum_n \| z_n^{k+1} - z_n^k - h f(z_n^k, \theta) \|^2
-    - \frac{\rho}{2N} \sum_n \| p_n^k - p_n^{k+1} - h\, \partial_z f(z_n^k, \theta)^T p_n^{k+1} \|^2 ,
+    - \frac{\rho}{2N} \sum_n \| z_n^{k+1} - \Phi_{h_k}(z_n^k; \theta) \|^2
+    - \frac{\rho}{2N} \sum_n \| p_n^k - \partial_z \Phi_{h_k}(z_n^k; \theta)^T p_n^{k+1} \|^2 ,
 
-and :math:`\rho = 0` is plain MSA.
+(for the ResNet the residuals :math:`z_n^{k+1} - z_n^k - h f(z_n^k, \theta)` and
+:math:`p_n^k - p_n^{k+1} - h\, \partial_z f(z_n^k, \theta)^T p_n^{k+1}`), and :math:`\rho = 0`
+is plain MSA. The learnt steps of (38), if a network has them, are held fixed: :math:`H^k` is
+linear in :math:`h_k` and has no maximiser.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
 import torch
 
 from .. import _validate
+from ..ode.layered import check_layered, layer_step, parameter_layout
 from ..train import History
-from ._layer import check_batch, check_model, field, field_vjps
+from .adjoint import adjoint_step, check_batch, costates
 
-__all__ = ["costates", "extended_hamiltonian", "hamiltonian", "hamiltonian_stationarity", "msa"]
-
-
-def costates(model, x: torch.Tensor, loss: Callable):
-    r"""States (31) and Pontryagin costates (32) of the ResNet on a batch, for MSA (Section 3.1.2).
-
-    Returns ``(z, p, value)``: ``z`` of shape ``(K + 1, N, M)`` from the forward pass, ``p`` of
-    the same shape with :math:`p_n^K = -L_n'(z_n^K)` (the derivative of ``-N * loss``, so one
-    costate per sample without the factor :math:`1/N`) propagated backwards by the discrete
-    adjoint (28), and the scalar loss. ``loss(z_K)`` is the mean data fit.
-    """
-    model = check_model(model)
-    x = check_batch(model, x)
-    if not callable(loss):
-        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
-    A, b, h, sigma = model.A.detach(), model.b.detach(), model.h, model.activation
-    with torch.no_grad():
-        z = [x]
-        for k in range(model.depth):
-            z.append(z[-1] + h * field(A[k], b[k], sigma, z[-1]))
-    with torch.enable_grad():
-        zK = z[-1].detach().requires_grad_(True)
-        value = loss(zK)
-        (g,) = torch.autograd.grad(value, zK)
-    with torch.no_grad():
-        p = [-x.shape[0] * g]
-        for k in reversed(range(model.depth)):
-            p.insert(0, p[0] + h * field_vjps(A[k], b[k], sigma, z[k], p[0])[0])
-    return torch.stack(z), torch.stack(p), value.detach()
+__all__ = [
+    "costates",
+    "extended_hamiltonian",
+    "hamiltonian",
+    "hamiltonian_stationarity",
+    "maximise_hamiltonian",
+    "msa",
+]
 
 
-def hamiltonian(
-    A: torch.Tensor, b: torch.Tensor, activation, h: float, z: torch.Tensor, p: torch.Tensor
-):
-    r"""Layer Hamiltonians :math:`H^k(\theta^k) = \frac1N\sum_n \langle p_n^{k+1}, h f(z_n^k, \theta^k)\rangle`, (9)/(33).
+def _check_pairs(model, z, p):
+    for name, v in (("z", z), ("p", p)):
+        _validate.floating_tensor(v, name)
+        if v.dim() < 2 or v.shape[0] != model.depth + 1:
+            raise ValueError(
+                f"{name} must have shape (K + 1, N, D) = ({model.depth + 1}, N, D), "
+                f"got {tuple(v.shape)}"
+            )
+    if z.shape != p.shape:
+        raise ValueError(
+            f"z and p must have the same shape, got {tuple(z.shape)} and {tuple(p.shape)}"
+        )
 
-    ``A`` of shape ``(K, M, M)`` (or ``(C, K, M, M)`` for ``C`` candidates at once), ``b`` of
-    shape ``(K, M)`` (or ``(C, K, M)``), states and costates ``z``, ``p`` of shape
-    ``(K + 1, N, M)``. Returns shape ``(K,)`` (or ``(C, K)``).
-    """
-    a = torch.einsum("...kij,knj->...kni", A, z[:-1]) + b.unsqueeze(-2)
-    return h * (p[1:] * activation(a)).sum(-1).mean(-1)
+
+def _stacked_theta(model, theta):
+    names = list(model.layer_parameters(0))
+    if theta is None:
+        params = dict(model.named_parameters())
+        return {n: params[n] for n in names}
+    if not isinstance(theta, dict):
+        raise TypeError(
+            f"theta must be a dict {{name: tensor (K, ...)}}, got {type(theta).__name__}"
+        )
+    if set(theta) != set(names):
+        raise ValueError(f"theta must have the layer parameters {names}, got {sorted(theta)}")
+    for n in names:
+        _validate.floating_tensor(theta[n], f"theta[{n!r}]")
+        if theta[n].dim() == 0 or theta[n].shape[0] != model.depth:
+            raise ValueError(
+                f"theta[{n!r}] must be stacked by layer, first axis {model.depth}, "
+                f"got shape {tuple(theta[n].shape)}"
+            )
+    return theta
 
 
-def extended_hamiltonian(A, b, activation, h: float, z: torch.Tensor, p: torch.Tensor, rho: float):
-    r"""The extended (ρ-penalised) layer Hamiltonians :math:`\tilde H^k` of Li, Chen, Tai & E (Section 3.1.2).
-
-    Same shapes as :func:`hamiltonian`; ``rho`` :math:`= \rho \ge 0` weighs the residuals of
-    the state equation (31) and the costate equation (32) at the new parameters.
-    """
-    rho = _validate.nonnegative_real(rho, "rho")
-    a = torch.einsum("...kij,knj->...kni", A, z[:-1]) + b.unsqueeze(-2)
-    s = activation(a)
-    H = h * (p[1:] * s).sum(-1).mean(-1)
+def _layer_objective(model, k, z, p, rho, theta_k):
+    """:math:`\\tilde H^k(\\theta^k)` of one layer (``rho = 0``: :math:`H^k`), a 0-d tensor."""
+    zk, pk1 = z[k], p[k + 1]
+    step = layer_step(model, k, zk, theta_k)
+    H = ((step - zk) * pk1).sum(-1).mean()
     if rho == 0:
         return H
-    from ._layer import activation_derivative
+    state = (z[k + 1] - step).pow(2).sum(-1).mean()
+    costate = (p[k] - adjoint_step(model, k, zk, pk1, theta_k)[0]).pow(2).sum(-1).mean()
+    return H - 0.5 * rho * (state + costate)
 
-    state_res = z[1:] - z[:-1] - h * s
-    q = activation_derivative(activation, a) * p[1:]
-    costate_res = p[:-1] - p[1:] - h * torch.einsum("...kni,...kij->...knj", q, A)
-    pen = state_res.pow(2).sum(-1).mean(-1) + costate_res.pow(2).sum(-1).mean(-1)
-    return H - 0.5 * rho * pen
+
+def extended_hamiltonian(model, z: torch.Tensor, p: torch.Tensor, rho: float, theta=None):
+    r"""The extended (ρ-penalised) layer Hamiltonians :math:`\tilde H^k` of Li, Chen, Tai & E.
+
+    Section 3.1.2. Same arguments as :func:`hamiltonian`; ``rho`` :math:`= \rho \ge 0` weighs
+    the residuals of the state equation (31) and the costate equation (32) at the parameters
+    ``theta``. Returns shape ``(K,)``; differentiable with respect to ``theta``.
+    """
+    model = check_layered(model)
+    rho = _validate.nonnegative_real(rho, "rho")
+    _check_pairs(model, z, p)
+    theta = _stacked_theta(model, theta)
+    return torch.stack(
+        [
+            _layer_objective(model, k, z, p, rho, {n: v[k] for n, v in theta.items()})
+            for k in range(model.depth)
+        ]
+    )
+
+
+def hamiltonian(model, z: torch.Tensor, p: torch.Tensor, theta=None):
+    r"""The layer Hamiltonians of (9) and (33) for the discrete problem.
+
+    .. math::
+
+        H^k(\theta^k) = \frac1N\sum_n \langle p_n^{k+1}, \Phi_{h_k}(z_n^k; \theta^k) - z_n^k\rangle.
+
+    For the ResNet (6) this is :math:`\frac1N\sum_n \langle p_n^{k+1}, h f(z_n^k,
+    \theta^k)\rangle`. ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`; ``z`` and ``p``
+    are states and costates of shape ``(K + 1, N, D)`` (from :func:`costates`); ``theta`` is
+    ``{name: tensor of shape (K, ...)}`` with the names of ``model.layer_parameters`` (default:
+    the model's own parameters). Returns shape ``(K,)``; differentiable with respect to
+    ``theta``.
+    """
+    return extended_hamiltonian(model, z, p, 0.0, theta)
 
 
 def hamiltonian_stationarity(model, x: torch.Tensor, loss: Callable) -> torch.Tensor:
-    r"""Per layer, :math:`\| \frac1N \sum_n \partial_\theta f(z_n^k, \theta^k)^T p_n^{k+1} \|`, the left side of (34).
+    r"""Per layer, :math:`\| \partial_{\theta^k} H^k \| / h_k`, the left side of (34).
 
+    For the ResNet :math:`\| \frac1N \sum_n \partial_\theta f(z_n^k, \theta^k)^T p_n^{k+1} \|`.
     Zero exactly at a critical point of the data fit (with :math:`R = 0`), where MSA's update
     leaves :math:`\theta` unchanged. Returns shape ``(K,)``.
     """
     z, p, _ = costates(model, x, loss)
-    A, b = model.A.detach(), model.b.detach()
+    N = x.shape[0]
     out = []
-    for k in range(model.depth):
-        _, dA, db = field_vjps(A[k], b[k], model.activation, z[k], p[k + 1])
-        out.append(torch.cat([dA.mean(0).reshape(-1), db.mean(0)]).norm())
+    with torch.no_grad():
+        for k in range(model.depth):
+            grads = adjoint_step(model, k, z[k], p[k + 1])[1]
+            norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
+            out.append(norm / (N * model.step_size(k)))
     return torch.stack(out)
+
+
+def _check_candidates(model, candidates):
+    names = list(model.layer_parameters(0))
+    if not isinstance(candidates, dict):
+        raise TypeError(
+            "candidates must be a dict {name: tensor (C, ...)} over the layer parameters "
+            f"{names}, got {type(candidates).__name__}"
+        )
+    if set(candidates) != set(names):
+        raise ValueError(
+            f"candidates must have the layer parameters {names}, got {sorted(candidates)}"
+        )
+    sizes = set()
+    for n in names:
+        c = _validate.tensor(candidates[n], f"candidates[{n!r}]")
+        want = tuple(model.layer_parameters(0)[n].shape)
+        if c.dim() != len(want) + 1 or tuple(c.shape[1:]) != want:
+            raise ValueError(
+                f"candidates[{n!r}] must have shape (C, {', '.join(map(str, want))}), "
+                f"got {tuple(c.shape)}"
+            )
+        sizes.add(c.shape[0])
+    if len(sizes) != 1:
+        raise ValueError(
+            f"candidates must all hold the same number C of values, got {sorted(sizes)}"
+        )
+    return candidates
+
+
+def maximise_hamiltonian(
+    model,
+    z: torch.Tensor,
+    p: torch.Tensor,
+    *,
+    rho: float = 0.0,
+    inner_steps: int = 10,
+    inner_lr: float = 0.05,
+    candidates: dict | None = None,
+) -> dict:
+    r"""The update (33): maximise every layer's (extended) Hamiltonian over :math:`\theta^k`.
+
+    The layers decouple, so they are maximised together. Without ``candidates``, ``inner_steps``
+    Adam steps of size ``inner_lr`` from the model's current :math:`\theta` (a local optimiser
+    over continuous parameters); with ``candidates`` (``{name: tensor (C, ...)}``, ``C`` values of
+    one layer's parameters, e.g. quantised weights, where :math:`f` need not be differentiable in
+    the underlying weights) an exhaustive search, layer by layer. ``z`` and ``p`` are states and
+    Pontryagin costates from :func:`costates`. Returns the new parameters
+    ``{name: tensor (K, ...)}``; the model is not changed.
+    """
+    model = check_layered(model)
+    parameter_layout(model)  # every parameter is a layer's (or the held-fixed steps)
+    rho = _validate.nonnegative_real(rho, "rho")
+    inner_steps = _validate.positive_int(inner_steps, "inner_steps")
+    inner_lr = _validate.positive_real(inner_lr, "inner_lr")
+    _check_pairs(model, z, p)
+    z, p = z.detach(), p.detach()
+    theta = _stacked_theta(model, None)
+    if candidates is None:
+        variables = {n: v.detach().clone().requires_grad_(True) for n, v in theta.items()}
+        opt = torch.optim.Adam(variables.values(), lr=inner_lr)
+        for _ in range(inner_steps):
+            opt.zero_grad(set_to_none=True)
+            (-extended_hamiltonian(model, z, p, rho, variables).sum()).backward()
+            opt.step()
+        return {n: v.detach() for n, v in variables.items()}
+    candidates = _check_candidates(model, candidates)
+    new = {n: v.detach().clone() for n, v in theta.items()}
+    with torch.no_grad():
+        for k in range(model.depth):
+            objective = functools.partial(_layer_objective, model, k, z, p, rho)
+            best = int(torch.func.vmap(objective)(candidates).argmax())
+            for n in new:
+                new[n][k] = candidates[n][best]
+    return new
+
+
+def _batch_loss(loss, idx):
+    def fit(z):
+        return loss(z, idx)
+
+    return fit
 
 
 def msa(
@@ -126,22 +251,22 @@ def msa(
     rho: float = 0.0,
     inner_steps: int = 10,
     inner_lr: float = 0.05,
-    candidates: tuple | None = None,
+    candidates: dict | None = None,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
     full_loss: bool = True,
 ) -> History:
-    r"""Train a ResNet by (extended) MSA, eqs. (31)-(33) and Li, Chen, Tai & E's E-MSA (Section 3.1.2).
+    r"""Train a layered network by MSA, eqs. (31)-(33), or Li, Chen, Tai & E's E-MSA (§3.1.2).
 
     Each iteration: states (31) and costates (32) on a minibatch (:func:`costates`), then every
-    layer's :math:`\theta^k = (A^k, b^k)` is replaced by a maximiser of the (extended)
-    Hamiltonian :func:`extended_hamiltonian`. The layers decouple, so they are maximised
-    together.
+    layer's :math:`\theta^k` is replaced by a maximiser of the (extended) Hamiltonian
+    (:func:`maximise_hamiltonian`). Learnt step sizes (38) are held fixed.
 
     Parameters
     ----------
-    model : spdl_ref.ode.ResNet
-        Trained in place.
+    model : spdl_ref.ode.LayeredNetwork
+        Trained in place (e.g. a :class:`~spdl_ref.ode.ResNet`, whose :math:`\theta^k = (A^k,
+        b^k)`).
     x : torch.Tensor
         Inputs, shape ``(N, M)``.
     loss : callable
@@ -154,10 +279,10 @@ def msa(
     inner_steps, inner_lr
         The maximisation of the Hamiltonian over continuous :math:`\theta`: ``inner_steps``
         Adam steps of size ``inner_lr`` from the current :math:`\theta` (a local optimiser).
-    candidates : tuple or None
-        ``(A_set, b_set)`` of shapes ``(C, M, M)`` and ``(C, M)``: :math:`\theta^k` is restricted
-        to these ``C`` values (e.g. quantised weights, where :math:`f` is not differentiable in
-        the underlying weights) and the maximisation is exhaustive.
+    candidates : dict or None
+        ``{name: tensor (C, ...)}``: :math:`\theta^k` is restricted to these ``C`` values (for
+        the ResNet ``{"A": (C, M, M), "b": (C, M)}``; e.g. quantised weights, where :math:`f` is
+        not differentiable in the underlying weights) and the maximisation is exhaustive.
     batch_size, generator
         Minibatch size (``None``: all samples) and its random source.
     full_loss : bool
@@ -168,7 +293,8 @@ def msa(
     spdl_ref.train.History
         ``loss`` (and ``data_fit``, equal here) and ``seconds`` per iteration.
     """
-    model = check_model(model)
+    model = check_layered(model)
+    parameter_layout(model)
     x = check_batch(model, x)
     if not callable(loss):
         raise TypeError(f"loss must be callable, got {type(loss).__name__}")
@@ -176,63 +302,40 @@ def msa(
     rho = _validate.nonnegative_real(rho, "rho")
     inner_steps = _validate.positive_int(inner_steps, "inner_steps")
     inner_lr = _validate.positive_real(inner_lr, "inner_lr")
-    N, M, K = x.shape[0], model.dim, model.depth
+    N = x.shape[0]
     if batch_size is not None:
         batch_size = _validate.positive_int(batch_size, "batch_size")
         if batch_size > N:
             raise ValueError(f"batch_size must be <= the number of samples {N}, got {batch_size}")
     if candidates is not None:
-        if not (isinstance(candidates, tuple) and len(candidates) == 2):
-            raise TypeError("candidates must be a tuple (A_set, b_set)")
-        A_set, b_set = candidates
-        _validate.tensor(A_set, "candidates[0]")
-        _validate.tensor(b_set, "candidates[1]")
-        if A_set.dim() != 3 or A_set.shape[1:] != (M, M) or b_set.shape != (A_set.shape[0], M):
-            raise ValueError(
-                f"candidates must have shapes (C, {M}, {M}) and (C, {M}), got "
-                f"{tuple(A_set.shape)} and {tuple(b_set.shape)}"
-            )
+        candidates = _check_candidates(model, candidates)
+    params = dict(model.named_parameters())
     everyone = torch.arange(N, device=x.device)
     history = History()
     start = time.perf_counter()
-    sigma, h = model.activation, model.h
     for _ in range(iterations):
         idx = (
             everyone
             if batch_size is None
             else torch.randperm(N, generator=generator)[:batch_size].to(x.device)
         )
-        z, p, value = costates(model, x[idx], lambda zK: loss(zK, idx))
+        z, p, value = costates(model, x[idx], _batch_loss(loss, idx))
         if not bool(torch.isfinite(value)):
             raise FloatingPointError(
                 f"the loss became non-finite after {len(history.loss)} iterations"
             )
-        if candidates is None:
-            A = model.A.detach().clone().requires_grad_(True)
-            b = model.b.detach().clone().requires_grad_(True)
-            opt = torch.optim.Adam([A, b], lr=inner_lr)
-            for _ in range(inner_steps):
-                opt.zero_grad(set_to_none=True)
-                (-extended_hamiltonian(A, b, sigma, h, z, p, rho).sum()).backward()
-                opt.step()
-            new_A, new_b = A.detach(), b.detach()
-        else:
-            with torch.no_grad():
-                C = A_set.shape[0]
-                Hc = extended_hamiltonian(
-                    A_set[:, None].expand(C, K, M, M),
-                    b_set[:, None].expand(C, K, M),
-                    sigma,
-                    h,
-                    z,
-                    p,
-                    rho,
-                )
-                best = Hc.argmax(0)
-                new_A, new_b = A_set[best], b_set[best]
+        new = maximise_hamiltonian(
+            model,
+            z,
+            p,
+            rho=rho,
+            inner_steps=inner_steps,
+            inner_lr=inner_lr,
+            candidates=candidates,
+        )
         with torch.no_grad():
-            model.A.copy_(new_A)
-            model.b.copy_(new_b)
+            for name, value_k in new.items():
+                params[name].copy_(value_k)
             if full_loss:
                 value = loss(model(x), everyone)
         history.loss.append(float(value))

@@ -1,10 +1,11 @@
-r"""The reduced (23) and full-space (24) training problems, and SGD (25) with adjoint gradients (Section 3).
+r"""The reduced (23) and full-space (24) training problems, SGD (25) with adjoint gradients (§3).
 
 The reduced problem eliminates the states: :math:`E(\theta)` depends on the parameters only,
 through the network :math:`\Psi(x_n, \theta)`. The full-space problem keeps the states
-:math:`z_n^k` as unknowns of their own and imposes the network (here the ResNet (6), the
-discretised (24b)) as an equality constraint. At states that satisfy the constraint both
-objectives agree.
+:math:`z_n^k` as unknowns of their own and imposes the network (a layered network, the
+discretised (24b); for the ResNet the recursion (6)) as an equality constraint. At states that
+satisfy the constraint both objectives agree. :func:`squared_fit` is the data fit the chapters
+use, :math:`L_n(z) = \frac12 (z_c - y_n)^2`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,74 @@ from collections.abc import Callable
 import torch
 
 from .. import _validate
+from ..ode.layered import check_layered, layer_step, network_states
 from ..train import History
-from ._layer import check_batch, check_model, field
-from .adjoint import discrete_adjoint
+from .adjoint import check_batch, discrete_adjoint
 
-__all__ = ["full_space_objective", "reduced_objective", "sgd"]
+__all__ = ["SquaredFit", "full_space_objective", "reduced_objective", "sgd", "squared_fit"]
+
+
+class SquaredFit:
+    r"""The data fit of (23): :math:`\frac1N \sum_n L_n(z_n)`, a squared distance to a target.
+
+    :math:`L_n(z) = \frac12 (z_c - y_n)^2` for one output coordinate :math:`c`, or
+    :math:`\frac12 \|z - y_n\|^2` for the whole output. Built by :func:`squared_fit`. Called as
+    ``fit(z)`` for all samples or ``fit(z, idx)`` for the samples ``idx`` (the form :func:`sgd`
+    and :func:`~spdl_ref.control.msa` call), with ``z`` the network's outputs for those samples,
+    shape ``(n, M)``.
+    """
+
+    def __init__(self, target: torch.Tensor, coordinate: int | None):
+        self.target = target
+        self.coordinate = coordinate
+
+    def __call__(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """:math:`\\frac{1}{2n} \\sum_n \\|z_{n,c} - y_n\\|^2` over the samples ``idx``.
+
+        ``idx=None`` takes all samples.
+        """
+        y = self.target if idx is None else self.target[idx]
+        out = z if self.coordinate is None else z[:, self.coordinate]
+        if out.shape != y.shape:
+            raise ValueError(
+                f"z must give outputs of shape {tuple(y.shape)} for these targets, got "
+                f"{tuple(out.shape)} from z of shape {tuple(z.shape)}"
+            )
+        return 0.5 * (out - y).pow(2).reshape(out.shape[0], -1).sum(1).mean()
+
+    def __repr__(self) -> str:
+        return f"SquaredFit(N={self.target.shape[0]}, coordinate={self.coordinate})"
+
+
+def squared_fit(target: torch.Tensor, coordinate: int | None = 0) -> SquaredFit:
+    r"""The squared data fit of Figure 1 and Section 3: :math:`L_n(z) = \frac12 \|z_c - y_n\|^2`.
+
+    ``target`` holds :math:`y_n`: shape ``(N,)`` when ``coordinate`` picks the output
+    coordinate :math:`c` of a scalar output (default the first, as for a signed score), or
+    ``(N, M)`` with ``coordinate=None`` for the whole output. The result is the mean over the
+    samples, a callable ``fit(z)`` or ``fit(z, idx)`` (:class:`SquaredFit`).
+
+    Examples
+    --------
+    >>> fit = squared_fit(torch.tensor([1.0, -1.0]))
+    >>> fit(torch.tensor([[0.0, 5.0], [-1.0, 5.0]]))  # ((0 - 1)^2 / 2 + 0) / 2
+    tensor(0.2500)
+    >>> fit(torch.tensor([[1.0, 0.0]]), torch.tensor([1]))  # sample 1 only: (1 + 1)^2 / 2
+    tensor(2.)
+    """
+    _validate.tensor(target, "target")
+    if coordinate is None:
+        if target.dim() != 2:
+            raise ValueError(
+                f"target must have shape (N, M) when coordinate is None, got {tuple(target.shape)}"
+            )
+    else:
+        coordinate = _validate.nonnegative_int(coordinate, "coordinate")
+        if target.dim() != 1:
+            raise ValueError(
+                f"target must have shape (N,) for one coordinate, got {tuple(target.shape)}"
+            )
+    return SquaredFit(target, coordinate)
 
 
 def _reg(model, regulariser):
@@ -33,47 +97,54 @@ def _reg(model, regulariser):
 def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None):
     r"""The reduced objective (23), :math:`E(\theta) = \ell(\Psi(x, \theta)) + R(\theta)`.
 
-    ``loss(z_K)`` is the mean data fit :math:`\frac1N \sum_n L_n(z_n^K)`, ``regulariser(model)``
-    is :math:`R(\theta)` (or ``None``). Differentiable in the model's parameters.
+    ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`, ``loss(z_K)`` the mean data fit
+    :math:`\frac1N \sum_n L_n(z_n^K)` of its outputs, ``regulariser(model)`` is
+    :math:`R(\theta)` (or ``None``). Differentiable in the model's parameters.
     """
-    model = check_model(model)
+    model = check_layered(model)
     x = check_batch(model, x)
-    return loss(model(x)) + _reg(model, regulariser)
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+    return loss(model.project(network_states(model, x)[-1])) + _reg(model, regulariser)
 
 
 def full_space_objective(
     model, z: torch.Tensor, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None
 ):
-    r"""The full-space objective (24a) and the residual of its constraint (24b), discretised by (6).
+    r"""The full-space objective (24a) and the residual of its constraint (24b), discretised.
 
     Parameters
     ----------
-    model : spdl_ref.ode.ResNet
-        Supplies :math:`\theta` and :math:`h`.
+    model : spdl_ref.ode.LayeredNetwork
+        Supplies :math:`\theta`, the steps :math:`h_k` and the layer map
+        :math:`\Phi_{h_k}(\cdot\,; \theta^k)` (for the ResNet :math:`z + h f(z, \theta^k)`, (6)).
     z : torch.Tensor
-        The states as free variables, shape ``(K + 1, N, M)``.
+        The states as free variables, shape ``(K + 1, N, D)`` (``D = M`` except for networks that
+        lift their inputs, e.g. Hamiltonian fields with ``D = 2M``).
     x : torch.Tensor
-        The inputs, shape ``(N, M)``; the constraint includes :math:`z^0 = x`.
+        The inputs, shape ``(N, M)``; the constraint includes :math:`z^0 = \operatorname{lift}(x)`.
 
     Returns
     -------
     (E, residual)
-        ``E`` :math:`= \ell(z^K) + R(\theta)`, and ``residual`` of shape ``(K + 1, N, M)``:
-        ``residual[0]`` :math:`= z^0 - x` and ``residual[k + 1]``
-        :math:`= z^{k+1} - z^k - h f(z^k, \theta^k)`. Both vanish together with the reduced
+        ``E`` :math:`= \ell(\operatorname{project}(z^K)) + R(\theta)`, and ``residual`` of shape
+        ``(K + 1, N, D)``: ``residual[0]`` :math:`= z^0 - \operatorname{lift}(x)` and
+        ``residual[k + 1]`` :math:`= z^{k+1} - \Phi_{h_k}(z^k; \theta^k)` (for the ResNet
+        :math:`z^{k+1} - z^k - h f(z^k, \theta^k)`). Both vanish together with the reduced
         objective's difference exactly when ``z`` is the network's trajectory.
     """
-    model = check_model(model)
+    model = check_layered(model)
     x = check_batch(model, x)
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
     _validate.tensor(z, "z")
-    if z.shape != (model.depth + 1, *x.shape):
-        raise ValueError(f"z must have shape {(model.depth + 1, *x.shape)}, got {tuple(z.shape)}")
-    res = [z[0] - x]
+    u0 = model.lift(x)
+    if z.shape != (model.depth + 1, *u0.shape):
+        raise ValueError(f"z must have shape {(model.depth + 1, *u0.shape)}, got {tuple(z.shape)}")
+    res = [z[0] - u0]
     for k in range(model.depth):
-        res.append(
-            z[k + 1] - z[k] - model.h * field(model.A[k], model.b[k], model.activation, z[k])
-        )
-    return loss(z[-1]) + _reg(model, regulariser), torch.stack(res)
+        res.append(z[k + 1] - layer_step(model, k, z[k]))
+    return loss(model.project(z[-1])) + _reg(model, regulariser), torch.stack(res)
 
 
 def sgd(
@@ -86,15 +157,17 @@ def sgd(
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> History:
-    r"""Stochastic gradient descent (25) on the reduced problem, with gradients from the discrete adjoint (28).
+    r"""Stochastic gradient descent (25) on the reduced problem, with the discrete adjoint (28).
 
     Each iteration draws a minibatch :math:`\mathcal S^j`, computes
-    :math:`\frac{1}{|\mathcal S^j|} \sum_{n \in \mathcal S^j} (L_n \circ \Psi(x_n, \cdot))'(\theta^j)`
-    with :func:`spdl_ref.control.discrete_adjoint` and steps :math:`\theta^{j+1} = \theta^j - \tau g`.
-    ``loss(z_K, idx)`` is the mean data fit of samples ``idx`` given their features. Returns a
+    :math:`\frac{1}{|\mathcal S^j|} \sum_{n \in \mathcal S^j}
+    (L_n \circ \Psi(x_n, \cdot))'(\theta^j)` with :func:`spdl_ref.control.discrete_adjoint`
+    and steps :math:`\theta^{j+1} = \theta^j - \tau g` in every parameter (the learnt steps of
+    (38) included). ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`; ``loss(z_K, idx)`` is
+    the mean data fit of samples ``idx`` given their outputs. Returns a
     :class:`spdl_ref.train.History` of the minibatch loss before each step.
     """
-    model = check_model(model)
+    model = check_layered(model)
     x = check_batch(model, x)
     if not callable(loss):
         raise TypeError(f"loss must be callable, got {type(loss).__name__}")
@@ -114,7 +187,7 @@ def sgd(
         )
         idx = idx.to(x.device)
         with torch.enable_grad():
-            zK = model(x[idx]).detach().requires_grad_(True)
+            zK = model.project(network_states(model, x[idx])[-1]).detach().requires_grad_(True)
             value = loss(zK, idx)
             (g,) = torch.autograd.grad(value, zK)
         if not bool(torch.isfinite(value)):
@@ -123,8 +196,8 @@ def sgd(
             )
         grads = discrete_adjoint(model, x[idx], g)
         with torch.no_grad():
-            model.A -= tau * grads["A"]
-            model.b -= tau * grads["b"]
+            for name, param in model.named_parameters():
+                param -= tau * grads[name]
         history.loss.append(float(value.detach()))
         history.data_fit.append(float(value.detach()))
         history.seconds.append(time.perf_counter() - start)

@@ -1,76 +1,161 @@
 r"""Regularisers for training (Section 3.2) and their proximal maps.
 
-* :math:`\|\theta\|_1` and :math:`\|\theta\|_2^2` (sparse or small parameters), with the
-  proximal map of the 1-norm (soft thresholding);
+* :math:`\|\theta\|_1` and :math:`\|\theta\|_2^2` (sparse or small parameters), with their
+  proximal maps (soft thresholding for the 1-norm, a shrinking for the squared 2-norm);
 * the squared :math:`H^1` norm (37), :math:`\|\theta(0)\|^2 + \int_0^T \|\dot\theta\|^2 dt`, in
   its discrete form from (40) for a piecewise-constant :math:`\theta`;
 * the indicator (39) of admissible time steps :math:`\{h \ge 0, \sum_k h^k = T\}` for the
   variable-step ResNet (38), whose proximal map is the Euclidean projection
   :func:`project_simplex`.
+
+The norms of a network act on its layer parameters :math:`\theta^k` (every parameter of a
+:class:`spdl_ref.ode.LayeredNetwork` but learnt step sizes); :func:`h1_discrete` also needs fixed
+step sizes, the spacing of its time grid. The proximal maps are made by :func:`l1_prox`,
+:func:`squared_l2_prox` and :func:`simplex_prox` in the form
+:func:`spdl_ref.control.proximal_gradient` calls, ``prox(theta, tau)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .. import _validate
-from ._layer import check_model
+from ..ode.layered import check_layered, parameter_layout
 
 __all__ = [
     "h1_discrete",
     "l1_norm",
+    "l1_prox",
     "project_simplex",
+    "simplex_prox",
     "soft_threshold",
     "squared_l2_norm",
+    "squared_l2_prox",
     "time_step_indicator",
 ]
 
 
-def _params(model):
-    model = check_model(model)
-    return [model.A, model.b]
+def _layer_params(model) -> list:
+    model = check_layered(model)
+    params = dict(model.named_parameters())
+    return [params[name] for name in parameter_layout(model)[0]]
 
 
 def l1_norm(model) -> torch.Tensor:
-    r""":math:`\|\theta\|_1 = \sum_i |\theta_i|` over the ResNet's :math:`A` and :math:`b` (Section 3.2)."""
-    return sum(p.abs().sum() for p in _params(model))
+    r""":math:`\|\theta\|_1 = \sum_i |\theta_i|` over a network's layer parameters (Section 3.2).
+
+    For the ResNet the entries of :math:`A` and :math:`b`; ``model`` is any
+    :class:`~spdl_ref.ode.LayeredNetwork`.
+    """
+    return sum(p.abs().sum() for p in _layer_params(model))
 
 
 def squared_l2_norm(model) -> torch.Tensor:
-    r""":math:`\|\theta\|_2^2 = \sum_i \theta_i^2` over the ResNet's :math:`A` and :math:`b` (Section 3.2)."""
-    return sum(p.pow(2).sum() for p in _params(model))
+    r""":math:`\|\theta\|_2^2 = \sum_i \theta_i^2` over a network's layer parameters (Section 3.2).
+
+    For the ResNet the entries of :math:`A` and :math:`b`; ``model`` is any
+    :class:`~spdl_ref.ode.LayeredNetwork`.
+    """
+    return sum(p.pow(2).sum() for p in _layer_params(model))
 
 
 def soft_threshold(theta: torch.Tensor, tau: float) -> torch.Tensor:
-    r"""Proximal map of :math:`\tau \|\cdot\|_1` (Section 3.2): :math:`\operatorname{sign}(\theta)\max(|\theta| - \tau, 0)`."""
+    r"""Proximal map of :math:`\tau \|\cdot\|_1` (Section 3.2), entry by entry.
+
+    :math:`\operatorname{sign}(\theta)\max(|\theta| - \tau, 0)`.
+    """
     _validate.tensor(theta, "theta")
     tau = _validate.nonnegative_real(tau, "tau")
     return torch.sign(theta) * torch.clamp(theta.abs() - tau, min=0)
 
 
+def l1_prox(lam: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    r"""The proximal map of :math:`R = \lambda \|\cdot\|_1` for a step :math:`\tau` (Section 3.2).
+
+    Returns ``prox(theta, tau)`` :math:`= \operatorname{prox}_{\tau R}(\theta)`, soft
+    thresholding at :math:`\lambda \tau` (:func:`soft_threshold`), for
+    :func:`spdl_ref.control.proximal_gradient`.
+
+    Examples
+    --------
+    >>> l1_prox(0.5)(torch.tensor([-2.0, 0.2, 1.0]), 1.0)
+    tensor([-1.5000,  0.0000,  0.5000])
+    """
+    lam = _validate.nonnegative_real(lam, "lam")
+
+    def prox(theta: torch.Tensor, tau: float) -> torch.Tensor:
+        return soft_threshold(theta, lam * _validate.nonnegative_real(tau, "tau"))
+
+    return prox
+
+
+def squared_l2_prox(lam: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    r"""The proximal map of :math:`R = \lambda \|\cdot\|_2^2` for a step :math:`\tau` (Section 3.2).
+
+    Returns ``prox(theta, tau)`` :math:`= \theta / (1 + 2 \lambda \tau)`, the minimiser of
+    :math:`\tau \lambda \|v\|^2 + \frac12 \|v - \theta\|^2`.
+
+    Examples
+    --------
+    >>> squared_l2_prox(0.5)(torch.tensor([3.0]), 2.0)  # 3 / (1 + 2 * 0.5 * 2)
+    tensor([1.])
+    """
+    lam = _validate.nonnegative_real(lam, "lam")
+
+    def prox(theta: torch.Tensor, tau: float) -> torch.Tensor:
+        _validate.tensor(theta, "theta")
+        return theta / (1 + 2 * lam * _validate.nonnegative_real(tau, "tau"))
+
+    return prox
+
+
 def h1_discrete(model) -> torch.Tensor:
-    r"""The discrete squared :math:`H^1` norm of (40) for the ResNet's piecewise-constant :math:`\theta`.
+    r"""The discrete squared :math:`H^1` norm of (40), of a piecewise-constant :math:`\theta`.
 
     .. math::
 
-        \|\theta^0\|^2 + \frac{1}{h} \sum_{k=0}^{K-2} \|\theta^{k+1} - \theta^k\|^2,
-        \qquad h = T/K,
+        \|\theta^0\|^2 + \sum_{k=0}^{K-2} \frac{\|\theta^{k+1} - \theta^k\|^2}{h_k},
+        \qquad h_k = T/K \text{ for the ResNet},
 
-    with :math:`\|\theta^k\|^2 = \|A^k\|_F^2 + \|b^k\|^2`. For :math:`T = 1` the factor is the
+    with :math:`\|\theta^k\|^2` the sum of squares of layer :math:`k`'s parameters (for the
+    ResNet :math:`\|A^k\|_F^2 + \|b^k\|^2`). For :math:`T = 1` the factor :math:`1/h` is the
     :math:`K` of (40); it is the squared :math:`H^1` norm (37) of the piecewise-linear
     interpolant of the :math:`\theta^k` at the nodes :math:`t^k`. (40) writes the sum up to
-    :math:`k = K - 1`, which needs a :math:`\theta^K` the ResNet does not have; the last
-    difference is taken as zero.
+    :math:`k = K - 1`, which needs a :math:`\theta^K` the network does not have; the last
+    difference is taken as zero. ``model`` is a :class:`~spdl_ref.ode.LayeredNetwork` with fixed
+    step sizes (learnt steps (38) would make the grid itself a variable: refused).
     """
-    model = check_model(model)
-    A, b = model.A, model.b
-    first = A[0].pow(2).sum() + b[0].pow(2).sum()
-    diffs = (A[1:] - A[:-1]).pow(2).sum() + (b[1:] - b[:-1]).pow(2).sum()
-    return first + diffs / model.h
+    model = check_layered(model)
+    names, step_name = parameter_layout(model)
+    if step_name is not None:
+        raise TypeError(
+            f"h1_discrete needs fixed step sizes; {type(model).__name__} learns them "
+            f"({step_name!r})"
+        )
+    params = dict(model.named_parameters())
+    first = sum(params[n][0].pow(2).sum() for n in names)
+    if model.depth == 1:
+        return first
+    ref = params[names[0]]
+    inv_h = torch.tensor(
+        [1.0 / float(model.step_size(k)) for k in range(model.depth - 1)],
+        dtype=ref.dtype,
+        device=ref.device,
+    )
+    jumps = sum(
+        (params[n][1:] - params[n][:-1]).pow(2).reshape(model.depth - 1, -1).sum(1) for n in names
+    )
+    return first + (inv_h * jumps).sum()
 
 
 def time_step_indicator(h: torch.Tensor, T: float, tol: float = 1e-10) -> float:
-    r"""The indicator (39): ``0.0`` if :math:`h^k \ge 0` and :math:`\sum_k h^k = T` (up to ``tol``), else ``inf``."""
+    r"""The indicator (39) of admissible steps (Section 3.2).
+
+    ``0.0`` if :math:`h^k \ge 0` and :math:`\sum_k h^k = T` (both up to ``tol``), ``inf``
+    otherwise.
+    """
     h = _check_vector(h, "h")
     T = _validate.positive_real(T, "T")
     ok = bool((h >= -tol).all()) and abs(float(h.sum()) - T) <= tol * max(1.0, T)
@@ -87,7 +172,7 @@ def _check_vector(h, name):
 
 
 def project_simplex(h: torch.Tensor, T: float) -> torch.Tensor:
-    r"""Euclidean projection of ``h`` onto :math:`\{h \ge 0, \sum_k h^k = T\}`: the proximal map of (39).
+    r"""Euclidean projection of ``h`` onto :math:`\{h \ge 0, \sum_k h^k = T\}`, the prox of (39).
 
     The projection is :math:`h^k \mapsto \max(h^k - \nu, 0)` with the unique shift :math:`\nu`
     that makes the result sum to :math:`T`; :math:`\nu` is found by sorting (Section 3.2, the
@@ -102,3 +187,22 @@ def project_simplex(h: torch.Tensor, T: float) -> torch.Tensor:
     rho = int(torch.nonzero(cond).max())
     nu = css[rho] / (rho + 1)
     return torch.clamp(h - nu, min=0)
+
+
+def simplex_prox(T: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    r"""The proximal map of the indicator (39) (Section 3.2), whatever the step :math:`\tau`.
+
+    ``prox(h, tau)`` is :func:`project_simplex` ``(h, T)``, for the learnt steps of (38) in
+    :func:`spdl_ref.control.proximal_gradient`.
+
+    Examples
+    --------
+    >>> simplex_prox(1.0)(torch.tensor([0.9, 0.6, -0.2]), 0.1)
+    tensor([0.6500, 0.3500, 0.0000])
+    """
+    T = _validate.positive_real(T, "T")
+
+    def prox(h: torch.Tensor, tau: float) -> torch.Tensor:
+        return project_simplex(h, T)
+
+    return prox

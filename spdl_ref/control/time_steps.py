@@ -1,5 +1,7 @@
 r"""The ResNet with learnt time steps (38) and proximal-gradient training (Section 3.2).
 
+:class:`VariableStepResNet` is defined in :mod:`spdl_ref.ode.resnet`, with the other layered
+networks, and imported here so that ``spdl_ref.control.VariableStepResNet`` names the same class.
 The parameters are extended by the steps :math:`h = (h^k)_{k=0}^{K-1}`,
 :math:`z^{k+1} = z^k + h^k \sigma(A^k z^k + b^k)`, and the indicator (39) keeps them admissible
 (non-negative, summing to :math:`T`). Because (39) is not differentiable, training takes
@@ -17,49 +19,10 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..ode import ResNet
+from ..ode.resnet import VariableStepResNet  # noqa: F401 (re-exported, see above)
 from ..train import History
 
-__all__ = ["VariableStepResNet", "proximal_gradient"]
-
-
-class VariableStepResNet(ResNet):
-    r"""ResNet with a time step per layer, eq. (38): :math:`z^{k+1} = z^k + h^k \sigma(A^k z^k + b^k)`.
-
-    Same parameters as :class:`spdl_ref.ode.ResNet` plus ``steps`` :math:`= (h^k)`, shape
-    ``(K,)``, initialised to the uniform :math:`T/K`. :attr:`h` stays the nominal
-    :math:`T/K`; the layers use ``steps``.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        depth: int,
-        T: float = 1.0,
-        activation=torch.tanh,
-        init_std: float = 1.0,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            dim, depth, T=T, activation=activation, init_std=init_std, device=device, dtype=dtype
-        )
-        self.steps = nn.Parameter(
-            torch.full((self.depth,), self.T / self.depth, device=device, dtype=self.A.dtype)
-        )
-
-    def states(self, x: torch.Tensor) -> list:
-        """The features :math:`[z^0, \\dots, z^K]` of (38), as in :meth:`spdl_ref.ode.ResNet.states`."""
-        z = self._check_input(x)
-        out = [z]
-        for k in range(self.depth):
-            z = z + self.steps[k] * self.field(k, z)
-            out.append(z)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return :math:`z^K` of (38) for inputs of shape ``(..., M)``."""
-        return self.states(x)[-1]
+__all__ = ["proximal_gradient"]
 
 
 def proximal_gradient(
@@ -71,13 +34,17 @@ def proximal_gradient(
     tau: float = 0.05,
     iterations: int = 100,
 ) -> History:
-    r"""Proximal gradient descent for :math:`\ell(\Psi(x, \theta)) + R(\theta)` with nonsmooth :math:`R` (Section 3.2).
+    r"""Proximal gradient method for :math:`\ell(\Psi(x, \theta)) + R(\theta)`, :math:`R` nonsmooth.
 
-    Each iteration takes :math:`\theta \leftarrow \operatorname{prox}_{\tau R}(\theta - \tau \nabla \ell)`:
+    Section 3.2.
+
+    Each iteration takes
+    :math:`\theta \leftarrow \operatorname{prox}_{\tau R}(\theta - \tau \nabla \ell)`:
     a full-batch gradient step on the data fit ``loss(model(x))``, then, for every parameter
-    named in ``prox``, ``param <- prox[name](param, tau)`` (e.g. ``{"steps": lambda h, t:
-    project_simplex(h, T)}`` for (39), or soft thresholding for the 1-norm). Parameters not in
-    ``prox`` take plain gradient steps. Returns the data fit before each step.
+    named in ``prox``, ``param <- prox[name](param, tau)`` (e.g. ``{"steps": simplex_prox(T)}``
+    for (39), or ``{"A": l1_prox(lam)}`` for the 1-norm; see
+    :mod:`spdl_ref.control.regularisers`). Parameters not in ``prox`` take plain gradient steps.
+    Returns the data fit before each step.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

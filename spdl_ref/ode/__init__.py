@@ -1,7 +1,9 @@
 """ODE networks and their integrators (Sections 1-2 of the review).
 
-* :mod:`spdl_ref.ode.resnet` -- the ResNet (5)-(8) as forward Euler for an ODE, and the output
-  layer :math:`\\eta` of Section 1.2;
+* :mod:`spdl_ref.ode.layered` -- the layered-network protocol every ODE network satisfies, and
+  the one function that computes the states of any of them;
+* :mod:`spdl_ref.ode.resnet` -- the ResNet (5)-(8) as forward Euler for an ODE, the ResNet with
+  learnt steps (38), and the output layer :math:`\\eta` of Section 1.2;
 * :mod:`spdl_ref.ode.runge_kutta` -- Runge–Kutta methods from Butcher tableaux, explicit and
   implicit, and the algebraic-stability test (Section 2.2);
 * :mod:`spdl_ref.ode.fields` -- the vector fields of Section 2.1: (8), dissipative, (15), the
@@ -23,11 +25,20 @@ from .discrete_gradient import (
     gonzalez_gradient,
 )
 from .fields import DissipativeField, GradientField, HamiltonianField, PlainField, ReLUField
+from .layered import LayeredNetwork, check_layered, layer_step, network_states
 from .lie_group import hat, lie_euler, so3_curve, so3_exp, so3_log, vee
 from .manifolds import circle_distance, so3_curve_distance, spd_distance, spd_inner
 from .network import ODENet
-from .resnet import ClassifierHead, ResNet
-from .runge_kutta import TABLEAUX, butcher_tableau, is_algebraically_stable, odeint, rk_step
+from .resnet import ClassifierHead, ResNet, VariableStepResNet, example_control
+from .runge_kutta import (
+    TABLEAUX,
+    ButcherTableau,
+    as_tableau,
+    butcher_tableau,
+    is_algebraically_stable,
+    odeint,
+    rk_step,
+)
 from .splitting import ShearNet, jacobian_determinant, shear_p, shear_z, standard_map
 from .stability import (
     contraction_ratios,
@@ -40,7 +51,9 @@ from .stability import (
     theorem21_interval,
 )
 from .symplectic import (
+    SYMPLECTIC_METHODS,
     ExtendedPhaseSpaceRun,
+    SymplecticStepper,
     extended_phase_space_run,
     extended_symplectic_euler,
     separable_step_map,
@@ -51,33 +64,43 @@ from .symplectic import (
 )
 
 __all__ = [
+    "SYMPLECTIC_METHODS",
     "TABLEAUX",
+    "ButcherTableau",
     "ClassifierHead",
     "CountingFunction",
     "DissipativeField",
     "ExtendedPhaseSpaceRun",
     "GradientField",
     "HamiltonianField",
+    "LayeredNetwork",
     "ODENet",
     "PlainField",
     "ReLUField",
     "ResNet",
     "ShearNet",
+    "SymplecticStepper",
+    "VariableStepResNet",
+    "as_tableau",
     "avf_gradient",
     "butcher_tableau",
     "canonical_J",
+    "check_layered",
     "circle_distance",
     "contraction_ratios",
     "diagonal_nu_bound",
     "discrete_gradient_step",
+    "example_control",
     "extended_phase_space_run",
     "extended_symplectic_euler",
     "gonzalez_gradient",
     "hat",
     "is_algebraically_stable",
     "jacobian_determinant",
+    "layer_step",
     "lie_euler",
     "lipschitz_bound",
+    "network_states",
     "odeint",
     "one_sided_lipschitz_jacobian",
     "one_sided_lipschitz_pairs",

@@ -17,6 +17,15 @@ layers :math:`k = 0, \dots, K-1`: the parameters :math:`\theta(t)` are piecewise
 Fields also provide ``lift`` (input features to the state the field acts on) and ``project``
 (state back to features), which are the identity except for the Hamiltonian models, whose
 momentum starts at :math:`p = 0`.
+
+Every field is a layered field of the protocol :class:`spdl_ref.ode.LayeredNetwork`: its
+parameters are stacked along a first axis of length ``depth`` (layer :math:`k` owns the slice
+``[k]``), :meth:`~_LayeredField.layer_parameters` returns the slices :math:`\theta^k` by name, and
+``field(k, z, theta)`` evaluates :math:`f(z, \theta)` at any such slices, which is what the
+adjoints and the method of successive approximations of Section 3 need. The field (8) is written
+once, in :func:`affine_field`, with its vector-Jacobian products in closed form
+(:func:`affine_field_vjp`); the other fields take theirs from :func:`torch.func.vjp` of the one
+layer's field.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ __all__ = [
     "PlainField",
     "ReLUField",
     "activation_antiderivative",
+    "activation_derivative",
+    "affine_field",
+    "affine_field_vjp",
 ]
 
 
@@ -50,8 +62,8 @@ def _log_cosh(s):
     return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)
 
 
-#: Antiderivatives :math:`\gamma` with :math:`\gamma' = \sigma` for the activations the fields accept
-#: by name (Section 2.1.1, eq. (16), and Section 2.1.2).
+#: Antiderivatives :math:`\gamma` with :math:`\gamma' = \sigma` for the activations the fields
+#: accept by name (Section 2.1.1, eq. (16), and Section 2.1.2).
 ANTIDERIVATIVES = {
     "tanh": (torch.tanh, _log_cosh),
     "relu": (torch.relu, lambda s: 0.5 * torch.relu(s) ** 2),
@@ -77,8 +89,67 @@ def activation_antiderivative(name: str):
     return ANTIDERIVATIVES[name]
 
 
+def activation_derivative(activation, a: torch.Tensor) -> torch.Tensor:
+    """The derivative :math:`\\sigma'(a)` of a componentwise activation, entry by entry (eq. (8)).
+
+    Closed forms for tanh, sigmoid, ReLU, softplus and the identity; any other callable is
+    differentiated elementwise by :func:`torch.func.vmap` of :func:`torch.func.grad` on scalars
+    (the activation alone, never the network).
+    """
+    if activation in (torch.tanh, F.tanh):
+        return 1 - torch.tanh(a) ** 2
+    if activation in (torch.sigmoid, F.sigmoid):
+        s = torch.sigmoid(a)
+        return s * (1 - s)
+    if activation in (torch.relu, F.relu):
+        return (a > 0).to(a.dtype)
+    if activation is F.softplus:
+        return torch.sigmoid(a)
+    if activation is _identity:
+        return torch.ones_like(a)
+    flat = a.reshape(-1)
+    return torch.func.vmap(torch.func.grad(activation))(flat).reshape(a.shape)
+
+
+def affine_field(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation) -> torch.Tensor:
+    r"""The field (8), :math:`f(z, (A, b)) = \sigma(A z + b)`, for states of shape ``(..., M)``.
+
+    ``A`` has shape ``(M, M)`` (or ``(M', M)``), ``b`` shape ``(M,)``; ``activation`` is
+    :math:`\sigma`, applied componentwise. The one place where (8) is written out: the ResNet
+    (5)-(6), :class:`PlainField` and :class:`DissipativeField` all evaluate it here.
+
+    Examples
+    --------
+    >>> z = torch.tensor([[1.0, -1.0]])
+    >>> affine_field(z, torch.eye(2), torch.zeros(2), torch.relu)
+    tensor([[1., 0.]])
+    """
+    return activation(z @ A.mT + b)
+
+
+def affine_field_vjp(
+    z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation, p: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The vector-Jacobian products of the field (8) that the adjoints (26)-(28) need.
+
+    With :math:`s = \sigma'(A z + b) \odot p`:
+    :math:`\partial_z f^T p = A^T s`, :math:`\partial_A f^T p = s z^T` and
+    :math:`\partial_b f^T p = s`. ``z`` and ``p`` have shape ``(..., M)``; the parameter
+    products are summed over the leading (batch) dimensions, as for the gradient of a loss summed
+    over samples. Returns ``(dz, dA, db)`` of shapes ``z.shape``, ``A.shape``, ``b.shape``.
+    """
+    s = activation_derivative(activation, z @ A.mT + b) * p
+    flat_s, flat_z = s.reshape(-1, s.shape[-1]), z.reshape(-1, z.shape[-1])
+    return s @ A, flat_s.mT @ flat_z, flat_s.sum(0)
+
+
 class _LayeredField(nn.Module):
-    """Common bookkeeping: dimension, depth, activation, layer index checks."""
+    """Common bookkeeping: dimension, depth, activation, layer index checks, per-layer slices.
+
+    Subclasses implement ``field(k, z, theta=None)``; the vector-Jacobian products default to
+    :func:`torch.func.vjp` of that one layer's field (composable with :func:`torch.func.vmap` and
+    with ordinary autograd).
+    """
 
     #: whether the field acts on a doubled phase space (z, p)
     phase_space = False
@@ -119,8 +190,27 @@ class _LayeredField(nn.Module):
         return u
 
     def forward(self, k: int, z: torch.Tensor) -> torch.Tensor:
-        """The field :math:`f(z, \\theta^k)` of layer ``k``."""
+        """The field :math:`f(z, \\theta^k)` of layer ``k`` (same as :meth:`field`)."""
         return self.field(k, z)
+
+    def layer_parameters(self, k: int) -> dict:
+        """The parameters :math:`\\theta^k` of layer ``k``: ``{name: parameter[k]}``."""
+        k = self._k(k)
+        return {name: param[k] for name, param in self.named_parameters(recurse=False)}
+
+    def _theta(self, k, theta):
+        return self.layer_parameters(k) if theta is None else theta
+
+    def vjp(self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+        """:math:`(\\partial_z f^T p, \\{\\text{name}: \\partial_{\\theta^k} f^T p\\})` at ``z``.
+
+        The parameter products are summed over the batch (leading) dimensions; ``theta``
+        defaults to :meth:`layer_parameters` ``(k)``. Computed by :func:`torch.func.vjp` of this
+        one layer's field (the adjoints of Section 3, eqs. (26)-(28)).
+        """
+        theta = self._theta(k, theta)
+        _, pullback = torch.func.vjp(lambda v, th: self.field(k, v, th), z, theta)
+        return pullback(p)
 
     def weight_matrices(self) -> torch.Tensor:
         """The matrices :math:`A^k` entering :math:`\\sigma(A^k z + b^k)`, shape ``(K, M, M)``."""
@@ -159,10 +249,20 @@ class PlainField(_LayeredField):
         """The matrices :math:`A^k` of eq. (8), shape ``(K, M, M)``."""
         return self.A
 
-    def field(self, k, z):
-        """:math:`\\sigma(A^k z + b^k)`, eq. (8)."""
+    def _affine(self, theta):
+        return theta["A"], theta["b"]
+
+    def field(self, k, z, theta=None):
+        """:math:`\\sigma(A^k z + b^k)`, eq. (8) (:func:`affine_field`)."""
         k, z = self._k(k), self._z(z)
-        return self.sigma(z @ self.weight_matrices()[k].mT + self.b[k])
+        A, b = self._affine(self._theta(k, theta))
+        return affine_field(z, A, b, self.sigma)
+
+    def vjp(self, k, z, p, theta=None):
+        """The products of (8) in closed form, :func:`affine_field_vjp`."""
+        A, b = self._affine(self._theta(k, theta))
+        dz, dA, db = affine_field_vjp(z, A, b, self.sigma, p)
+        return dz, {"A": dA, "b": db}
 
 
 class DissipativeField(PlainField):
@@ -192,6 +292,20 @@ class DissipativeField(PlainField):
         """The weight :math:`A^k = S^k - (S^k)^T - \\gamma I` of Section 2.1.1."""
         return self.weight_matrices()
 
+    def _affine(self, theta):
+        S = theta["S"]
+        eye = torch.eye(self.dim, dtype=S.dtype, device=S.device)
+        return S - S.mT - self.gamma_dissipation * eye, theta["b"]
+
+    def vjp(self, k, z, p, theta=None):
+        r"""Closed form (:func:`affine_field_vjp`); :math:`\partial_S = \partial_A - \partial_A^T`.
+
+        Returns ``(dz, {"S": dS, "b": db})`` as :meth:`PlainField.vjp` does.
+        """
+        A, b = self._affine(self._theta(k, theta))
+        dz, dA, db = affine_field_vjp(z, A, b, self.sigma, p)
+        return dz, {"S": dA - dA.mT, "b": db}
+
 
 class ReLUField(_LayeredField):
     r"""The model (15) of Zhang and Schaeffer: :math:`f = -A_2 \sigma(A_1 z + b_1) + b_2`.
@@ -213,10 +327,11 @@ class ReLUField(_LayeredField):
         self.A2 = nn.Parameter(_randn((K, M, W), std / W**0.5, fk))
         self.b2 = nn.Parameter(_randn((K, M), 0.1 * std, fk))
 
-    def field(self, k, z):
+    def field(self, k, z, theta=None):
         """:math:`-A_2^k \\sigma(A_1^k z + b_1^k) + b_2^k`, eq. (15)."""
         k, z = self._k(k), self._z(z)
-        return -self.sigma(z @ self.A1[k].mT + self.b1[k]) @ self.A2[k].mT + self.b2[k]
+        th = self._theta(k, theta)
+        return -affine_field(z, th["A1"], th["b1"], self.sigma) @ th["A2"].mT + th["b2"]
 
 
 class GradientField(_LayeredField):
@@ -258,13 +373,17 @@ class GradientField(_LayeredField):
         """The matrices :math:`A^k` of eq. (16), shape ``(K, width, M)``."""
         return self.A
 
-    def field(self, k, z):
+    def field(self, k, z, theta=None):
         """:math:`-(A^k)^T \\sigma(A^k z + b^k)`, eq. (16)."""
         k, z = self._k(k), self._z(z)
-        return -self.sigma(z @ self.A[k].mT + self.b[k]) @ self.A[k]
+        th = self._theta(k, theta)
+        return -affine_field(z, th["A"], th["b"], self.sigma) @ th["A"]
 
     def potential(self, k, z):
-        """:math:`V(z) = \\gamma(A^k z + b^k) \\cdot \\mathbf 1`, shape ``z.shape[:-1]`` (eq. (16))."""
+        r"""The potential :math:`V(z) = \gamma(A^k z + b^k) \cdot \mathbf 1` of eq. (16).
+
+        Returns shape ``z.shape[:-1]``.
+        """
         k, z = self._k(k), self._z(z)
         if self.gamma is None:
             raise ValueError(f"no antiderivative stored for activation {self.activation_name!r}")
@@ -326,19 +445,21 @@ class HamiltonianField(_LayeredField):
         """The position part :math:`z` of :math:`u = (z, p)`."""
         return u[..., : self.dim]
 
-    def dT(self, k, p):
+    def dT(self, k, p, theta=None):
         """:math:`\\partial_p T(t^k, p)` of eq. (18)."""
         k = self._k(k)
         self._z(p, self.dim)
         if self.variant == "second_order":
             return p
-        return self.sigma(p @ self.A1[k].mT + self.b1[k]) @ self.A1[k]
+        th = self._theta(k, theta)
+        return affine_field(p, th["A1"], th["b1"], self.sigma) @ th["A1"]
 
-    def dV(self, k, z):
+    def dV(self, k, z, theta=None):
         """:math:`\\partial_z V(t^k, z)` of eq. (19)."""
         k = self._k(k)
         self._z(z, self.dim)
-        return self.sigma(z @ self.A2[k].mT + self.b2[k]) @ self.A2[k]
+        th = self._theta(k, theta)
+        return affine_field(z, th["A2"], th["b2"], self.sigma) @ th["A2"]
 
     def acceleration(self, k, z):
         """The second-order form :math:`\\ddot z = -A_2^T \\sigma(A_2 z + b_2)` (Section 2.1.2)."""
@@ -355,11 +476,11 @@ class HamiltonianField(_LayeredField):
             return 0.5 * (p * p).sum(-1) + V
         return self.gamma(p @ self.A1[k].mT + self.b1[k]).sum(-1) + V
 
-    def field(self, k, u):
+    def field(self, k, u, theta=None):
         """:math:`(\\partial_p T, -\\partial_z V)` at :math:`u = (z, p)`, eqs. (18)-(19)."""
         k, u = self._k(k), self._z(u)
         z, p = u[..., : self.dim], u[..., self.dim :]
-        return torch.cat([self.dT(k, p), -self.dV(k, z)], -1)
+        return torch.cat([self.dT(k, p, theta), -self.dV(k, z, theta)], -1)
 
     def extra_repr(self):
         return super().extra_repr() + f", variant={self.variant}"

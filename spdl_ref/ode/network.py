@@ -4,6 +4,8 @@ The network :math:`\Psi(x, \theta) = z^K` approximates the time-:math:`T` flow o
 :math:`\dot z = f(z, \theta(t))` (eq. (7)) with :math:`K` steps of size :math:`h = T/K`; step
 :math:`k` uses the parameters :math:`\theta^k` of layer :math:`k` of the field. With
 :class:`~spdl_ref.ode.fields.PlainField` and ``method="explicit_euler"`` it is the ResNet (6).
+It is a :class:`~spdl_ref.ode.LayeredNetwork`, so Section 3's adjoints and training algorithms
+accept it.
 """
 
 from __future__ import annotations
@@ -12,30 +14,28 @@ import torch
 from torch import nn
 
 from .. import _validate
-from .runge_kutta import butcher_tableau, is_explicit, rk_step
-from .symplectic import stormer_verlet_step, symplectic_euler_step
+from .layered import LayeredNetwork, check_field, layer_step
+from .runge_kutta import as_tableau, check_solver_options
+from .symplectic import SYMPLECTIC_METHODS
 
-__all__ = ["SYMPLECTIC_METHODS", "ODENet"]
-
-#: Integrators for Hamiltonian fields (they need ``dT`` and ``dV``), eq. (22) and Störmer–Verlet.
-SYMPLECTIC_METHODS = {
-    "symplectic_euler": symplectic_euler_step,
-    "stormer_verlet": stormer_verlet_step,
-}
+__all__ = ["ODENet"]
 
 
-class ODENet(nn.Module):
+class ODENet(LayeredNetwork):
     r"""The ODE network (7) discretised by a chosen integrator (Sections 2.1-2.2).
 
     Parameters
     ----------
     field : torch.nn.Module
-        A field of :mod:`spdl_ref.ode.fields` (or any module with ``depth``, ``field(k, z)``,
-        ``lift`` and ``project``); its number of layers is the depth :math:`K`.
+        A field of :mod:`spdl_ref.ode.fields`, or any module with the members of
+        :data:`~spdl_ref.ode.layered.FIELD_PROTOCOL` (``depth``, ``dim``,
+        ``field(k, z, theta=None)``, ``layer_parameters(k)``, ``lift``, ``project``; a ``vjp``
+        of its own is used when present); its number of layers is the depth :math:`K`.
     method : str or tuple
         A Runge–Kutta method (a name for :func:`~spdl_ref.ode.runge_kutta.butcher_tableau`, or a
-        tableau ``(A, b, c)``), or, for a :class:`~spdl_ref.ode.fields.HamiltonianField`,
-        ``"symplectic_euler"`` (eq. (22)) or ``"stormer_verlet"``.
+        tableau ``(A, b, c)``, checked by :func:`~spdl_ref.ode.runge_kutta.as_tableau`), or, for a
+        :class:`~spdl_ref.ode.fields.HamiltonianField`, ``"symplectic_euler"`` (eq. (22)) or
+        ``"stormer_verlet"`` (:data:`~spdl_ref.ode.symplectic.SYMPLECTIC_METHODS`).
     T : float
         Final time :math:`T > 0`; :math:`h = T/K`.
     **solver_kwargs
@@ -46,33 +46,35 @@ class ODENet(nn.Module):
     Notes
     -----
     ``forward(x)`` lifts the input with ``field.lift`` (for Hamiltonian fields
-    :math:`(z, p) = (x, 0)`), takes :math:`K` steps and returns ``field.project`` of the result.
-    Gradients flow through every step, implicit stage solves included, so the module trains like
-    any :class:`torch.nn.Module`.
+    :math:`(z, p) = (x, 0)`), takes :math:`K` steps (:func:`~spdl_ref.ode.network_states`) and
+    returns ``field.project`` of the result. Gradients flow through every step, implicit stage
+    solves included, so the module trains like any :class:`torch.nn.Module`. Its layer
+    parameters are those of the field, named as ``named_parameters()`` names them
+    (``"vector_field.A"``, ...).
+
+    Examples
+    --------
+    >>> from spdl_ref.ode import PlainField
+    >>> net = ODENet(PlainField(2, depth=3, init_std=0.0), "heun", T=1.5)
+    >>> net(torch.ones(4, 2)).shape  # zero parameters: the flow of tanh(0) = 0 is the identity
+    torch.Size([4, 2])
     """
 
     def __init__(self, field: nn.Module, method="rk4", T: float = 1.0, **solver_kwargs):
         super().__init__()
-        if (
-            not isinstance(field, nn.Module)
-            or not hasattr(field, "field")
-            or not hasattr(field, "depth")
-        ):
-            raise TypeError("field must be an nn.Module with attributes 'field(k, z)' and 'depth'")
-        self.vector_field = field
+        self.vector_field = check_field(field)
         self.T = _validate.positive_real(T, "T")
         if isinstance(method, str) and method in SYMPLECTIC_METHODS:
             if not (hasattr(field, "dT") and hasattr(field, "dV")):
                 raise ValueError(
                     f"method {method!r} needs a separable Hamiltonian field with dT and dV"
                 )
-        self._explicit = None
-        if not (isinstance(method, str) and method in SYMPLECTIC_METHODS):
-            A, b, c = butcher_tableau(method) if isinstance(method, str) else method
-            if is_explicit(A):  # stages computed in turn, with the coefficients as Python floats
-                self._explicit = (A.tolist(), b.tolist(), c.tolist())
+            self.integrator = SYMPLECTIC_METHODS[method]
+        else:
+            self.integrator = as_tableau(method)
         self.method = method
-        self.solver_kwargs = solver_kwargs
+        self.solver_options = check_solver_options(solver_kwargs, "keyword arguments of ODENet")
+        self.solver_kwargs = self.solver_options
 
     @property
     def depth(self) -> int:
@@ -80,57 +82,72 @@ class ODENet(nn.Module):
         return self.vector_field.depth
 
     @property
+    def dim(self) -> int:
+        """The dimension :math:`M` of the input features."""
+        return self.vector_field.dim
+
+    @property
     def h(self) -> float:
         """The step size :math:`h = T / K`."""
         return self.T / self.depth
 
-    def step(self, k: int, u: torch.Tensor) -> torch.Tensor:
-        """Layer ``k``: one step of the integrator from :math:`t^k = k h` with :math:`\\theta^k`."""
-        h, t = self.h, k * self.h
-        fld = self.vector_field
-        if isinstance(self.method, str) and self.method in SYMPLECTIC_METHODS:
-            M = u.shape[-1] // 2
-            z, p = SYMPLECTIC_METHODS[self.method](
-                lambda _t, q: fld.dT(k, q), lambda _t, q: fld.dV(k, q), t, u[..., :M], u[..., M:], h
-            )
-            return torch.cat([z, p], -1)
-        if self._explicit is not None:
-            return self._explicit_step(k, t, u, h)
-        kwargs = dict(self.solver_kwargs)
-        kwargs.setdefault("tol", max(1e-12, 50 * torch.finfo(u.dtype).eps))
-        return rk_step(lambda _t, v: fld.field(k, v), t, u, h, self.method, **kwargs)
+    def step_size(self, k: int) -> float:
+        """The step :math:`h_k = h = T / K` of layer ``k``."""
+        return self.h
 
-    def _explicit_step(self, k, t, u, h):
-        # the explicit branch of rk_step, without re-validating the tableau at every layer
-        A, b, c = self._explicit
-        fld = self.vector_field
-        stages = []
-        for i in range(len(b)):
-            Zi = u
-            for j in range(i):
-                if A[i][j] != 0.0:
-                    Zi = Zi + (h * A[i][j]) * stages[j]
-            stages.append(fld.field(k, Zi))
-        out = u
-        for bi, ki in zip(b, stages):
-            if bi != 0.0:
-                out = out + (h * bi) * ki
-        return out
+    _PREFIX = "vector_field."
+
+    def layer_parameters(self, k: int) -> dict:
+        """The field's parameters :math:`\\theta^k` of layer ``k``.
+
+        Named as ``named_parameters()`` names them, e.g. ``"vector_field.A"``.
+        """
+        return {self._PREFIX + n: v for n, v in self.vector_field.layer_parameters(k).items()}
+
+    def _field_theta(self, theta):
+        if theta is None:
+            return None
+        n = len(self._PREFIX)
+        return {name[n:]: value for name, value in theta.items()}
+
+    def field(self, k: int, u: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
+        """The field :math:`f(u, \\theta^k)` of layer ``k`` (of the field module)."""
+        return self.vector_field.field(k, u, self._field_theta(theta))
+
+    def vjp(self, k: int, u: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+        """The field's vector-Jacobian products (its own ``vjp`` when it has one)."""
+        if not hasattr(self.vector_field, "vjp"):
+            return super().vjp(k, u, p, theta)
+        du, dtheta = self.vector_field.vjp(k, u, p, self._field_theta(theta))
+        return du, {self._PREFIX + n: v for n, v in dtheta.items()}
+
+    def dT(self, k: int, p: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
+        """:math:`\\partial_p T` of a Hamiltonian field, eq. (18)."""
+        return self.vector_field.dT(k, p, self._field_theta(theta))
+
+    def dV(self, k: int, z: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
+        """:math:`\\partial_z V` of a Hamiltonian field, eq. (19)."""
+        return self.vector_field.dV(k, z, self._field_theta(theta))
+
+    def lift(self, x: torch.Tensor) -> torch.Tensor:
+        """The field's ``lift`` of the input features to its state."""
+        return self.vector_field.lift(x)
+
+    def project(self, u: torch.Tensor) -> torch.Tensor:
+        """The field's ``project`` of a state back to features."""
+        return self.vector_field.project(u)
+
+    def step(self, k: int, u: torch.Tensor) -> torch.Tensor:
+        """Layer ``k``: one step of the integrator with :math:`\\theta^k` (:func:`layer_step`)."""
+        return layer_step(self, k, u)
 
     def states(self, x: torch.Tensor) -> list:
         """The states :math:`u^0, \\dots, u^K` (lifted, not projected)."""
-        u = self.vector_field.lift(x)
-        out = [u]
-        for k in range(self.depth):
-            u = self.step(k, u)
-            out.append(u)
-        return out
+        return super().states(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`\\Psi(x, \\theta)`: the projected final state, shape of ``x``."""
-        _validate.floating_tensor(x, "x")  # no finiteness check: works under torch.func.vmap
-        _validate.last_dim(x, self.vector_field.dim, "x")
-        return self.vector_field.project(self.states(x)[-1])
+        return super().forward(x)
 
     def extra_repr(self) -> str:
         m = self.method if isinstance(self.method, str) else "tableau"

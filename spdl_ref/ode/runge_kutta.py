@@ -10,8 +10,9 @@ An :math:`s`-stage method with tableau :math:`(a_{ij}, b_i, c_i)` advances
 
 Explicit methods (:math:`a_{ij} = 0` for :math:`j \ge i`) compute the stages in turn; implicit
 ones solve the stage equations by fixed-point or Newton iteration to a stated tolerance and raise
-:class:`RuntimeError` when the iteration does not converge. The tableaux are stored in float64 and
-cast to the state's dtype.
+:class:`RuntimeError` when the iteration does not converge. A tableau is checked once, when it
+becomes a :class:`ButcherTableau`; the tableaux are stored in float64 and the explicit stages use
+the coefficients as Python floats, so they follow the state's dtype and device.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from .. import _validate
 
 __all__ = [
     "TABLEAUX",
+    "ButcherTableau",
+    "as_tableau",
     "butcher_tableau",
+    "check_solver_options",
     "is_algebraically_stable",
     "is_explicit",
     "odeint",
@@ -38,6 +42,10 @@ def _tableaux():
     half = 0.5
     return {
         "explicit_euler": ([[0.0]], [1.0], [0.0]),
+        # Heun's method (the explicit trapezoidal rule), order 2
+        "heun": ([[0.0, 0.0], [1.0, 0.0]], [half, half], [0.0, 1.0]),
+        # Kutta's third-order method
+        "kutta3": ([[0, 0, 0], [half, 0, 0], [-1.0, 2.0, 0]], [1 / 6, 2 / 3, 1 / 6], [0, half, 1]),
         "rk4": (
             [[0, 0, 0, 0], [half, 0, 0, 0], [0, half, 0, 0], [0, 0, 1, 0]],
             [1 / 6, 1 / 3, 1 / 3, 1 / 6],
@@ -61,6 +69,8 @@ def _tableaux():
 #: Names accepted by :func:`butcher_tableau`, with the classical order of each method.
 TABLEAUX = {
     "explicit_euler": 1,
+    "heun": 2,
+    "kutta3": 3,
     "rk4": 4,
     "implicit_euler": 1,
     "implicit_midpoint": 2,
@@ -70,27 +80,190 @@ TABLEAUX = {
 }
 
 
-def butcher_tableau(name: str):
+class ButcherTableau(tuple):
+    r"""A checked Runge–Kutta tableau :math:`(A, b, c)` (Section 2.2).
+
+    A tuple of three float64 tensors of shapes ``(s, s)``, ``(s,)``, ``(s,)``, so
+    ``A, b, c = tableau`` works, that also carries what the steppers need: the number of stages
+    :attr:`stages`, whether the method is :attr:`explicit`, its :attr:`name` and classical
+    :attr:`order` (``None`` for a tableau given by its entries), and the coefficients as Python
+    floats. Build one with :func:`butcher_tableau` (by name) or :func:`as_tableau` (which also
+    checks a tableau given as ``(A, b, c)``).
+    """
+
+    def __new__(cls, A, b, c, name: str | None = None, order: int | None = None):
+        A, b, c = _checked_entries(A, b, c, "method")
+        self = super().__new__(cls, (A, b, c))
+        self.name = name
+        self.order = order
+        self.stages = A.shape[0]
+        self.explicit = is_explicit(A)
+        self.a_list, self.b_list, self.c_list = A.tolist(), b.tolist(), c.tolist()
+        return self
+
+    def __getnewargs__(self):
+        return (*self, self.name, self.order)
+
+    @property
+    def A(self) -> torch.Tensor:
+        """The stage matrix :math:`(a_{ij})`, shape ``(s, s)``."""
+        return self[0]
+
+    @property
+    def b(self) -> torch.Tensor:
+        """The weights :math:`b_i`, shape ``(s,)``."""
+        return self[1]
+
+    @property
+    def c(self) -> torch.Tensor:
+        """The nodes :math:`c_i`, shape ``(s,)``."""
+        return self[2]
+
+    def stage_values(self, f: Callable, t, z: torch.Tensor, h, **solver_options):
+        r"""The stages of one step: values :math:`Z_i` and slopes :math:`f(t + c_i h, Z_i)`.
+
+        The building block of :meth:`step` and of the adjoints of Section 3, which need the
+        stages themselves. Nothing is checked here (``h`` may be a tensor, e.g. a learnt step
+        size (38), and may be zero), so that a network can call it once per layer;
+        ``solver_options`` (``solver``, ``tol``, ``max_iter``, see :func:`rk_step`) apply to
+        implicit methods.
+
+        Returns
+        -------
+        (Z, F) : two lists of ``s`` tensors of the shape of ``z``.
+        """
+        s = self.stages
+        if self.explicit:
+            a, c = self.a_list, self.c_list
+            Z, F = [], []
+            for i in range(s):
+                Zi = z
+                for j in range(i):
+                    if a[i][j] != 0.0:
+                        Zi = Zi + (h * a[i][j]) * F[j]
+                Z.append(Zi)
+                F.append(f(t + c[i] * h, Zi))
+            return Z, F
+        solver = solver_options.get("solver", "newton")
+        tol = solver_options.get("tol", 1e-12)
+        max_iter = solver_options.get("max_iter", 50)
+        A, _, c = (v.to(dtype=z.dtype, device=z.device) for v in self)
+        F = _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter)
+        Z = [z + h * sum(A[i, j] * F[j] for j in range(s)) for i in range(s)]
+        return Z, F
+
+    def step(self, f: Callable, t, z: torch.Tensor, h, **solver_options) -> torch.Tensor:
+        """One step :math:`z \\mapsto z + h \\sum_i b_i f(t + c_i h, Z_i)`, unchecked.
+
+        :func:`rk_step` without its argument checks, for integrators and networks that check
+        their arguments once rather than at every step; ``h`` may be a tensor.
+        """
+        _, F = self.stage_values(f, t, z, h, **solver_options)
+        return self.update(z, h, F)
+
+    def update(self, z: torch.Tensor, h, F: list) -> torch.Tensor:
+        """:math:`z + h \\sum_i b_i F_i` for the stage slopes ``F`` of :meth:`stage_values`."""
+        out = z
+        for bi, Fi in zip(self.b_list, F, strict=True):
+            if bi != 0.0:
+                out = out + (h * bi) * Fi
+        return out
+
+    def __repr__(self) -> str:
+        label = self.name or "tableau"
+        return f"ButcherTableau({label}, stages={self.stages}, explicit={self.explicit})"
+
+
+def _checked_entries(A, b, c, name):
+    parts = {}
+    for part, value in (("A", A), ("b", b), ("c", c)):
+        if isinstance(value, torch.Tensor):
+            if value.is_complex() or value.dtype == torch.bool:
+                raise TypeError(f"{name}: {part} must be a real tensor, got dtype {value.dtype}")
+            value = value.detach().to(device="cpu", dtype=torch.float64)
+        else:
+            try:
+                value = torch.as_tensor(value, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(
+                    f"{name}: {part} must be a tensor of real numbers, got {type(value).__name__}"
+                ) from err
+        parts[part] = value
+    A, b, c = parts["A"], parts["b"], parts["c"]
+    if A.dim() != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise ValueError(
+            f"{name}: A must be a non-empty square matrix (s, s), got {tuple(A.shape)}"
+        )
+    s = A.shape[0]
+    if b.shape != (s,):
+        raise ValueError(
+            f"{name}: b must have shape ({s},) to match A of {s} stages, got {tuple(b.shape)}"
+        )
+    if c.shape != (s,):
+        raise ValueError(
+            f"{name}: c must have shape ({s},) to match A of {s} stages, got {tuple(c.shape)}"
+        )
+    for part, value in parts.items():
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name}: {part} must contain only finite values")
+    if abs(float(b.sum()) - 1.0) > 1e-12:
+        raise ValueError(
+            f"{name}: the weights b must sum to 1 (a consistent method), got {float(b.sum())!r}"
+        )
+    return A, b, c
+
+
+def butcher_tableau(name: str) -> ButcherTableau:
     r"""The Butcher tableau :math:`(A, b, c)` of a named Runge–Kutta method (Section 2.2).
 
     Parameters
     ----------
     name : str
-        One of ``"explicit_euler"``, ``"rk4"``, ``"implicit_euler"``, ``"implicit_midpoint"``,
-        ``"gauss4"`` (Gauss–Legendre, order 4), ``"radau_iia3"`` (Radau IIA, order 3),
-        ``"lobatto_iiic2"`` (Lobatto IIIC, order 2).
+        One of ``"explicit_euler"``, ``"heun"`` (explicit trapezoidal rule, order 2),
+        ``"kutta3"`` (Kutta's third-order method), ``"rk4"``, ``"implicit_euler"``,
+        ``"implicit_midpoint"``, ``"gauss4"`` (Gauss–Legendre, order 4), ``"radau_iia3"``
+        (Radau IIA, order 3), ``"lobatto_iiic2"`` (Lobatto IIIC, order 2); :data:`TABLEAUX`
+        lists them with their orders.
 
     Returns
     -------
-    (A, b, c) : tuple of float64 tensors of shapes ``(s, s)``, ``(s,)``, ``(s,)``.
+    ButcherTableau
+        The tuple ``(A, b, c)`` of float64 tensors of shapes ``(s, s)``, ``(s,)``, ``(s,)``.
+
+    Examples
+    --------
+    >>> A, b, c = butcher_tableau("heun")
+    >>> A.tolist(), b.tolist(), c.tolist()
+    ([[0.0, 0.0], [1.0, 0.0]], [0.5, 0.5], [0.0, 1.0])
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
     table = _tableaux()
     if name not in table:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(table))}")
-    A, b, c = table[name]
-    return tuple(torch.tensor(v, dtype=torch.float64) for v in (A, b, c))
+    return ButcherTableau(*table[name], name=name, order=TABLEAUX[name])
+
+
+def as_tableau(method, name: str = "method") -> ButcherTableau:
+    """Check a Runge–Kutta method given by name or by its tableau (Section 2.2).
+
+    ``method`` is a name for :func:`butcher_tableau`, a :class:`ButcherTableau`, or a tuple
+    ``(A, b, c)`` of tensors (or nested lists of numbers). Raises :class:`TypeError` or
+    :class:`ValueError` naming ``name`` and the rule broken: A square, b and c of one entry per
+    stage, all entries finite, the weights summing to one.
+    """
+    if isinstance(method, ButcherTableau):
+        return method
+    if isinstance(method, str):
+        return butcher_tableau(method)
+    if not isinstance(method, (tuple, list)) or len(method) != 3:
+        raise TypeError(
+            f"{name} must be a method name ({', '.join(TABLEAUX)}) or a Butcher tableau "
+            f"(A, b, c), got {type(method).__name__}"
+            + (f" of length {len(method)}" if isinstance(method, (tuple, list)) else "")
+        )
+    A, b, c = method
+    return ButcherTableau(*_checked_entries(A, b, c, name))
 
 
 def _check_tableau(A, b):
@@ -124,6 +297,25 @@ def is_explicit(A: torch.Tensor) -> bool:
     return bool((torch.triu(A) == 0).all())
 
 
+def check_solver_options(options: dict, name: str = "solver options") -> dict:
+    """Check options of the implicit stage solver (``solver``, ``tol``, ``max_iter``; Section 2.2).
+
+    Returns a copy holding the options given, checked as :func:`rk_step` documents them; an
+    unknown key raises :class:`TypeError` naming ``name``.
+    """
+    unknown = set(options) - {"solver", "tol", "max_iter"}
+    if unknown:
+        raise TypeError(f"unknown {name} {sorted(unknown)}; known: solver, tol, max_iter")
+    out = dict(options)
+    if "solver" in out and out["solver"] not in ("newton", "fixed_point"):
+        raise ValueError(f"solver must be 'newton' or 'fixed_point', got {out['solver']!r}")
+    if "tol" in out:
+        out["tol"] = _validate.positive_real(out["tol"], "tol")
+    if "max_iter" in out:
+        out["max_iter"] = _validate.positive_int(out["max_iter"], "max_iter")
+    return out
+
+
 def rk_step(
     f: Callable[[float, torch.Tensor], torch.Tensor],
     t: float,
@@ -147,7 +339,8 @@ def rk_step(
     z : torch.Tensor
         Current state.
     method : str or tuple
-        A name for :func:`butcher_tableau`, or a tableau ``(A, b, c)``.
+        A name for :func:`butcher_tableau`, or a tableau ``(A, b, c)`` (checked by
+        :func:`as_tableau`).
     solver : {"newton", "fixed_point"}
         How the stage equations of an implicit method are solved. Newton steps are damped by
         backtracking on the stage residual (row by row for batched states) so that the iteration
@@ -155,26 +348,19 @@ def rk_step(
     tol, max_iter
         Stop when the largest stage update is below ``tol`` times ``(1 + |Z|)``; raise
         :class:`RuntimeError` if that has not happened after ``max_iter`` iterations.
+
+    Examples
+    --------
+    >>> z = torch.tensor([1.0], dtype=torch.float64)
+    >>> rk_step(lambda t, v: -v, 0.0, z, 0.1, "heun")  # 1 - h + h^2 / 2
+    tensor([0.9050], dtype=torch.float64)
     """
-    A, b, c = butcher_tableau(method) if isinstance(method, str) else method
-    _check_tableau(A, b)
+    tableau = as_tableau(method)
     _validate.tensor(z, "z")
     h = _validate.positive_real(h, "h")
     t = _validate.real(t, "t")
-    if solver not in ("newton", "fixed_point"):
-        raise ValueError(f"solver must be 'newton' or 'fixed_point', got {solver!r}")
-    tol = _validate.positive_real(tol, "tol")
-    max_iter = _validate.positive_int(max_iter, "max_iter")
-    A, b, c = (v.to(dtype=z.dtype, device=z.device) for v in (A, b, c))
-    s = A.shape[0]
-    if is_explicit(A):
-        k = []
-        for i in range(s):
-            Zi = z + h * sum(A[i, j] * k[j] for j in range(i)) if i else z
-            k.append(f(t + float(c[i]) * h, Zi))
-    else:
-        k = _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter)
-    return z + h * sum(b[i] * k[i] for i in range(s))
+    options = check_solver_options({"solver": solver, "tol": tol, "max_iter": max_iter})
+    return tableau.step(f, t, z, h, **options)
 
 
 def _stage_residual(f, t, z, h, A, c, K):
@@ -186,6 +372,7 @@ def _stage_residual(f, t, z, h, A, c, K):
 
 def _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter):
     s = A.shape[0]
+    h_value = float(h.detach()) if isinstance(h, torch.Tensor) else float(h)
     K = torch.stack([f(t + float(c[i]) * h, z) for i in range(s)])
     for _ in range(max_iter):
         if solver == "fixed_point":
@@ -197,11 +384,11 @@ def _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter):
         K = K_new
         if not bool(torch.isfinite(K).all()):
             break
-        if float(delta) * h <= tol * (1.0 + float(z.detach().abs().max())):
+        if float(delta) * h_value <= tol * (1.0 + float(z.detach().abs().max())):
             return list(K)
     raise RuntimeError(
         f"implicit Runge-Kutta stages did not converge to tol={tol:g} in max_iter={max_iter} "
-        f"{solver} iterations (step size h={h:g}); reduce h or raise max_iter"
+        f"{solver} iterations (step size h={h_value:g}); reduce h or raise max_iter"
     )
 
 
@@ -254,15 +441,19 @@ def odeint(
 ) -> torch.Tensor:
     r"""Integrate :math:`\dot z = f(t, z)` from ``t0`` to ``T`` with ``steps`` equal steps.
 
-    Returns the whole trajectory, shape ``(steps + 1, *z0.shape)``; keyword arguments go to
-    :func:`rk_step`. With ``method="explicit_euler"`` and the ResNet field (8) this is eq. (6).
+    Returns the whole trajectory, shape ``(steps + 1, *z0.shape)``; keyword arguments
+    (``solver``, ``tol``, ``max_iter``) are those of :func:`rk_step`. With
+    ``method="explicit_euler"`` and the ResNet field (8) this is eq. (6).
     """
     steps = _validate.positive_int(steps, "steps")
     t0, T = _validate.real(t0, "t0"), _validate.real(T, "T")
     if not t0 < T:
         raise ValueError(f"T must be greater than t0, got t0={t0}, T={T}")
+    tableau = as_tableau(method)
+    _validate.tensor(z0, "z0")
+    options = check_solver_options(kwargs, "keyword arguments of odeint")
     h = (T - t0) / steps
     out = [z0]
     for n in range(steps):
-        out.append(rk_step(f, t0 + n * h, out[-1], h, method, **kwargs))
+        out.append(tableau.step(f, t0 + n * h, out[-1], h, **options))
     return torch.stack(out)

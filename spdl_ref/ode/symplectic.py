@@ -11,7 +11,9 @@ batched, shape ``(N, M)`` (or any ``(..., M)``).
   the extended phase space :math:`(z, t, p, p_t)` with :math:`K = H + p_t`;
   :func:`extended_phase_space_run` also records :math:`t`, :math:`H` and :math:`K` along the way;
 * :func:`separable_step_map`, :func:`step_jacobian` and :func:`symplecticity_defect` -- the test
-  :math:`M^T J M = J` for the Jacobian :math:`M` of one step (Section 2.2.2).
+  :math:`M^T J M = J` for the Jacobian :math:`M` of one step (Section 2.2.2);
+* :data:`SYMPLECTIC_METHODS` -- the two steppers as :class:`SymplecticStepper` objects, the
+  integrators an :class:`~spdl_ref.ode.ODENet` of a Hamiltonian field can use.
 
 Each step at fixed times is a composition of two shears whose increments are gradients
 (Section 2.2.3), hence symplectic in :math:`(z, p)`.
@@ -19,6 +21,7 @@ Each step at fixed times is a composition of two shears whose increments are gra
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -28,7 +31,9 @@ from .. import _validate
 from .discrete_gradient import canonical_J
 
 __all__ = [
+    "SYMPLECTIC_METHODS",
     "ExtendedPhaseSpaceRun",
+    "SymplecticStepper",
     "extended_phase_space_run",
     "extended_symplectic_euler",
     "separable_step_map",
@@ -89,6 +94,26 @@ def stormer_verlet_step(dT, dV, t, z, p, h):
     p_half = p - 0.5 * h * dV(t, z)
     z1 = z + 0.5 * h * (dT(t, p_half) + dT(t1, p_half))
     return z1, p_half - 0.5 * h * dV(t1, z1)
+
+
+class SymplecticStepper(NamedTuple):
+    r"""A one-step method for separable Hamiltonian systems as a network's integrator (§2.2.2).
+
+    ``step(dT, dV, t, z, p, h)`` returns the state :math:`(z^{k+1}, p^{k+1})` after one step of
+    size ``h`` from time ``t`` (:func:`symplectic_euler_step` or :func:`stormer_verlet_step`);
+    ``order`` is its classical order.
+    """
+
+    name: str
+    order: int
+    step: Callable
+
+
+#: The symplectic integrators by name: symplectic Euler (22) and Störmer–Verlet.
+SYMPLECTIC_METHODS = {
+    "symplectic_euler": SymplecticStepper("symplectic_euler", 1, symplectic_euler_step),
+    "stormer_verlet": SymplecticStepper("stormer_verlet", 2, stormer_verlet_step),
+}
 
 
 def _integrate(step, dT, dV, z0, p0, h, steps, t0):
@@ -187,9 +212,8 @@ def extended_symplectic_euler(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0
     position :math:`t^{k+1} = t^k + h` (so ``t0 + steps * h`` up to round-off).
     """
     h, steps, t0, pt = _check_extended(T, V, z0, p0, h, steps, t0, pt0)
-    z, p, t = z0, p0, t0
-    for t, _, z, p, pt in _extended_steps(T, V, z0, p0, h, steps, t0, pt):
-        pass
+    last = deque(_extended_steps(T, V, z0, p0, h, steps, t0, pt), maxlen=1)
+    t, _, z, p, pt = last[0] if last else (t0, None, z0, p0, pt)
     return z, p, t, pt
 
 
@@ -276,10 +300,11 @@ def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0,
     -------
     ExtendedPhaseSpaceRun
         Named tuple ``(z, p, t, H, K, p_t)``: final state, the ``steps + 1`` times
-        :math:`t^k` (:math:`t^{k+1} = t^k + h`, the time as a position of (20)), the energies :math:`H` and :math:`K` at those times (shape
-        ``(steps + 1, ...)``), and the final :math:`p_t`.
+        :math:`t^k` (:math:`t^{k+1} = t^k + h`, the time as a position of (20)), the energies
+        :math:`H` and :math:`K` at those times (shape ``(steps + 1, ...)``), and the final
+        :math:`p_t`.
     """
-    h, steps, t0, pt = _check_extended(T, V, z0, p0, h, steps, t0, pt0)
+    h, steps, t0, pt_start = _check_extended(T, V, z0, p0, h, steps, t0, pt0)
 
     def energy(t, z, p):
         with torch.no_grad():
@@ -287,9 +312,9 @@ def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0,
 
     t_start = torch.full((*z0.shape[:-1], 1), t0, dtype=z0.dtype, device=z0.device)
     H0 = energy(t_start, z0, p0)
-    ts, Hs, Ks = [t0], [H0], [H0 + pt]
-    z, p = z0, p0
-    for t, t1, z, p, pt in _extended_steps(T, V, z0, p0, h, steps, t0, pt):
+    ts, Hs, Ks = [t0], [H0], [H0 + pt_start]
+    z, p, pt = z0, p0, pt_start
+    for t, t1, z, p, pt in _extended_steps(T, V, z0, p0, h, steps, t0, pt_start):
         Hk = energy(t1, z, p)
         ts.append(t)
         Hs.append(Hk)
@@ -301,12 +326,12 @@ def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0,
 def separable_step_map(
     method: str, dT: Callable, dV: Callable, h: float, t0: float = 0.0
 ) -> Callable:
-    r"""One step of a separable integrator as a map :math:`u = (z, p) \mapsto \Phi_h(u)` (Section 2.2.2).
+    r"""One step of a separable integrator as a map :math:`u = (z, p) \mapsto \Phi_h(u)`.
 
-    The stacked state :math:`u = (z, p)` has shape ``(..., 2M)`` (positions first); the map
-    returns the stacked state after one step from time ``t0``. This is the map whose Jacobian
-    :math:`M` the symplecticity test :math:`M^T J M = J` looks at (see :func:`step_jacobian`
-    and :func:`symplecticity_defect`).
+    Section 2.2.2. The stacked state :math:`u = (z, p)` has shape ``(..., 2M)`` (positions
+    first); the map returns the stacked state after one step from time ``t0``. This is the map
+    whose Jacobian :math:`M` the symplecticity test :math:`M^T J M = J` looks at (see
+    :func:`step_jacobian` and :func:`symplecticity_defect`).
 
     Parameters
     ----------
@@ -325,13 +350,12 @@ def separable_step_map(
     callable
         ``step(u)`` returning a tensor of the shape of ``u``.
     """
-    steps = {"symplectic_euler": symplectic_euler_step, "stormer_verlet": stormer_verlet_step}
-    if method not in steps:
+    if not isinstance(method, str) or method not in SYMPLECTIC_METHODS:
         raise ValueError(f"method must be 'symplectic_euler' or 'stormer_verlet', got {method!r}")
     _check_callables(dT, dV)
     h = _validate.positive_real(h, "h")
     t0 = _validate.real(t0, "t0")
-    one = steps[method]
+    one = SYMPLECTIC_METHODS[method].step
 
     def step(u: torch.Tensor) -> torch.Tensor:
         _validate.floating_tensor(u, "u")
