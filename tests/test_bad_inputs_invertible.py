@@ -304,6 +304,8 @@ CASES = [
         lambda: inv.HouseholderOrthogonal(3, n_reflections=0),
         "n_reflections",
     ),
+    C("orthogonal.skew", lambda: inv.orthogonal.skew(x64(3, 2)), "a"),
+    C("orthogonal.skew", lambda: inv.orthogonal.skew(nonfinite(x64(3, 3))), "a", note="nan"),
     C(I + "HouseholderOrthogonal", lambda: inv.HouseholderOrthogonal(0), "channels"),
     C(
         I + "HouseholderOrthogonal",
@@ -633,7 +635,11 @@ EXEMPT = {
 
 
 def test_every_public_name_has_a_case():
-    check_coverage(CASES, [("invertible", "spdl_ref.invertible")], EXEMPT)
+    check_coverage(
+        CASES,
+        [("invertible", "spdl_ref.invertible"), ("orthogonal", "spdl_ref.invertible.orthogonal")],
+        EXEMPT,
+    )
 
 
 # --- hypothesis: bad tensors for every layer's forward and inverse -------------------------------
