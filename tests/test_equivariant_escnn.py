@@ -43,3 +43,16 @@ def test_escnn_bridge_bad_inputs():
         escnn_bridge.escnn_kernel_basis(FiniteGroup("C4"), "trivial", "trivial", 4)
     with pytest.raises(ValueError, match="kind must be"):
         escnn_bridge.escnn_representation(FiniteGroup("C4"), "standard")
+
+
+def test_escnn_float64_context_nests_and_restores_everything():
+    import escnn.kernels.steerable_basis as sb
+
+    G = FiniteGroup("C4")
+    cache = escnn_bridge._singleblock._stored_filters
+    with escnn_bridge.escnn_float64():
+        assert torch.get_default_dtype() == torch.float64 and sb.torch is not torch
+        B = escnn_bridge.escnn_kernel_basis(G, "trivial", "regular", 3)  # nested: no deadlock
+    assert B.dtype == torch.float64
+    assert torch.get_default_dtype() == torch.float32 and sb.torch is torch
+    assert escnn_bridge._singleblock._stored_filters is cache

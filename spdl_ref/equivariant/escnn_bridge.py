@@ -39,7 +39,7 @@ __all__ = ["escnn_float64", "escnn_kernel_basis", "escnn_representation", "gspac
 # float64 NumPy data (change-of-basis matrices, Clebsch-Gordan coefficients, ring radii, grid
 # points) into tensors.
 _BASIS_MODULES = ("escnn.kernels", "escnn.nn.modules.basismanager")
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: escnn_kernel_basis may run inside the context
 
 
 class _Float64Torch(types.ModuleType):
