@@ -6,6 +6,7 @@ minutes on a laptop CPU (``"ci"``) and at the review's own settings on a GPU (``
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 from typing import Any
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 
 from . import _validate
+
+__all__ = ["BUDGETS", "budget", "by_budget", "device", "seed_everything"]
 
 #: The budget names that :func:`budget` may return.
 BUDGETS = ("ci", "paper")
@@ -58,8 +61,23 @@ def by_budget(*, ci: Any, paper: Any) -> Any:
     """Return ``ci`` or ``paper`` according to :func:`budget`.
 
     Experiments state both sizes side by side, e.g.
-    ``iterations = by_budget(ci=300, paper=1500)``.
+    ``iterations = by_budget(ci=300, paper=1500)``. The two must be settings of the same kind:
+    both numbers, or values of the same type (dicts with the same keys), so that a typo in one
+    of them fails at both budgets rather than only on the machine that reads it.
     """
+    both_numbers = all(
+        isinstance(v, numbers.Number) and not isinstance(v, bool) for v in (ci, paper)
+    )
+    if not both_numbers and type(ci) is not type(paper):
+        raise TypeError(
+            f"ci and paper must be settings of the same type, got {type(ci).__name__} and "
+            f"{type(paper).__name__}"
+        )
+    if isinstance(ci, dict) and set(ci) != set(paper):
+        raise ValueError(
+            f"ci and paper must have the same keys, got {sorted(map(str, set(ci) ^ set(paper)))} "
+            "in only one of them"
+        )
     return paper if budget() == "paper" else ci
 
 

@@ -30,9 +30,8 @@ def _setup(n, noise, seed, dtype, device):
     n = _validate.positive_int(n, "n")
     noise = _validate.nonnegative_real(noise, "noise")
     seed = _validate.nonnegative_int(seed, "seed")
-    dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
+    _validate.device(device)
     gen = torch.Generator().manual_seed(seed)
     return n, noise, gen, dtype
 
@@ -54,6 +53,8 @@ def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
     of Gaussian noise added to each coordinate.
     """
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
+    if not isinstance(radii, (tuple, list)) or len(radii) != 2:
+        raise ValueError(f"radii must be a pair (inner, outer), got {radii!r}")
     r0, r1 = (_validate.positive_real(r, "radii") for r in radii)
     if not r0 < r1:
         raise ValueError(f"radii must be increasing (inner < outer), got {tuple(radii)}")
@@ -134,13 +135,12 @@ def labels_to_signs(y, dtype=None):
 
     Used with the squared data fit :math:`L_n(z) = \\tfrac12 \\|z - y_n\\|^2` of Figure 1.
     """
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    _validate.instance(y, torch.Tensor, "y")
     if y.dim() != 1:
         raise ValueError(f"y must be one-dimensional, got shape {tuple(y.shape)}")
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("y must contain only the labels 0 and 1")
-    dtype = torch.get_default_dtype() if dtype is None else dtype
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
     return (2 * y.to(dtype) - 1)[:, None]
 
 

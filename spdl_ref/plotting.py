@@ -6,11 +6,13 @@ without it the import raises an :class:`ImportError` that says so); ``import spd
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from . import _validate
 from ._optional import optional_dependency
 
 with optional_dependency("book", "spdl_ref.plotting"):
@@ -50,6 +52,19 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
+def _array(t, name) -> np.ndarray:
+    """``t`` (a tensor or array-like) as a finite float array, else a clear error."""
+    try:
+        a = np.asarray(_np(t), dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{name} must be a tensor or array of numbers, got {type(t).__name__}"
+        ) from err
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must contain only finite values")
+    return a
+
+
 def feature_evolution(
     states,
     labels,
@@ -77,10 +92,34 @@ def feature_evolution(
     axes : sequence of matplotlib axes or None
         Where to draw (3-D axes when ``M = 3``); new ones in a row when ``None``.
     """
-    z = _np(states)
-    y = _np(labels).astype(int)
+    z = _array(states, "states")
     if z.ndim != 3 or z.shape[2] not in (2, 3):
         raise ValueError(f"states must have shape (K+1, N, 2 or 3), got {z.shape}")
+    y = _array(labels, "labels")
+    if y.shape != (z.shape[1],) or not np.isin(y, (0, 1)).all():
+        raise ValueError(
+            f"labels must be {z.shape[1]} classes 0 or 1, shape ({z.shape[1]},), got shape "
+            f"{y.shape}"
+        )
+    y = y.astype(int)
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__") or len(layers) == 0:
+        raise ValueError(f"layers must be a non-empty sequence of layer indices, got {layers!r}")
+    for k in layers:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < z.shape[0]:
+            raise ValueError(f"layers must hold integers in [0, {z.shape[0] - 1}], got {k!r}")
+    if (W is None) != (mu is None):
+        raise ValueError("W and mu must be given together (the output layer) or not at all")
+    if W is not None:
+        w = _array(W, "W").reshape(-1)
+        if w.shape != (z.shape[2],) or not np.any(w):
+            raise ValueError(f"W must hold {z.shape[2]} weights, not all zero, got {w.shape}")
+        if _array(mu, "mu").size != 1:
+            raise ValueError("mu must be a single number (one output)")
+    point_size = _validate.positive_real(point_size, "point_size")
+    if axes is not None and (not hasattr(axes, "__len__") or len(axes) != len(layers)):
+        raise ValueError(f"axes must hold one axis per layer ({len(layers)})")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string or None, got {type(title).__name__}")
     dim = z.shape[2]
     if axes is None:
         fig = plt.figure(figsize=(2.2 * len(layers), 2.3))
@@ -128,6 +167,16 @@ def _decision_boundary(ax, pts, w, mu):
 
 def loss_curves(histories: dict, ax=None, xlabel: str = "iteration", ylabel: str = "objective E"):
     """Plot several loss histories (name -> sequence of values) on a log scale."""
+    if not isinstance(histories, dict) or not histories:
+        raise TypeError(
+            f"histories must be a non-empty dict name -> values, got {type(histories).__name__}"
+        )
+    for name, values in histories.items():
+        v = _array(values, f"histories[{name!r}]")
+        if v.ndim != 1 or v.size == 0 or (v <= 0).any():
+            raise ValueError(
+                f"histories[{name!r}] must be a non-empty sequence of positive values (log scale)"
+            )
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 2.6))
     for name, values in histories.items():

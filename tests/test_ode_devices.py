@@ -39,7 +39,8 @@ def test_integrators_follow_device_and_dtype(device, dtype):
         lambda w: 0.5 * (w**2).sum(-1), torch.randn(3, 4, device=device, dtype=dtype), 0.1
     )
     assert u.device.type == device.type and u.dtype == dtype
-    R = lie_euler(lambda r: hat(r[..., :, 0]), torch.eye(3, device=device, dtype=dtype), 0.1, 3)
+    R0 = torch.eye(3, device=device, dtype=dtype)
+    R = lie_euler(lambda r: hat(r[..., :, 0]), R0, 0.1, 3, manifold="SO3")
     assert R.device.type == device.type and R.dtype == dtype
     m = standard_map(torch.rand(5, 2, device=device, dtype=dtype) * 2 * math.pi, 0.5)
     assert m.device.type == device.type and m.dtype == dtype

@@ -85,15 +85,34 @@ def test_lie_euler_stays_on_manifold_and_euler_drifts():
     omega = torch.tensor([0.3, -1.0, 0.5], dtype=D)
     xi = lambda z: hat(omega + (z[..., :, 0] if z.dim() > 1 and z.shape[-2:] == (3, 3) else z))  # noqa: E731
     R0 = torch.eye(3, dtype=D)
-    lie = lie_euler(xi, R0, 0.1, 200)
-    eul = lie_euler(xi, R0, 0.1, 200, method="euler")
+    lie = lie_euler(xi, R0, 0.1, 200, manifold="SO3")
+    eul = lie_euler(xi, R0, 0.1, 200, method="euler", manifold="SO3")
     orth = lambda R: (R.mT @ R - torch.eye(3, dtype=D)).abs().amax((-2, -1))  # noqa: E731
     assert orth(lie).max() < 1e-12
     assert orth(eul)[-1] > 1e-1
     v0 = torch.tensor([1.0, 0.0, 0.0], dtype=D)
     sph = lie_euler(xi, v0, 0.1, 200)
     assert (sph.norm(dim=-1) - 1).abs().max() < 1e-12
-    assert lie_euler(lambda z: hat(z[..., :, 0]), R0.float(), 0.1, 2).dtype == torch.float32
+    R = lie_euler(lambda z: hat(z[..., :, 0]), R0.float(), 0.1, 2, manifold="SO3")
+    assert R.dtype == torch.float32
+
+
+def test_lie_euler_batch_of_three_vectors_is_not_read_as_a_rotation():
+    # A (3, 3) state is three 3-vectors or one rotation: the caller must say which, and a batch
+    # of three vectors then steps exactly as each vector alone, keeping its norm.
+    omega = torch.tensor([0.3, -1.0, 0.5], dtype=D)
+    xi = lambda v: hat(omega + torch.linalg.cross(omega.expand_as(v), v))  # noqa: E731
+    V = torch.randn(3, 3, dtype=D, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="manifold must be given"):
+        lie_euler(xi, V, 0.1, 20)
+    batch = lie_euler(xi, V, 0.1, 20, manifold="sphere")[-1]
+    alone = torch.stack([lie_euler(xi, v, 0.1, 20)[-1] for v in V])
+    assert (batch - alone).abs().max() < 1e-13
+    assert (batch.norm(dim=-1) - V.norm(dim=-1)).abs().max() < 1e-13
+    with pytest.raises(ValueError, match="rotation matrices"):
+        lie_euler(xi, V, 0.1, 20, manifold="SO3")
+    with pytest.raises(ValueError, match="skew-symmetric"):
+        lie_euler(lambda R: torch.ones_like(R), torch.eye(3, dtype=D), 0.1, 1, manifold="SO3")
 
 
 def test_bad_inputs():

@@ -62,7 +62,11 @@ def translate(x: torch.Tensor, shift) -> torch.Tensor:
     convolutions with circular padding commute with it.
     """
     _image(x)
-    if len(shift) != 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in shift):
+    if (
+        not isinstance(shift, (tuple, list))
+        or len(shift) != 2
+        or any(isinstance(s, bool) or not isinstance(s, int) for s in shift)
+    ):
         raise TypeError(f"shift must be a pair of integers, got {shift!r}")
     return torch.roll(x, shifts=tuple(shift), dims=(-2, -1))
 
@@ -100,8 +104,7 @@ def act_on_image(x: torch.Tensor, g, group: FiniteGroup) -> torch.Tensor:
 
     Every channel is moved as a scalar field. ``x`` has shape ``(B, C, n, n)``.
     """
-    if not isinstance(group, FiniteGroup):
-        raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
+    _validate.instance(group, FiniteGroup, "group")
     k, s = group._check(g)
     _image(x, square=group.N == 4)
     y = reflect(x) if s else x
@@ -114,8 +117,7 @@ def act_on_field(x: torch.Tensor, g, rep: Representation) -> torch.Tensor:
     ``x`` has shape ``(B, c d, n, n)``: ``c`` fields of the representation ``rep`` of dimension
     ``d``, stacked along the channel axis.
     """
-    if not isinstance(rep, Representation):
-        raise TypeError(f"rep must be a Representation, got {type(rep).__name__}")
+    _validate.instance(rep, Representation, "rep")
     _image(x)
     d = rep.dim
     if x.shape[1] % d:

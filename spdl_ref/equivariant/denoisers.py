@@ -62,7 +62,7 @@ class OrdinaryDenoiser(nn.Module):
     def __init__(self, width: int, depth: int, kernel_size: int = 3, device=None, dtype=None):
         super().__init__()
         self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
-        fk = {"device": device, "dtype": dtype}
+        fk = {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}
         self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
         self.layers = nn.ModuleList(
             nn.Conv2d(width, width, k, padding=k // 2, **fk) for _ in range(depth)
@@ -70,7 +70,9 @@ class OrdinaryDenoiser(nn.Module):
         self.project = nn.Conv2d(width, 1, k, padding=k // 2, **fk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.lift(_check_image(x))
+        _check_image(x)
+        _validate.like(x, self.lift.weight, "x", "OrdinaryDenoiser")
+        z = self.lift(x)
         for conv in self.layers:
             z = z + torch.relu(conv(z))
         return self.project(z)
@@ -78,8 +80,7 @@ class OrdinaryDenoiser(nn.Module):
 
 def parameter_count(model: nn.Module) -> int:
     """Number of trainable parameters, the degrees of freedom compared in Section 5.2."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _validate.module(model, "model")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -121,11 +122,15 @@ def make_denoiser(
     torch.nn.Module
         A module mapping images ``(B, 1, H, W)`` to images ``(B, 1, H, W)``.
     """
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise ValueError(f"kind must be 'ordinary' or 'equivariant', got {kind!r}")
+    _validate.choice(kind, KINDS, "kind")
     if kind == "ordinary":
-        if fields != "regular" or group_order != 8 or max_order != 3:
-            raise ValueError("fields, group_order and max_order apply only to kind='equivariant'")
+        for name, value, default in (
+            ("fields", fields, "regular"),
+            ("group_order", group_order, 8),
+            ("max_order", max_order, 3),
+        ):
+            if value != default:
+                raise ValueError(f"{name} applies only to kind='equivariant', got {value!r}")
         return OrdinaryDenoiser(width, depth, kernel_size, device=device, dtype=dtype)
     from .equivariant_denoiser import EquivariantDenoiser
 

@@ -24,6 +24,7 @@ def disc_mask(size: int, radius: float | None = None, device=None, dtype=None) -
     rotation by any angle keeps inside the image. Returns a 0/1 tensor of shape ``(size, size)``.
     """
     size = _validate.positive_int(size, "size")
+    device, dtype = _validate.device(device), _validate.float_dtype(dtype)
     c = (size - 1) / 2
     radius = c if radius is None else _validate.nonnegative_real(radius, "radius")
     i = torch.arange(size, dtype=torch.float64) - c
@@ -55,16 +56,28 @@ def commutation_error(
     """
     _validate.tensor(x, "x")
     for name, T in (("F", F), ("T_in", T_in), ("T_out", T_out)):
-        if not callable(T):
-            raise TypeError(f"{name} must be callable, got {type(T).__name__}")
+        _validate.function(T, name)
+    if mask is not None:
+        _validate.tensor(mask, "mask")
+        if bool((mask < 0).any()) or not bool((mask > 0).any()):
+            raise ValueError("mask must hold non-negative weights, not all zero")
     with torch.no_grad():
-        lhs = F(T_in(x))
-        rhs = T_out(F(x))
+        fx = _result(F(x), "F(x)")
+        rhs = _result(T_out(fx), "T_out(F(x))")
+        lhs = _result(F(_result(T_in(x), "T_in(x)")), "F(T_in(x))")
         if lhs.shape != rhs.shape:
             raise ValueError(
                 f"F(T_in(x)) and T_out(F(x)) must have the same shape, got {tuple(lhs.shape)} "
                 f"and {tuple(rhs.shape)}"
             )
+        if mask is not None:
+            try:
+                torch.broadcast_shapes(mask.shape, lhs.shape)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"mask must broadcast against the outputs {tuple(lhs.shape)}, "
+                    f"got {tuple(mask.shape)}"
+                ) from err
         m = 1.0 if mask is None else mask.to(device=lhs.device, dtype=lhs.dtype)
         den = float((m * rhs).norm())
         num = float((m * (lhs - rhs)).norm())
@@ -92,9 +105,15 @@ def equivariance_error(
     if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
         raise ValueError(f"x must have shape (B, C, n, n) with square images, got {tuple(x.shape)}")
     angle = _validate.real(angle, "angle")
-    if not callable(model):
-        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    _validate.function(model, "model")
+    _validate.boolean(invariant, "invariant")
     if mask is None and angle / 90.0 != round(angle / 90.0):
         mask = disc_mask(x.shape[-1], device=x.device, dtype=x.dtype)
     T_out = (lambda y: y) if invariant else (lambda y: rotate(y, angle))
     return commutation_error(model, x, lambda y: rotate(y, angle), T_out, mask)
+
+
+def _result(t, name):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"F, T_in and T_out must return tensors, {name} is {type(t).__name__}")
+    return _validate.finite_result(t, name)

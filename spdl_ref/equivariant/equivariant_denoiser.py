@@ -14,6 +14,7 @@ from torch import nn
 from .. import _validate
 from .._optional import optional_dependency
 from .denoisers import _check_image, _check_sizes
+from .escnn_bridge import _escnn_precision
 
 with (
     optional_dependency("equivariant", "make_denoiser('equivariant') (EquivariantDenoiser)"),
@@ -43,6 +44,11 @@ class EquivariantDenoiser(nn.Module):
     they are invariant). Input and output are single scalar fields: one-channel images.
     escnn's He initialisation is multiplied by ``init_scale``, which brings the untrained
     network's output to the scale of the ordinary denoiser's (PyTorch's default initialisation).
+
+    With ``dtype=torch.float64`` (given, or the default dtype) escnn samples its kernel bases in
+    float64 (:func:`~spdl_ref.equivariant.escnn_bridge.escnn_float64`; escnn alone would keep
+    them in float32), so rotations by multiples of 90 degrees commute with the network to float64
+    round-off.
     """
 
     def __init__(
@@ -59,10 +65,15 @@ class EquivariantDenoiser(nn.Module):
     ):
         super().__init__()
         self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
-        if fields not in FIELDS:
-            raise ValueError(f"fields must be 'regular' or 'harmonic', got {fields!r}")
-        self.fields = fields
+        self.fields = _validate.choice(fields, FIELDS, "fields")
         init_scale = _validate.positive_real(init_scale, "init_scale")
+        device = _validate.device(device)
+        dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
+        with _escnn_precision(dtype):
+            self._build(width, depth, k, fields, group_order, max_order, init_scale)
+        self.to(device=device, dtype=dtype)
+
+    def _build(self, width, depth, k, fields, group_order, max_order, init_scale):
         if fields == "regular":
             N = _validate.positive_int(group_order, "group_order")
             block = N
@@ -81,22 +92,24 @@ class EquivariantDenoiser(nn.Module):
         self.in_type = enn.FieldType(gs, [gs.trivial_repr])
         hidden = enn.FieldType(gs, reps * (width // block))
         pad = k // 2
-        self.lift = enn.R2Conv(self.in_type, hidden, k, padding=pad)
-        self.convs = nn.ModuleList(enn.R2Conv(hidden, hidden, k, padding=pad) for _ in range(depth))
+        kw = dict(padding=pad)
+        self.lift = enn.R2Conv(self.in_type, hidden, k, **kw)
+        self.convs = nn.ModuleList(enn.R2Conv(hidden, hidden, k, **kw) for _ in range(depth))
         if fields == "regular":
             self.nonlins = nn.ModuleList(enn.ReLU(hidden) for _ in range(depth))
         else:
             self.nonlins = nn.ModuleList(
                 enn.NormNonLinearity(hidden, "n_relu", bias=True) for _ in range(depth)
             )
-        self.project = enn.R2Conv(hidden, self.in_type, k, padding=pad)
+        self.project = enn.R2Conv(hidden, self.in_type, k, **kw)
         with torch.no_grad():
             for conv in [self.lift, *self.convs, self.project]:
                 conv.weights.mul_(init_scale)
-        self.to(device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.lift(enn.GeometricTensor(_check_image(x), self.in_type))
+        _check_image(x)
+        _validate.like(x, self.lift.weights, "x", "EquivariantDenoiser")
+        z = self.lift(enn.GeometricTensor(x, self.in_type))
         for conv, sigma in zip(self.convs, self.nonlins, strict=True):
             z = z + sigma(conv(z))
         return self.project(z).tensor

@@ -16,11 +16,16 @@ This module imports escnn (the ``equivariant`` extra; without it the import rais
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import threading
+import types
 import warnings
 
 import torch
 
+from .. import _validate
 from .._optional import optional_dependency
 from .groups import FiniteGroup, Representation
 
@@ -31,15 +36,87 @@ with (
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups here
     from escnn import gspaces
     from escnn import nn as enn
+    from escnn.nn.modules.basismanager import basisexpansion_singleblock as _singleblock
 
-__all__ = ["escnn_kernel_basis", "escnn_representation", "gspace"]
+__all__ = ["escnn_float64", "escnn_kernel_basis", "escnn_representation", "gspace"]
+
+# The escnn modules that sample kernel bases: they hard-code float32 when they turn escnn's
+# float64 NumPy data (change-of-basis matrices, Clebsch-Gordan coefficients, ring radii, grid
+# points) into tensors.
+_BASIS_MODULES = ("escnn.kernels", "escnn.nn.modules.basismanager")
+_LOCK = threading.RLock()  # re-entrant: escnn_kernel_basis may run inside the context
+
+
+class _Float64Torch(types.ModuleType):
+    """``torch``, except that ``torch.tensor(..., dtype=torch.float32)`` makes float64."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def tensor(data, *args, dtype=None, **kwargs):
+        if dtype is torch.float32:
+            dtype = torch.float64
+        return torch.tensor(data, *args, dtype=dtype, **kwargs)
+
+
+@contextlib.contextmanager
+def escnn_float64():
+    r"""Within this context escnn builds and samples its kernel bases in float64 (Section 5.1.2).
+
+    escnn computes every basis in float32, whatever the default dtype: its modules turn their
+    float64 NumPy data into tensors with an explicit ``dtype=torch.float32``, and sample the
+    basis on float32 grid points. A layer cast to float64 afterwards keeps a basis that satisfies
+    the kernel constraint only to float32 accuracy (a 90-degree equivariance error of about
+    1e-7 instead of 1e-15), and with ``torch.set_default_dtype(torch.float64)`` the construction
+    fails ("Float did not match Double"). Here the default dtype is float64 and, in escnn's basis
+    modules only, those float32 requests become float64, so the basis is float64 throughout.
+    escnn's cache of sampled bases is replaced by an empty one for the duration, so the layers
+    built inside share their float64 bases with each other but never with float32 layers.
+    """
+    modules = [
+        m
+        for name, m in list(sys.modules.items())
+        if name.startswith(_BASIS_MODULES) and getattr(m, "torch", None) is torch
+    ]
+    proxy = _Float64Torch("torch")
+    with _LOCK:
+        old = torch.get_default_dtype()
+        cache = _singleblock._stored_filters
+        torch.set_default_dtype(torch.float64)
+        _singleblock._stored_filters = {}
+        for m in modules:
+            m.torch = proxy
+        try:
+            yield
+        finally:
+            for m in modules:
+                m.torch = torch
+            _singleblock._stored_filters = cache
+            torch.set_default_dtype(old)
+
+
+@contextlib.contextmanager
+def _escnn_float32():
+    """Build escnn layers in float32 (escnn's own precision) whatever the default dtype."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _escnn_precision(dtype):
+    """The context in which to build escnn layers meant for ``dtype`` (default: the default)."""
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
+    return escnn_float64() if dtype == torch.float64 else _escnn_float32()
 
 
 def gspace(group: FiniteGroup):
     r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N`
     (Section 5.1.1)."""
-    if not isinstance(group, FiniteGroup):
-        raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
+    _validate.instance(group, FiniteGroup, "group")
     if group.reflections:
         return gspaces.flipRot2dOnR2(group.N) if group.N > 1 else gspaces.flip2dOnR2()
     return gspaces.rot2dOnR2(group.N) if group.N > 1 else gspaces.trivialOnR2()
@@ -81,9 +158,9 @@ def escnn_kernel_basis(
 ) -> torch.Tensor:
     r"""escnn's basis of equivariant kernels, sampled on the ``size x size`` grid (Section 5.1.2).
 
-    Returns a float64 tensor of shape ``(D, d2, d1, size, size)`` with escnn's basis elements
-    (computed by escnn in float32). ``D`` is escnn's parameter count for one pair of fields; its
-    numerical rank is the dimension of the space they span.
+    Returns a float64 tensor of shape ``(D, d2, d1, size, size)`` with escnn's basis elements,
+    sampled in float64 (:func:`escnn_float64`). ``D`` is escnn's parameter count for one pair of
+    fields; its numerical rank is the dimension of the space they span.
     """
     gs = gspace(group)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
@@ -100,13 +177,15 @@ def escnn_kernel_basis(
             }
         )
         kw = dict(rings=radii, sigma=0.6, frequencies_cutoff=4.0, maximum_offset=4)
-    conv = enn.R2Conv(
-        enn.FieldType(gs, [_escnn_rep(gs, group, kind_in)]),
-        enn.FieldType(gs, [_escnn_rep(gs, group, kind_out)]),
-        kernel_size=size,
-        bias=False,
-        **kw,
-    )
+    _validate.boolean(complete, "complete")
+    with escnn_float64():
+        conv = enn.R2Conv(
+            enn.FieldType(gs, [_escnn_rep(gs, group, kind_in)]),
+            enn.FieldType(gs, [_escnn_rep(gs, group, kind_out)]),
+            kernel_size=size,
+            bias=False,
+            **kw,
+        )
     D = conv.basisexpansion.dimension()
     kernels = []
     with torch.no_grad():

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _validate
+
 __all__ = ["FiniteGroup", "Representation", "direct_sum"]
 
 
@@ -80,15 +82,18 @@ class FiniteGroup:
         """Number of elements :math:`|H|`."""
         return len(self.elements)
 
-    def _check(self, g):
-        if g not in self.elements:
-            raise ValueError(f"g must be an element (k, s) of {self.name}, got {g!r}")
+    def _check(self, g, name="g"):
+        if not isinstance(g, tuple) or g not in self.elements:
+            raise ValueError(
+                f"{name} must be an element (k, s) of {self.name}, 0 <= k < {self.N}, "
+                f"s in {{0{', 1' if self.reflections else ''}}}, got {g!r}"
+            )
         return g
 
     def compose(self, g, h):
         """The product :math:`gh` (apply :math:`h` first): :math:`r^{k_1} f^{s_1} r^{k_2}
         f^{s_2}`."""
-        (k1, s1), (k2, s2) = self._check(g), self._check(h)
+        (k1, s1), (k2, s2) = self._check(g), self._check(h, "h")
         return ((k1 + (-1) ** s1 * k2) % self.N, (s1 + s2) % 2)
 
     def inverse(self, g):
@@ -99,6 +104,7 @@ class FiniteGroup:
     def matrix(self, g, dtype=torch.float64) -> torch.Tensor:
         """The 2 x 2 matrix :math:`R^k F^s` by which :math:`g` acts on the plane."""
         k, s = self._check(g)
+        _validate.float_dtype(dtype)
         t = 2 * math.pi * k / self.N
         c, sn = round(math.cos(t)), round(math.sin(t))  # exact for N in {1, 2, 4}
         rot = torch.tensor([[c, -sn], [sn, c]], dtype=dtype)
@@ -161,8 +167,8 @@ class Representation:
     """
 
     def __init__(self, group: FiniteGroup, matrices: torch.Tensor, name=None):
-        if not isinstance(group, FiniteGroup):
-            raise TypeError(f"group must be a FiniteGroup, got {type(group).__name__}")
+        _validate.instance(group, FiniteGroup, "group")
+        _validate.tensor(matrices, "matrices")
         if (
             matrices.dim() != 3
             or matrices.shape[0] != group.order
@@ -172,6 +178,14 @@ class Representation:
                 f"matrices must have shape ({group.order}, d, d), got {tuple(matrices.shape)}"
             )
         self.group, self.matrices, self.name = group, matrices.to(torch.float64), name
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        if float((self.matrices.mT @ self.matrices - eye).abs().max()) > 1e-6:
+            raise ValueError("matrices must be orthogonal (rho(g)^T rho(g) = I)")
+        if not self.is_homomorphism(1e-6):
+            raise ValueError(
+                f"matrices must form a representation of {group.name}: "
+                "rho(g h) = rho(g) rho(h) for all g, h"
+            )
 
     @property
     def dim(self) -> int:
@@ -184,6 +198,7 @@ class Representation:
 
     def is_homomorphism(self, tol: float = 1e-12) -> bool:
         r"""Whether :math:`\rho(gh) = \rho(g)\rho(h)` for all pairs (a check of the data)."""
+        tol = _validate.nonnegative_real(tol, "tol")
         G = self.group
         return all(
             float((self(G.compose(g, h)) - self(g) @ self(h)).abs().max()) <= tol
@@ -199,10 +214,12 @@ def direct_sum(*reps: Representation) -> Representation:
     r"""The block-diagonal representation :math:`\rho_1 \oplus \rho_2 \oplus \dots` (Section
     5.1.2)."""
     if not reps:
-        raise ValueError("direct_sum needs at least one representation")
+        raise ValueError("reps must hold at least one representation")
+    for i, r in enumerate(reps):
+        _validate.instance(r, Representation, f"reps[{i}]")
     group = reps[0].group
     if any(r.group != group for r in reps):
-        raise ValueError("all representations in direct_sum must be of the same group")
+        raise ValueError("reps must all be representations of the same group")
     mats = torch.stack(
         [torch.block_diag(*(r.matrices[a] for r in reps)) for a in range(group.order)]
     )

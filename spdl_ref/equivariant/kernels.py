@@ -39,8 +39,7 @@ __all__ = [
 
 def _check_reps(rho_in, rho_out):
     for name, r in (("rho_in", rho_in), ("rho_out", rho_out)):
-        if not isinstance(r, Representation):
-            raise TypeError(f"{name} must be a Representation, got {type(r).__name__}")
+        _validate.instance(r, Representation, name)
     if rho_in.group != rho_out.group:
         raise ValueError("rho_in and rho_out must be representations of the same group")
     return rho_in.group
@@ -164,8 +163,8 @@ def invariant_vectors(rho: Representation, tol: float = 1e-10) -> torch.Tensor:
     Adding a bias :math:`b` to a field of type :math:`\rho` commutes with the group action only
     if :math:`b` is fixed by every :math:`\rho(h)`. Returns shape ``(D, d)``.
     """
-    if not isinstance(rho, Representation):
-        raise TypeError(f"rho must be a Representation, got {type(rho).__name__}")
+    _validate.instance(rho, Representation, "rho")
+    tol = _validate.positive_real(tol, "tol")
     A = torch.cat(
         [rho(g) - torch.eye(rho.dim, dtype=torch.float64) for g in rho.group.generators]
         + [torch.zeros(1, rho.dim, dtype=torch.float64)]
@@ -204,10 +203,17 @@ class SteerableConv2d(nn.Module):
         self.c_in = _validate.positive_int(c_in, "c_in")
         self.c_out = _validate.positive_int(c_out, "c_out")
         self.size = _check_size(size)
-        fk = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        _validate.boolean(bias, "bias")
+        fk = {
+            "device": _validate.device(device),
+            "dtype": _validate.float_dtype(dtype) or torch.get_default_dtype(),
+        }
         basis = kernel_basis(rho_in, rho_out, size, support)
         if basis.shape[0] == 0:
-            raise ValueError(f"no nonzero equivariant kernel maps {rho_in} to {rho_out}")
+            raise ValueError(
+                f"rho_in and rho_out admit no nonzero equivariant kernel of size {size}: "
+                f"none maps {rho_in} to {rho_out}"
+            )
         self.register_buffer("basis", basis.to(**fk))
         scale = 1.0 / math.sqrt(c_in * basis.shape[0])
         self.weight = nn.Parameter(scale * torch.randn(c_out, c_in, basis.shape[0], **fk))
@@ -227,5 +233,13 @@ class SteerableConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _validate.tensor(x, "x")
+        _validate.like(x, self.weight, "x", "SteerableConv2d")
+        channels = self.c_in * self.rho_in.dim
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(
+                f"x must have shape (B, c_in * rho_in.dim, H, W) = (B, {channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
         b = None if self.bias is None else (self.bias @ self.bias_basis).reshape(-1)
         return nnf.conv2d(x, self.kernel(), b, padding=self.size // 2)

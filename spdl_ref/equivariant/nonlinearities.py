@@ -37,11 +37,16 @@ def norm_nonlinearity(x: torch.Tensor, field_dim: int, f: Callable) -> torch.Ten
     the channel axis; the norm is taken over each field's ``d`` components at each pixel. ``f``
     maps a tensor of norms to a tensor of factors of the same shape.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    _validate.function(f, "f")
     y, _ = _fields(x, field_dim)
     norms = y.norm(dim=2, keepdim=True)
-    return (f(norms) * y).reshape(x.shape)
+    factor = f(norms)
+    if not isinstance(factor, torch.Tensor) or factor.shape != norms.shape:
+        got = tuple(factor.shape) if isinstance(factor, torch.Tensor) else type(factor).__name__
+        raise ValueError(
+            f"f must map the norms, shape {tuple(norms.shape)}, to factors of that shape, got {got}"
+        )
+    return (factor * y).reshape(x.shape)
 
 
 class NormReLU(nn.Module):
@@ -59,11 +64,16 @@ class NormReLU(nn.Module):
         self.field_dim = _validate.positive_int(field_dim, "field_dim")
         self.eps = _validate.positive_real(eps, "eps")
         self.bias = nn.Parameter(
-            torch.zeros(n_fields, device=device, dtype=dtype or torch.get_default_dtype())
+            torch.zeros(
+                n_fields,
+                device=_validate.device(device),
+                dtype=_validate.float_dtype(dtype) or torch.get_default_dtype(),
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = _fields(x, self.field_dim)
+        _validate.like(x, self.bias, "x", "NormReLU")
         if y.shape[1] != self.n_fields:
             raise ValueError(f"x must have {self.n_fields} fields, got {y.shape[1]}")
         b = self.bias.reshape(1, -1, 1, *([1] * (y.dim() - 3)))

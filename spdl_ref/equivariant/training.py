@@ -22,8 +22,10 @@ __all__ = ["DenoiserHistory", "denoising_objective", "psnr", "smoothed_tv", "tra
 
 def _images(u, name):
     _validate.tensor(u, name)
-    if u.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(u.shape)}")
+    if u.dim() != 4 or u.numel() == 0:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) with no empty dimension, got {tuple(u.shape)}"
+        )
     return u
 
 
@@ -56,12 +58,10 @@ def denoising_objective(
     x^*)\|_{1,\varepsilon})`, eq. (52)."""
     _images(output, "output")
     _images(target, "target")
-    if output.shape != target.shape:
-        raise ValueError(
-            f"output and target must have the same shape, got {tuple(output.shape)} and "
-            f"{tuple(target.shape)}"
-        )
+    _validate.same_shape(output, target, "output", "target")
+    _validate.like(target, output, "target", "output")
     lam = _validate.nonnegative_real(lam, "lam")
+    eps = _validate.positive_real(eps, "eps")
     r = output - target
     value = r.pow(2).flatten(1).sum(1)
     if lam > 0:
@@ -79,14 +79,29 @@ def psnr(
     dB (Figure 3).
 
     ``mask`` (0/1, broadcast against the images) restricts the mean squared error to a region,
-    e.g. the inscribed disc of rotated images. Returns shape ``(B,)``.
+    e.g. the inscribed disc of rotated images; it must keep at least one pixel of every image.
+    Returns shape ``(B,)``, :math:`+\infty` where the estimate equals the target.
     """
     _images(estimate, "estimate")
     _images(target, "target")
-    if estimate.shape != target.shape:
-        raise ValueError("estimate and target must have the same shape")
+    _validate.same_shape(estimate, target, "estimate", "target")
+    _validate.like(target, estimate, "target", "estimate")
     data_range = _validate.positive_real(data_range, "data_range")
-    m = torch.ones_like(target) if mask is None else mask.to(target).expand_as(target)
+    if mask is None:
+        m = torch.ones_like(target)
+    else:
+        _validate.tensor(mask, "mask")
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask must hold only 0 and 1")
+        try:
+            m = mask.to(target).expand_as(target)
+        except RuntimeError as err:
+            raise ValueError(
+                f"mask must broadcast against the images {tuple(target.shape)}, got "
+                f"{tuple(mask.shape)}"
+            ) from err
+        if bool((m.flatten(1).sum(1) == 0).any()):
+            raise ValueError("mask must keep at least one pixel of every image")
     mse = ((estimate - target).pow(2) * m).flatten(1).sum(1) / m.flatten(1).sum(1)
     return 10 * torch.log10(data_range**2 / mse)
 

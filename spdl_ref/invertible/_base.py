@@ -32,15 +32,32 @@ class InvertibleModule(nn.Module):
 
     def forward_and_log_det(self, x: torch.Tensor):
         r"""Return ``(f(x), log|det ∂f(x)|)``; the pair that eq. (48) accumulates layer by layer."""
+        check_batch(x, "x", like=reference_tensor(self), owner=type(self).__name__)
         return self(x), self.log_abs_det_jacobian(x)
 
 
-def check_batch(x, name: str, feature_shape=None, min_dim: int = 2) -> torch.Tensor:
+def reference_tensor(module: nn.Module):
+    """The first floating-point parameter or buffer of ``module`` (``None`` if it has none): the
+    dtype and device that its inputs must have."""
+    for t in module.parameters():
+        if t.is_floating_point():
+            return t
+    for t in module.buffers():
+        if t.is_floating_point():
+            return t
+    return None
+
+
+def check_batch(
+    x, name: str, feature_shape=None, min_dim: int = 2, like=None, owner: str = "the layer"
+) -> torch.Tensor:
     """Raise unless ``x`` is a finite floating tensor ``(N, *feature_shape)``.
 
-    ``feature_shape`` entries that are ``None`` match any size.
+    ``feature_shape`` entries that are ``None`` match any size. With ``like`` (a parameter of the
+    layer ``owner``) ``x`` must also have its dtype and device.
     """
     _validate.tensor(x, name)
+    _validate.like(x, like, name, owner)
     if x.dim() < min_dim:
         raise ValueError(
             f"{name} must have a batch dimension and at least {min_dim - 1} feature dimension(s), "
@@ -68,6 +85,4 @@ def feature_shape(size, name: str = "dim") -> tuple:
 
 def factory(device, dtype) -> dict:
     """The ``device``/``dtype`` factory keyword arguments, as torch modules take them."""
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype}")
-    return {"device": device, "dtype": dtype}
+    return {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}

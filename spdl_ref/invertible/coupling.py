@@ -46,8 +46,9 @@ def partition_mask(shape, kind="halves", flip=False, *, device=None, dtype=None)
         A 0/1 tensor of the feature shape; ones mark :math:`x_1`, the entries left unchanged.
     """
     shape = feature_shape(shape, "shape")
-    if kind not in MASKS:
-        raise ValueError(f"kind must be one of {MASKS}, got {kind!r}")
+    _validate.choice(kind, MASKS, "kind")
+    _validate.boolean(flip, "flip")
+    factory(device, dtype)
     image = len(shape) == 3
     if kind == "halves":
         kind = "channels" if image else "halves"
@@ -93,6 +94,7 @@ def subnetwork(shape, outputs_per_entry, hidden=64, *, zero_init=True, device=No
     shape = feature_shape(shape, "shape")
     p = _validate.positive_int(outputs_per_entry, "outputs_per_entry")
     hidden = _validate.positive_int(hidden, "hidden")
+    _validate.boolean(zero_init, "zero_init")
     kw = factory(device, dtype)
     if len(shape) == 1:
         last = nn.Linear(hidden, p * shape[0], **kw)
@@ -129,14 +131,27 @@ class _Coupling(InvertibleModule):
     ):
         super().__init__()
         self.shape = feature_shape(dim)
+        _validate.boolean(flip, "flip")
+        factory(device, dtype)
         if isinstance(mask, torch.Tensor):
             if tuple(mask.shape) != self.shape or not bool(((mask == 0) | (mask == 1)).all()):
                 raise ValueError(f"mask must be a 0/1 tensor of shape {self.shape}")
             m = mask.to(device=device, dtype=dtype or torch.get_default_dtype())
             if flip:
                 m = 1 - m
-        else:
+        elif isinstance(mask, str):
+            _validate.choice(mask, MASKS, "mask")
+            image = len(self.shape) == 3
+            if mask in ("halves", "channels") and self.shape[0] % 2:
+                raise ValueError(
+                    f"dim must have an even number of {'channels' if image else 'entries'} "
+                    f"for mask={mask!r} (two halves), got {dim}"
+                )
             m = partition_mask(self.shape, mask, flip, device=device, dtype=dtype)
+        else:
+            raise TypeError(
+                f"mask must be one of {MASKS} or a 0/1 torch.Tensor, got {type(mask).__name__}"
+            )
         if not (0 < float(m.sum()) < m.numel()):
             raise ValueError("mask must keep some entries and transform the others")
         self.register_buffer("mask", m)
@@ -146,12 +161,14 @@ class _Coupling(InvertibleModule):
 
     def _params(self, x1):
         """Evaluate :math:`f(x_1)`, shaped ``(N, *shape, P)``."""
-        out = self.net(x1)
+        out = _validate.finite_result(
+            self.net(x1), f"the output of the sub-network f of {type(self).__name__}"
+        )
         out = out.reshape(x1.shape[0], self.n_params, *self.shape)
         return out.movedim(1, -1)
 
     def _check(self, x, name):
-        return check_batch(x, name, self.shape)
+        return check_batch(x, name, self.shape, like=self.mask, owner=type(self).__name__)
 
     def _couple(self, x, p):  # pragma: no cover - abstract
         r""":math:`(y, \log|\det|)` from :math:`x` and :math:`p = f(x_1)`, eq. (42)."""

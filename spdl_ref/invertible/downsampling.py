@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validate
-from ._base import InvertibleModule, check_batch, factory
+from ._base import InvertibleModule, check_batch, factory, reference_tensor
 from .orthogonal import skew
 
 __all__ = ["OrthogonalDownsampling", "PixelShuffleDown"]
@@ -40,7 +40,13 @@ class _Down(InvertibleModule):
         self.tau = math.prod(self.stride)
 
     def _check_in(self, x, name="x"):
-        check_batch(x, name, (self.channels, None, None))
+        check_batch(
+            x,
+            name,
+            (self.channels, None, None),
+            like=reference_tensor(self),
+            owner=type(self).__name__,
+        )
         s1, s2 = self.stride
         if x.shape[2] % s1 or x.shape[3] % s2:
             raise ValueError(
@@ -51,7 +57,9 @@ class _Down(InvertibleModule):
 
     def _check_out(self, y, name="y"):
         c = None if self.channels is None else self.channels * self.tau
-        check_batch(y, name, (c, None, None))
+        check_batch(
+            y, name, (c, None, None), like=reference_tensor(self), owner=type(self).__name__
+        )
         if y.shape[1] % self.tau:
             raise ValueError(
                 f"{name} must have a multiple of {self.tau} channels, got {tuple(y.shape)}"
@@ -138,10 +146,8 @@ class OrthogonalDownsampling(_Down):
 
     def forward(self, x):
         self._check_in(x)
-        return F.conv2d(x, self.kernel().to(x.dtype), stride=self.stride, groups=self.channels)
+        return F.conv2d(x, self.kernel(), stride=self.stride, groups=self.channels)
 
     def inverse(self, y):
         self._check_out(y)
-        return F.conv_transpose2d(
-            y, self.kernel().to(y.dtype), stride=self.stride, groups=self.channels
-        )
+        return F.conv_transpose2d(y, self.kernel(), stride=self.stride, groups=self.channels)

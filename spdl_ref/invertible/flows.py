@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ._base import check_batch, factory
+from ._base import check_batch, factory, reference_tensor
 from .coupling import AdditiveCoupling, AffineCoupling
 from .linear import ActNorm
 from .residual import InvertibleResidual
@@ -45,26 +45,32 @@ class NormalisingFlow(nn.Module):
 
     def __init__(self, transform, dim):
         super().__init__()
-        if not isinstance(transform, nn.Module) or not hasattr(transform, "inverse"):
+        if not isinstance(transform, nn.Module) or not all(
+            hasattr(transform, a) for a in ("inverse", "log_abs_det_jacobian")
+        ):
             raise TypeError(
-                f"transform must be an invertible nn.Module, got {type(transform).__name__}"
+                "transform must be an invertible nn.Module with inverse and "
+                f"log_abs_det_jacobian, got {type(transform).__name__}"
             )
         self.transform = transform
         self.dim = _validate.positive_int(dim, "dim")
 
     def base_log_prob(self, z):
         r""":math:`\log q(z)` of the standard normal, summed over features."""
-        return -0.5 * (z**2).flatten(1).sum(1) - 0.5 * z[0].numel() * math.log(2 * math.pi)
+        check_batch(z, "z", (self.dim,))
+        return _standard_normal_log_prob(z)
 
     def log_prob(self, x):
         r""":math:`\log p(x) = \log q(\Psi(x)) + \log|\det \partial_x \Psi(x)|`, eq. (48), per
         sample."""
-        check_batch(x, "x", (self.dim,))
+        check_batch(x, "x", (self.dim,), like=reference_tensor(self), owner="NormalisingFlow")
         if hasattr(self.transform, "forward_and_log_det"):
             z, logdet = self.transform.forward_and_log_det(x)
         else:
             z, logdet = self.transform(x), self.transform.log_abs_det_jacobian(x)
-        return self.base_log_prob(z) + logdet
+        _validate.finite_result(z, "Psi(x), the output of the transform")
+        _validate.finite_result(logdet, "log|det dPsi(x)|, the transform's log-determinant")
+        return _standard_normal_log_prob(z) + logdet
 
     def nll(self, x):
         r"""The objective :math:`E(\theta)` of eq. (49): the mean of :math:`-\log p(x_n)`."""
@@ -74,9 +80,15 @@ class NormalisingFlow(nn.Module):
     def sample(self, n, generator=None):
         r"""Draw :math:`x = \Psi^{-1}(z)`, :math:`z \sim q`, shape ``(n, M)`` (Section 4.2.3)."""
         n = _validate.positive_int(n, "n")
-        p = next(self.parameters())
-        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64).to(p)
+        _validate.generator(generator)
+        p = reference_tensor(self)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        z = z.to(torch.get_default_dtype()) if p is None else z.to(p)
         return self.transform.inverse(z)
+
+
+def _standard_normal_log_prob(z):
+    return -0.5 * (z**2).flatten(1).sum(1) - 0.5 * z[0].numel() * math.log(2 * math.pi)
 
 
 def coupling_flow(
@@ -107,9 +119,12 @@ def coupling_flow(
         Further keyword arguments of the coupling layer (e.g. ``bins`` for splines).
     """
     classes = {"affine": AffineCoupling, "additive": AdditiveCoupling, "spline": SplineCoupling}
-    if kind not in classes:
-        raise ValueError(f"kind must be one of {tuple(classes)}, got {kind!r}")
+    _validate.choice(kind, tuple(classes), "kind")
+    dim = _validate.positive_int(dim, "dim")
+    if dim < 2:
+        raise ValueError(f"dim must be >= 2 for coupling layers (two parts), got {dim}")
     n_layers = _validate.positive_int(n_layers, "n_layers")
+    _validate.boolean(memory_efficient, "memory_efficient")
     layers = [
         classes[kind](
             dim,
@@ -152,6 +167,9 @@ def residual_flow(
     ``"series"`` or ``"roulette"``.
     """
     n_blocks = _validate.positive_int(n_blocks, "n_blocks")
+    dim = _validate.positive_int(dim, "dim")
+    _validate.boolean(actnorm, "actnorm")
+    _validate.boolean(memory_efficient, "memory_efficient")
     layers = []
     for _ in range(n_blocks):
         if actnorm:
@@ -237,14 +255,32 @@ def log_density_grid(flow, xlim=(-1.5, 2.5), ylim=(-1.0, 1.5), n=100):
 
     Returns ``(X, Y, logp)``, each of shape ``(n, n)``.
     """
+    _validate.module(flow, "flow", NormalisingFlow)
     if flow.dim != 2:
-        raise ValueError(f"log_density_grid needs a 2-D flow, got dim={flow.dim}")
+        raise ValueError(f"flow must be a 2-D flow for log_density_grid, got dim={flow.dim}")
+    xlim, ylim = _interval(xlim, "xlim"), _interval(ylim, "ylim")
     n = _validate.positive_int(n, "n")
-    p = next(flow.parameters())
-    xs = torch.linspace(*xlim, n, dtype=p.dtype, device=p.device)
-    ys = torch.linspace(*ylim, n, dtype=p.dtype, device=p.device)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 grid points per axis, got {n}")
+    p = reference_tensor(flow)
+    kw = (
+        {"dtype": torch.get_default_dtype()}
+        if p is None
+        else {"dtype": p.dtype, "device": p.device}
+    )
+    xs = torch.linspace(*xlim, n, **kw)
+    ys = torch.linspace(*ylim, n, **kw)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
     with torch.enable_grad():
         logp = flow.log_prob(pts).detach()
     return gx, gy, logp.reshape(n, n)
+
+
+def _interval(lim, name):
+    if not isinstance(lim, (tuple, list)) or len(lim) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {lim!r}")
+    lo, hi = (_validate.real(v, name) for v in lim)
+    if not lo < hi:
+        raise ValueError(f"{name} must satisfy low < high, got {tuple(lim)}")
+    return lo, hi

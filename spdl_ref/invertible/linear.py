@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate
-from ._base import InvertibleModule, check_batch, factory
+from ._base import InvertibleModule, check_batch, factory, reference_tensor
 
 __all__ = ["ActNorm", "ChannelLinear", "Invertible1x1Conv"]
 
@@ -52,14 +52,18 @@ class ChannelLinear(InvertibleModule):
         r""":math:`\log|\det W|`."""
         return torch.linalg.slogdet(self.weight()).logabsdet
 
-    def _mix(self, x, w, name):
-        check_batch(x, name)
+    def _check(self, x, name):
+        check_batch(x, name, like=reference_tensor(self), owner=type(self).__name__)
         if x.shape[1] != self.channels:
             raise ValueError(
                 f"{name} must have {self.channels} channels in dimension 1, "
                 f"got shape {tuple(x.shape)}"
             )
-        return torch.einsum("ij,nj...->ni...", w.to(x.dtype), x)
+        return x
+
+    def _mix(self, x, w, name):
+        self._check(x, name)
+        return torch.einsum("ij,nj...->ni...", w, x)
 
     def forward(self, x):
         return self._mix(x, self.weight(), "x")
@@ -68,7 +72,7 @@ class ChannelLinear(InvertibleModule):
         return self._mix(y, self.weight_inverse(), "y")
 
     def log_abs_det_jacobian(self, x):
-        check_batch(x, "x")
+        self._check(x, "x")
         pixels = math.prod(x.shape[2:])
         return (pixels * self.log_abs_det_weight()).to(x.dtype).expand(x.shape[0])
 
@@ -160,7 +164,7 @@ class ActNorm(InvertibleModule):
         return t.reshape(1, -1, *([1] * (x.dim() - 2))).to(x.dtype)
 
     def _check(self, x, name):
-        check_batch(x, name)
+        check_batch(x, name, like=self.log_scale, owner="ActNorm")
         if x.shape[1] != self.channels:
             raise ValueError(
                 f"{name} must have {self.channels} channels in dimension 1, got shape "

@@ -16,6 +16,8 @@ products, so no Jacobian is formed by the estimators.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .. import _validate
@@ -24,18 +26,22 @@ from ._base import check_batch
 __all__ = ["logdet_exact", "logdet_power_series", "logdet_russian_roulette"]
 
 
+DISTRIBUTIONS = ("rademacher", "gaussian")
+
+
 def _prepare(f, x):
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    _validate.function(f, "f")
     check_batch(x, "x")
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
         fx = f(xg)
-    if fx.shape != x.shape:
+    if not isinstance(fx, torch.Tensor) or fx.shape != x.shape:
+        got = tuple(fx.shape) if isinstance(fx, torch.Tensor) else type(fx).__name__
         raise ValueError(
-            f"f must map x to the same shape, got {tuple(fx.shape)} from {tuple(x.shape)}"
+            f"f must map x to a tensor of the same shape, got {got} from {tuple(x.shape)}"
         )
+    _validate.finite_result(fx, "f(x)")
     return xg, fx, create_graph
 
 
@@ -65,25 +71,53 @@ def logdet_exact(f, x):
 def _probe(x, generator, distribution):
     if distribution == "rademacher":
         v = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x.dtype) * 2 - 1
-    elif distribution == "gaussian":
-        v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu")
     else:
-        raise ValueError(f"distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
+        v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu")
     return v.to(x.device)
 
 
 def _series(f, x, n_max, weights, n_samples, generator, distribution):
     xg, fx, create_graph = _prepare(f, x)
     total = x.new_zeros(x.shape[0])
+    growth = []  # |J^T w| / |w| per sample and term: at most Lip(f), and tends to rho(J_f)
     with torch.enable_grad():
         for _ in range(n_samples):
             v = _probe(x, generator, distribution)
             w = v
             for k in range(1, n_max + 1):
+                norm = w.detach().flatten(1).norm(dim=1)
                 (w,) = torch.autograd.grad(fx, xg, w, retain_graph=True, create_graph=create_graph)
+                new = w.detach().flatten(1).norm(dim=1)
+                growth.append(torch.where(norm > 0, new / norm.clamp_min(1e-30), 0 * new))
                 term = (w * v).flatten(1).sum(1)
                 total = total + weights[k - 1] * (-1) ** (k + 1) / k * term
+    _check_convergence(torch.stack(growth).reshape(n_samples, n_max, -1), x.dtype)
     return total / n_samples
+
+
+def _check_convergence(growth, dtype):
+    r"""Refuse a series whose terms still grow at the truncation; warn when Lip(f) < 1 fails.
+
+    ``growth[s, k, n]`` is :math:`\|J^\top w_{k}\| / \|w_{k}\|` for probe ``s``, term ``k``
+    and sample ``n``. Each ratio is at most :math:`\|J_f(x_n)\|_2 \le \mathrm{Lip}(f)`, so a
+    ratio above 1 proves :math:`\mathrm{Lip}(f) > 1`; the last ratios estimate the spectral
+    radius of :math:`J_f`, and above 1 the terms of the series grow without bound.
+    """
+    one = 1 + 100 * torch.finfo(dtype).eps
+    if not bool(torch.isfinite(growth).all()) or bool((growth[:, -1] > one).any()):
+        worst = float(growth[:, -1].nan_to_num(float("inf")).max())
+        raise ValueError(
+            "f must have Lip(f) < 1 for the log-determinant series to converge: at x its terms "
+            f"still grow by a factor {worst:.3g} per term at the truncation, so the estimate "
+            "would be meaningless (use logdet_exact, or a residual branch with Lip(f) < 1)"
+        )
+    if bool((growth > one).any()):
+        warnings.warn(
+            f"Lip(f) > 1 at x: |J_f^T w| / |w| reached {float(growth.max()):.3g} > 1, so the "
+            "convergence of the log-determinant series is not guaranteed (it needs Lip(f) < 1)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distribution="rademacher"):
@@ -110,9 +144,19 @@ def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distributi
         Source of the probes.
     distribution : str
         ``"rademacher"`` or ``"gaussian"`` probes.
+
+    Raises
+    ------
+    ValueError
+        When the terms still grow at the truncation (:math:`\|J_f^\top w\| > \|w\|` for the
+        last product at some sample: the series diverges there, as for
+        :math:`\mathrm{Lip}(f) > 1`). A :class:`RuntimeWarning` is issued when an earlier
+        product grew, which proves :math:`\mathrm{Lip}(f) > 1` although the terms decay.
     """
     n_terms = _validate.positive_int(n_terms, "n_terms")
     n_samples = _validate.positive_int(n_samples, "n_samples")
+    _validate.generator(generator)
+    _validate.choice(distribution, DISTRIBUTIONS, "distribution")
     return _series(f, x, n_terms, [1.0] * n_terms, n_samples, generator, distribution)
 
 
@@ -136,12 +180,19 @@ def logdet_russian_roulette(
         Stopping probability :math:`p \in (0, 1)`.
     n_exact : int
         Terms always included (:math:`\ge 1`); lowers the variance.
+
+    Raises
+    ------
+    ValueError
+        As :func:`logdet_power_series`, when the terms grow at the drawn truncation.
     """
-    p = _validate.positive_real(p, "p")
-    if p >= 1:
-        raise ValueError(f"p must be in (0, 1), got {p}")
+    p = _validate.open_unit_interval(p, "p")
     n_exact = _validate.positive_int(n_exact, "n_exact")
     n_samples = _validate.positive_int(n_samples, "n_samples")
+    _validate.generator(generator)
+    _validate.choice(distribution, DISTRIBUTIONS, "distribution")
+    _validate.function(f, "f")
+    check_batch(x, "x")
     u = float(torch.rand((), generator=generator, dtype=torch.float64))
     extra = 0
     while u > p and extra < 10_000:  # P(G >= j) = (1 - p)^j

@@ -39,7 +39,7 @@ def peak_memory(fn, device=None) -> int:
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    device = torch.device("cpu" if device is None else device)
+    device = _validate.device(device) or torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -28,7 +28,13 @@ __all__ = [
 
 def skew(a: torch.Tensor) -> torch.Tensor:
     r"""The skew-symmetric part :math:`A - A^\top` of the strictly lower triangle of ``a`` (Section
-    4.1.3)."""
+    4.1.3).
+
+    ``a`` has shape ``(..., n, n)``.
+    """
+    _validate.traced_tensor(a, "a")
+    if a.dim() < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"a must be a batch of square matrices (..., n, n), got {tuple(a.shape)}")
     low = torch.tril(a, -1)
     return low - low.transpose(-1, -2)
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ._base import InvertibleModule, check_batch, factory, feature_shape
+from ._base import InvertibleModule, check_batch, factory, feature_shape, reference_tensor
 from .logdet import logdet_exact, logdet_power_series, logdet_russian_roulette
 from .spectral import SpectralNormConv2d, SpectralNormLinear
 
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _STATE = threading.local()
+LOGDET_METHODS = ("exact", "series", "roulette")
 
 
 @contextlib.contextmanager
@@ -75,8 +76,7 @@ class LipSwish(nn.Module):
     def __init__(self, beta=1.0, learnable=False, device=None, dtype=None):
         super().__init__()
         beta = _validate.positive_real(beta, "beta")
-        if not isinstance(learnable, bool):
-            raise TypeError(f"learnable must be a bool, got {type(learnable).__name__}")
+        _validate.boolean(learnable, "learnable")
         raw = torch.tensor(
             beta + math.log(-math.expm1(-beta)), **factory(device, dtype)
         )  # softplus^-1
@@ -91,6 +91,8 @@ class LipSwish(nn.Module):
         return nn.functional.softplus(self.beta_raw)
 
     def forward(self, x):
+        _validate.tensor(x, "x")
+        _validate.like(x, self.beta_raw, "x", "LipSwish")
         return x * torch.sigmoid(self.beta * x) / 1.1
 
 
@@ -150,9 +152,8 @@ class InvertibleResidual(InvertibleModule):
         n_layers = _validate.positive_int(n_layers, "n_layers")
         self.tol = None if tol is None else _validate.positive_real(tol, "tol")
         self.max_iter = _validate.positive_int(max_iter, "max_iter")
-        if logdet not in ("exact", "series", "roulette"):
-            raise ValueError(f"logdet must be 'exact', 'series' or 'roulette', got {logdet!r}")
-        self.logdet = logdet
+        self.logdet = _validate.choice(logdet, LOGDET_METHODS, "logdet")
+        _validate.boolean(learn_beta, "learn_beta")
         kw = dict(n_power_iterations=n_power_iterations, **factory(device, dtype))
         sizes = [self.shape[0]] + [hidden] * (n_layers - 1) + [self.shape[0]]
         layers = []
@@ -184,13 +185,18 @@ class InvertibleResidual(InvertibleModule):
         """
         return math.prod(float(layer.operator_norm()) for layer in self.spectral_layers())
 
+    def _check(self, x, name):
+        return check_batch(
+            x, name, self.shape, like=reference_tensor(self), owner="InvertibleResidual"
+        )
+
     def forward(self, x):
-        check_batch(x, "x", self.shape)
+        self._check(x, "x")
         self._step_power_iteration()
         return x + self.branch(x)
 
     def forward_and_log_det(self, x):
-        check_batch(x, "x", self.shape)
+        self._check(x, "x")
         self._step_power_iteration()
         with frozen_power_iteration():
             return x + self.branch(x), self.log_abs_det_jacobian(x)
@@ -201,25 +207,32 @@ class InvertibleResidual(InvertibleModule):
         ``method`` (default: the ``logdet`` given at construction) is ``"exact"``,
         ``"series"`` or ``"roulette"``; ``kwargs`` go to the estimator.
         """
-        check_batch(x, "x", self.shape)
-        method = self.logdet if method is None else method
+        self._check(x, "x")
+        method = (
+            self.logdet if method is None else _validate.choice(method, LOGDET_METHODS, "method")
+        )
         if method == "exact":
+            if kwargs:
+                raise TypeError(f"method='exact' takes no options, got {sorted(kwargs)}")
             return logdet_exact(self.branch, x)
         if method == "series":
             return logdet_power_series(self.branch, x, **kwargs)
-        if method == "roulette":
-            return logdet_russian_roulette(self.branch, x, **kwargs)
-        raise ValueError(f"method must be 'exact', 'series' or 'roulette', got {method!r}")
+        return logdet_russian_roulette(self.branch, x, **kwargs)
 
     def fixed_point_iterates(self, y, iterations):
         r"""The iterates :math:`x^0 = y, x^1, \dots, x^n` of eq. (46), stacked along a new first
         axis."""
-        check_batch(y, "y", self.shape)
+        self._check(y, "y")
         iterations = _validate.nonnegative_int(iterations, "iterations")
         xs = [y]
         with torch.no_grad():
-            for _ in range(iterations):
+            for i in range(iterations):
                 xs.append(y - self.branch(xs[-1]))
+                if not _validate.all_finite(xs[-1]):
+                    raise InversionError(
+                        f"fixed-point iteration (46) diverged at iteration {i + 1} (the iterates "
+                        "overflowed): Lip(f) < 1 does not hold for this layer"
+                    )
         return torch.stack(xs)
 
     def inverse(self, y, tol=None, max_iter=None):
@@ -234,7 +247,7 @@ class InvertibleResidual(InvertibleModule):
         InversionError
             If the tolerance is not met after ``max_iter`` iterations.
         """
-        check_batch(y, "y", self.shape)
+        self._check(y, "y")
         tol = self.tol if tol is None else _validate.positive_real(tol, "tol")
         if tol is None:
             tol = 1e-13 if y.dtype == torch.float64 else 1e-6
@@ -243,12 +256,17 @@ class InvertibleResidual(InvertibleModule):
         )
         scale = 1 + float(y.detach().abs().max()) if y.numel() else 1.0
         x = y
-        for _ in range(max_iter):
+        for i in range(max_iter):
             x_new = y - self.branch(x)
             change = float((x_new - x).detach().abs().max()) if y.numel() else 0.0
             x = x_new
             if change <= tol * scale:
                 return x
+            if not math.isfinite(change):
+                raise InversionError(
+                    f"fixed-point iteration (46) diverged at iteration {i + 1} (the iterates "
+                    "overflowed): Lip(f) < 1 does not hold for this layer"
+                )
         raise InversionError(
             f"fixed-point iteration (46) did not converge: change {change:.2e} > tol {tol:.1e} "
             f"after max_iter={max_iter} iterations (is Lip(f) < 1?)"
@@ -293,8 +311,7 @@ def contractive_residual(
     power_iterations : int
         Power-method steps per spectrally normalised layer.
     """
-    if not isinstance(symmetric_linear, bool):
-        raise TypeError(f"symmetric_linear must be a bool, got {type(symmetric_linear).__name__}")
+    _validate.boolean(symmetric_linear, "symmetric_linear")
     std = _validate.positive_real(std, "std")
     power_iterations = _validate.positive_int(power_iterations, "power_iterations")
     layer = InvertibleResidual(
@@ -333,12 +350,11 @@ def fixed_point_errors(layer, x, iterations):
     torch.Tensor
         Shape ``(n + 1,)``.
     """
-    if not isinstance(layer, InvertibleResidual):
-        raise TypeError(f"layer must be an InvertibleResidual, got {type(layer).__name__}")
-    check_batch(x, "x", layer.shape)
+    _validate.module(layer, "layer", InvertibleResidual)
+    layer._check(x, "x")
     iterations = _validate.nonnegative_int(iterations, "iterations")
     with torch.no_grad():
-        y = layer(x)
+        y = _validate.finite_result(layer(x), "g(x), the layer's output")
     return (layer.fixed_point_iterates(y, iterations) - x).flatten(1).norm(dim=1)
 
 
@@ -388,8 +404,7 @@ def largest_lipschitz_bound(module):
     -------
     float
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    _validate.module(module, "module")
     bounds = [m.lipschitz_bound() for m in module.modules() if isinstance(m, InvertibleResidual)]
     if not bounds:
         raise ValueError("module must contain at least one InvertibleResidual layer")

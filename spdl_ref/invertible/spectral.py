@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate
-from ._base import factory
+from ._base import check_batch, factory
 
 __all__ = ["SpectralNormConv2d", "SpectralNormLinear"]
 
@@ -93,6 +93,7 @@ class SpectralNormLinear(_SpectralNorm):
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)
+        _validate.boolean(bias, "bias")
         lin = nn.Linear(
             _validate.positive_int(in_features, "in_features"),
             _validate.positive_int(out_features, "out_features"),
@@ -118,6 +119,13 @@ class SpectralNormLinear(_SpectralNorm):
         return w
 
     def forward(self, x):
+        _validate.tensor(x, "x")
+        _validate.like(x, self.weight, "x", "SpectralNormLinear")
+        if x.dim() == 0 or x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(
+                f"x must have last dimension in_features = {self.weight.shape[1]}, "
+                f"got shape {tuple(x.shape)}"
+            )
         return F.linear(x, self.normalised_weight(), self.bias)
 
 
@@ -126,7 +134,9 @@ class SpectralNormConv2d(_SpectralNorm):
     (47).
 
     The power method runs on the convolution operator itself (not on the reshaped kernel), so
-    :math:`u, v` have the shapes of an output and an input image.
+    :math:`u, v` have the shapes of an output and an input image. The operator, hence its norm,
+    depends on the image size, so inputs of another size than ``input_size`` are refused
+    (:class:`ValueError`) rather than normalised with the vectors of a different operator.
 
     Parameters
     ----------
@@ -155,10 +165,15 @@ class SpectralNormConv2d(_SpectralNorm):
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)
+        in_channels = _validate.positive_int(in_channels, "in_channels")
+        out_channels = _validate.positive_int(out_channels, "out_channels")
         k = _validate.positive_int(kernel_size, "kernel_size")
         if k % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {k}")
+        if not isinstance(input_size, (tuple, list, torch.Size)) or len(input_size) != 2:
+            raise ValueError(f"input_size must be a pair (H, W), got {input_size!r}")
         h, w = (_validate.positive_int(s, "input_size") for s in input_size)
+        _validate.boolean(bias, "bias")
         conv = nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=bias, **kw)
         self.weight, self.bias, self.padding = conv.weight, conv.bias, k // 2
         self.input_size = (in_channels, h, w)
@@ -179,4 +194,7 @@ class SpectralNormConv2d(_SpectralNorm):
         return self._apply_op(eye, w).reshape(n, -1).T
 
     def forward(self, x):
+        # u and v live on inputs of input_size: on another size the normalisation (47) would
+        # divide by the norm of a different operator, so other sizes are refused.
+        check_batch(x, "x", self.input_size, like=self.weight, owner="SpectralNormConv2d")
         return F.conv2d(x, self.normalised_weight(), self.bias, padding=self.padding)

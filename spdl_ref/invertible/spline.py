@@ -66,15 +66,45 @@ def rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0, invers
     (torch.Tensor, torch.Tensor)
         The values and :math:`\log \gamma'` at ``x`` (for ``inverse``, :math:`\log (\gamma^{-1})'`).
     """
+    _validate.tensor(x, "x")
+    for name, t in (("widths", widths), ("heights", heights), ("derivatives", derivatives)):
+        _validate.tensor(t, name)
+        _validate.like(t, x, name, "x")
     bound = _validate.positive_real(bound, "bound")
-    if widths.shape != heights.shape or derivatives.shape[-1] != widths.shape[-1] - 1:
-        raise ValueError("widths and heights must have shape S + (K,), derivatives S + (K - 1,)")
+    _validate.boolean(inverse, "inverse")
+    S = tuple(x.shape)
+    if widths.dim() != x.dim() + 1 or tuple(widths.shape[:-1]) != S or widths.shape[-1] < 2:
+        raise ValueError(
+            f"widths must have shape S + (K,) with S = x.shape = {S} and K >= 2 bins, "
+            f"got {tuple(widths.shape)}"
+        )
+    K = widths.shape[-1]
+    if heights.shape != widths.shape:
+        raise ValueError(
+            f"heights must have the shape of widths {tuple(widths.shape)}, got "
+            f"{tuple(heights.shape)}"
+        )
+    if tuple(derivatives.shape) != (*S, K - 1):
+        raise ValueError(
+            f"derivatives must have shape S + (K - 1,) = {(*S, K - 1)}, got "
+            f"{tuple(derivatives.shape)}"
+        )
+    if K * MIN_BIN >= 1:
+        raise ValueError(f"widths must describe K < {round(1 / MIN_BIN)} bins, got K = {K}")
+    return _spline_any_dtype(x, widths, heights, derivatives, bound, inverse)
+
+
+def _spline_any_dtype(x, widths, heights, derivatives, bound, inverse):
+    # Solve in float64: the inverse's quadratic loses digits in steep bins.
     if x.dtype != torch.float64 and x.device.type != "mps":
-        # Solve in float64: the inverse's quadratic loses digits in steep bins.
-        out, logd = rational_quadratic_spline(
+        out, logd = _spline(
             x.double(), widths.double(), heights.double(), derivatives.double(), bound, inverse
         )
         return out.to(x.dtype), logd.to(x.dtype)
+    return _spline(x, widths, heights, derivatives, bound, inverse)
+
+
+def _spline(x, widths, heights, derivatives, bound, inverse):
     inside = (x > -bound) & (x < bound)
     xc = x.clamp(-bound, bound)
     xk, w = _knots(widths, bound)
@@ -143,15 +173,15 @@ class SplineCoupling(_Coupling):
         dtype=None,
     ):
         self.bins = _validate.positive_int(bins, "bins")
-        if self.bins < 2:
-            raise ValueError(f"bins must be >= 2, got {bins}")
+        if not 2 <= self.bins < round(1 / MIN_BIN):
+            raise ValueError(f"bins must satisfy 2 <= bins < {round(1 / MIN_BIN)}, got {bins}")
         self.n_params = 3 * self.bins - 1
         super().__init__(dim, mask, flip, hidden, zero_init, device, dtype)
         self.bound = _validate.positive_real(bound, "bound")
 
     def _transform(self, x, p, inverse):
         k = self.bins
-        out, logd = rational_quadratic_spline(
+        out, logd = _spline_any_dtype(
             x, p[..., :k], p[..., k : 2 * k], p[..., 2 * k :], self.bound, inverse
         )
         keep = self.mask.bool().expand_as(x)

@@ -46,6 +46,7 @@ def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
     dim = _validate.positive_int(dim, "dim")
     if dim % 2:
         raise ValueError(f"dim must be even (a phase space (z, p)), got {dim}")
+    dtype, device = _validate.float_dtype(dtype), _validate.device(device)
     m = dim // 2
     J = torch.zeros(dim, dim, dtype=dtype or torch.get_default_dtype(), device=device)
     J[:m, m:] = torch.eye(m, dtype=J.dtype, device=device)
@@ -53,11 +54,32 @@ def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
     return J
 
 
+def _energy(H, u):
+    """``H(u)``, refused unless it is one finite energy per state, shape ``u.shape[:-1]``."""
+    e = H(u)
+    if not isinstance(e, torch.Tensor) or e.shape != u.shape[:-1]:
+        got = tuple(e.shape) if isinstance(e, torch.Tensor) else type(e).__name__
+        raise ValueError(
+            f"H must map states (..., d) to energies (...), here {tuple(u.shape[:-1])}, got {got}"
+        )
+    return e
+
+
 def _grad(H, u):
     with torch.enable_grad():
         u = u.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(H(u).sum(), u)
+        (g,) = torch.autograd.grad(_energy(H, u).sum(), u)
     return g
+
+
+def _check_pair(H, u, v):
+    _validate.function(H, "H")
+    _validate.tensor(u, "u")
+    _validate.tensor(v, "v")
+    if u.dim() == 0:
+        raise ValueError("u must have at least one dimension (..., d)")
+    _validate.same_shape(u, v, "u", "v")
+    _validate.like(v, u, "v", "u")
 
 
 def gonzalez_gradient(H: Callable, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -66,11 +88,16 @@ def gonzalez_gradient(H: Callable, u: torch.Tensor, v: torch.Tensor) -> torch.Te
     ``H`` maps states of shape ``(..., d)`` to energies of shape ``(...)``; ``u`` and ``v``
     have the same shape. Where :math:`v = u` (to round-off) it returns :math:`\nabla H(u)`.
     """
+    _check_pair(H, u, v)
+    return _gonzalez(H, u, v)
+
+
+def _gonzalez(H, u, v):
     m = 0.5 * (u + v)
     g = _grad(H, m)
     d = v - u
     dd = (d * d).sum(-1, keepdim=True)
-    defect = (H(v) - H(u)).unsqueeze(-1) - (g * d).sum(-1, keepdim=True)
+    defect = (_energy(H, v) - _energy(H, u)).unsqueeze(-1) - (g * d).sum(-1, keepdim=True)
     tiny = torch.finfo(u.dtype).eps ** 2 * (1 + (u * u).sum(-1, keepdim=True))
     safe = torch.where(dd > tiny, dd, torch.ones_like(dd))
     return g + torch.where(dd > tiny, defect / safe, torch.zeros_like(dd)) * d
@@ -82,7 +109,12 @@ def avf_gradient(H: Callable, u: torch.Tensor, v: torch.Tensor, nodes: int = 4) 
     Section 2.2.2; the integral uses ``nodes``-point Gauss–Legendre quadrature, exact when
     :math:`H` is a polynomial of degree :math:`\le 2\,\text{nodes}`.
     """
+    _check_pair(H, u, v)
     nodes = _validate.positive_int(nodes, "nodes")
+    return _avf(H, u, v, nodes)
+
+
+def _avf(H, u, v, nodes):
     x, w = np.polynomial.legendre.leggauss(nodes)
     out = torch.zeros_like(u)
     for xi, wi in zip(x, w, strict=True):
@@ -127,12 +159,13 @@ def discrete_gradient_step(
     nodes : int
         Quadrature nodes for ``"avf"``.
     """
-    if not callable(H):
-        raise TypeError(f"H must be callable, got {type(H).__name__}")
+    _validate.function(H, "H")
     _validate.tensor(u, "u")
     if u.dim() == 0:
         raise ValueError("u must have at least one dimension (..., d)")
     h = _validate.positive_real(h, "h")
+    _validate.choice(method, ("gonzalez", "avf"), "method")
+    nodes = _validate.positive_int(nodes, "nodes")
     tol = 4 * torch.finfo(u.dtype).eps if tol is None else _validate.positive_real(tol, "tol")
     max_iter = _validate.positive_int(max_iter, "max_iter")
     d = u.shape[-1]
@@ -146,13 +179,12 @@ def discrete_gradient_step(
             raise ValueError("J must be skew-symmetric (J^T = -J) for the method to preserve H")
         J = J.to(dtype=u.dtype, device=u.device)
     if method == "gonzalez":
-        dg = gonzalez_gradient
-    elif method == "avf":
+        dg = _gonzalez
+    else:
 
         def dg(H_, a, b):
-            return avf_gradient(H_, a, b, nodes)
-    else:
-        raise ValueError(f"method must be 'gonzalez' or 'avf', got {method!r}")
+            return _avf(H_, a, b, nodes)
+
     u = u.detach()
     scale = 1.0 + float(u.abs().max())
     v = u + h * _grad(H, u) @ J.mT  # explicit Euler predictor

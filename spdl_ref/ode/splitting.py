@@ -26,7 +26,7 @@ __all__ = ["ShearNet", "jacobian_determinant", "shear_p", "shear_z", "standard_m
 
 
 def _split(u, name="u"):
-    _validate.floating_tensor(u, name)
+    _validate.traced_tensor(u, name)
     if u.dim() == 0 or u.shape[-1] % 2:
         raise ValueError(
             f"{name} must have an even last dimension (z, p), got shape {tuple(u.shape)}"
@@ -38,8 +38,7 @@ def _split(u, name="u"):
 def shear_z(g: Callable) -> Callable:
     r"""The shear :math:`(z, p) \mapsto (z + g(p), p)` of Section 2.2.3, as a map on :math:`u = (z,
     p)`."""
-    if not callable(g):
-        raise TypeError(f"g must be callable, got {type(g).__name__}")
+    _validate.function(g, "g")
 
     def apply(u):
         z, p = _split(u)
@@ -51,8 +50,7 @@ def shear_z(g: Callable) -> Callable:
 def shear_p(f: Callable) -> Callable:
     r"""The shear :math:`(z, p) \mapsto (z, p + f(z))` of Section 2.2.3, as a map on :math:`u = (z,
     p)`."""
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    _validate.function(f, "f")
 
     def apply(u):
         z, p = _split(u)
@@ -73,9 +71,10 @@ def standard_map(u: torch.Tensor, K: float = 1.0, wrap: bool = True) -> torch.Te
     With ``wrap`` both coordinates are reduced modulo :math:`2\pi` (to :math:`[0, 2\pi)`).
     ``u`` has shape ``(..., 2)``.
     """
-    _validate.floating_tensor(u, "u")
+    _validate.traced_tensor(u, "u")
     _validate.last_dim(u, 2, "u")
     K = _validate.real(K, "K")
+    _validate.boolean(wrap, "wrap")
     th, p = u[..., 0], u[..., 1]
     p = p + K * torch.sin(th)
     th = th + p
@@ -90,9 +89,8 @@ def jacobian_determinant(phi: Callable, u: torch.Tensor) -> torch.Tensor:
     A map preserves volume (Section 2.4.2) exactly when this is 1 everywhere. ``phi`` must act row
     by row.
     """
-    if not callable(phi):
-        raise TypeError(f"phi must be callable, got {type(phi).__name__}")
-    _validate.floating_tensor(u, "u")
+    _validate.function(phi, "phi")
+    _validate.tensor(u, "u")
     if u.dim() != 2:
         raise ValueError(f"u must have shape (N, d), got {tuple(u.shape)}")
     Jp = torch.func.vmap(torch.func.jacrev(lambda v: phi(v.unsqueeze(0)).squeeze(0)))(u)
@@ -127,9 +125,9 @@ class ShearNet(nn.Module):
         self.dim, self.m = dim, dim // 2
         self.depth = _validate.positive_int(depth, "depth")
         self.T = _validate.positive_real(T, "T")
-        self.gradient = bool(gradient)
+        self.gradient = _validate.boolean(gradient, "gradient")
         std = _validate.nonnegative_real(init_std, "init_std")
-        fk = {"device": device, "dtype": dtype}
+        fk = {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}
         K, m = self.depth, self.m
         self.A = nn.Parameter(torch.randn(K, m, m, **fk) * std / m**0.5)
         self.a = nn.Parameter(torch.randn(K, m, **fk) * std)
@@ -144,9 +142,16 @@ class ShearNet(nn.Module):
         s = torch.tanh(z @ self.B[k].mT + self.b[k])
         return -(s @ self.B[k]) if self.gradient else s
 
+    def _check(self, u):
+        z, p = _split(u)
+        _validate.like(u, self.A, "u", "ShearNet")
+        if u.shape[-1] != self.dim:
+            raise ValueError(f"u must have last dimension dim = {self.dim}, got {tuple(u.shape)}")
+        return z, p
+
     def forward(self, u):
         """Apply the :math:`K` layers to ``u`` of shape ``(..., 2m)``."""
-        z, p = _split(u)
+        z, p = self._check(u)
         h = self.T / self.depth
         for k in range(self.depth):
             z = z + h * self._g(k, p)
@@ -155,7 +160,7 @@ class ShearNet(nn.Module):
 
     def inverse(self, u):
         """The exact inverse, undoing the shears in reverse order."""
-        z, p = _split(u)
+        z, p = self._check(u)
         h = self.T / self.depth
         for k in reversed(range(self.depth)):
             p = p - h * self._f(k, z)
@@ -164,5 +169,5 @@ class ShearNet(nn.Module):
 
     def log_abs_det_jacobian(self, u):
         r""":math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
-        _split(u)
+        self._check(u)
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)

@@ -47,6 +47,16 @@ def _matrices(A, name="A"):
     return A
 
 
+def _pairs(z1, z2):
+    _validate.tensor(z1, "z1")
+    _validate.tensor(z2, "z2")
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(
+            f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
+    _validate.like(z2, z1, "z2", "z1")
+
+
 def lipschitz_bound(A: torch.Tensor, L_sigma: float = 1.0) -> float:
     r"""Lipschitz constant :math:`L = L_\sigma \max_k \|A^k\|_2` of the field (8) (Section 2.1).
 
@@ -62,7 +72,12 @@ def stability_constant(L: float, T: float) -> float:
     r"""The constant :math:`C = e^{TL}` of (13) for a field with Lipschitz constant :math:`L`."""
     L = _validate.real(L, "L")
     T = _validate.nonnegative_real(T, "T")
-    return math.exp(T * L)
+    try:
+        return math.exp(T * L)
+    except OverflowError:
+        raise ValueError(
+            f"T * L must be at most 709 for e^(T L) to be a float, got {T * L:g}"
+        ) from None
 
 
 def one_sided_lipschitz_pairs(f: Callable, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -71,19 +86,18 @@ def one_sided_lipschitz_pairs(f: Callable, z1: torch.Tensor, z2: torch.Tensor) -
     ``z1`` and ``z2`` have shape ``(N, M)``; returns the ``N`` quotients. Their maximum is a lower
     bound on the one-sided Lipschitz constant :math:`\nu` of ``f``.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
-    _validate.tensor(z1, "z1")
-    _validate.tensor(z2, "z2")
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(
-            f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}"
-        )
+    _validate.function(f, "f")
+    _pairs(z1, z2)
     d = z2 - z1
     nd = (d * d).sum(-1)
     if bool((nd == 0).any()):
         raise ValueError("z1 and z2 must differ in every row")
-    return ((f(z2) - f(z1)) * d).sum(-1) / nd
+    f1, f2 = f(z1), f(z2)
+    for name, v in (("f(z1)", f1), ("f(z2)", f2)):
+        if not isinstance(v, torch.Tensor) or v.shape != z1.shape:
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"f must map (N, M) to (N, M), but {name} has shape {got}")
+    return ((f2 - f1) * d).sum(-1) / nd
 
 
 def one_sided_lipschitz_jacobian(f: Callable, z: torch.Tensor) -> torch.Tensor:
@@ -93,8 +107,7 @@ def one_sided_lipschitz_jacobian(f: Callable, z: torch.Tensor) -> torch.Tensor:
     Jacobian satisfies (14) (Section 2.1); the maximum over samples is a lower estimate of that
     supremum. ``f`` must act row by row on ``(N, M)`` inputs.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    _validate.function(f, "f")
     _validate.tensor(z, "z")
     if z.dim() != 2:
         raise ValueError(f"z must have shape (N, M), got {tuple(z.shape)}")
@@ -121,10 +134,19 @@ def diagonal_nu_bound(
     A = _matrices(A)
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"A must be square, got {tuple(A.shape[-2:])}")
+    if not isinstance(d_range, (tuple, list)) or len(d_range) != 2:
+        raise ValueError(f"d_range must be a pair (low, high), got {d_range!r}")
     lo, hi = (_validate.real(v, "d_range") for v in d_range)
+    exact_max_dim = _validate.nonnegative_int(exact_max_dim, "exact_max_dim")
+    _validate.generator(generator)
     if lo > hi:
         raise ValueError(f"d_range must be (low, high) with low <= high, got {d_range}")
     M = A.shape[-1]
+    if exact_max_dim >= M > 20:
+        raise ValueError(
+            f"exact_max_dim must be below M = {M} when M > 20: enumerating 2^M vertices is "
+            "too costly (use random vertices)"
+        )
     if exact_max_dim >= M:
         verts = torch.tensor(
             list(itertools.product((lo, hi), repeat=M)), dtype=A.dtype, device=A.device
@@ -143,7 +165,7 @@ def theorem21_interval(A: torch.Tensor):
     :math:`\mu_* = \min_k \mu(A^k)`, :math:`\mu` the smallest singular value. Returns
     ``(-mu_star**2, 0.0)``.
     """
-    A = _matrices(A.detach())
+    A = _matrices(A)
     mu = torch.linalg.svdvals(A)[..., -1].min()
     if A.shape[-2] < A.shape[-1]:
         mu = torch.zeros((), dtype=A.dtype)  # a wide matrix has a null space
@@ -158,10 +180,12 @@ def perturbation_growth(
     Perturbs each row of ``x`` (shape ``(N, M)``) by a random vector of norm ``eps`` and returns
     the ``N`` ratios of output to input distance through ``net``.
     """
-    if not callable(net):
-        raise TypeError(f"net must be callable, got {type(net).__name__}")
+    _validate.function(net, "net")
     _validate.tensor(x, "x")
+    if x.dim() != 2 or x.shape[-1] == 0:
+        raise ValueError(f"x must have shape (N, M) with M >= 1, got {tuple(x.shape)}")
     eps = _validate.positive_real(eps, "eps")
+    _validate.generator(generator)
     d = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     d = eps * d / d.norm(dim=-1, keepdim=True)
     with torch.no_grad():
@@ -175,14 +199,8 @@ def contraction_ratios(step: Callable, z1: torch.Tensor, z2: torch.Tensor) -> to
     ``(N, M)`` and differ in every row. A method is contractive on these pairs when every ratio is
     at most 1 (Section 2.2.1).
     """
-    if not callable(step):
-        raise TypeError(f"step must be callable, got {type(step).__name__}")
-    _validate.tensor(z1, "z1")
-    _validate.tensor(z2, "z2")
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(
-            f"z1 and z2 must have the same shape (N, M), got {tuple(z1.shape)}, {tuple(z2.shape)}"
-        )
+    _validate.function(step, "step")
+    _pairs(z1, z2)
     d0 = (z1 - z2).norm(dim=-1)
     if bool((d0 == 0).any()):
         raise ValueError("z1 and z2 must differ in every row")
