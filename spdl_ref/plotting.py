@@ -17,6 +17,7 @@ from ._optional import optional_dependency
 
 with optional_dependency("book", "spdl_ref.plotting"):
     import matplotlib
+    import matplotlib.axes
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
@@ -216,20 +217,29 @@ def plain_log_ticks(ax, axis: str = "x", values=None):
     ['2', '4', '8', '16']
     >>> plt.close(fig)
     """
+    if not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"ax must be matplotlib axes, got {type(ax).__name__}")
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
     target = ax.xaxis if axis == "x" else ax.yaxis
     if target.get_scale() != "log":
-        raise ValueError(f"the {axis} axis must be on a log scale, got {target.get_scale()!r}")
+        raise ValueError(
+            f"ax must have its {axis} axis on a log scale, got {target.get_scale()!r} "
+            f"(call ax.set_{axis}scale('log') first)"
+        )
     formatter = ticker.FuncFormatter(lambda v, _: f"{v:g}")
     if values is None:
         target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         target.set_major_formatter(formatter)
         target.set_minor_formatter(ticker.NullFormatter())
         return
-    values = sorted({float(v) for v in np.asarray(values, dtype=float).reshape(-1)})
-    if not values or values[0] <= 0 or not np.all(np.isfinite(values)):
-        raise ValueError(f"values must be finite positive numbers, got {values}")
+    try:
+        flat = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"values must be a sequence of numbers, got {values!r}") from err
+    if flat.size == 0 or not np.all(np.isfinite(flat)) or flat.min() <= 0:
+        raise ValueError(f"values must be finite positive numbers, got {flat.tolist()}")
+    values = sorted({float(v) for v in flat})
     target.set_major_locator(ticker.FixedLocator(values))
     target.set_major_formatter(formatter)
     target.set_minor_locator(ticker.NullLocator())

@@ -24,6 +24,18 @@ def feature_evolution(**kw):
     return plotting.feature_evolution(**args)
 
 
+def _log_axes(ax="new", axis="x", scale="log", values=(2, 4, 8)):
+    import matplotlib.pyplot as plt
+
+    fig, new = plt.subplots()
+    try:
+        new.set_xscale(scale)
+        new.set_yscale(scale)
+        return plotting.plain_log_ticks(new if ax == "new" else ax, axis, values)
+    finally:
+        plt.close(fig)
+
+
 C = Case
 
 CASES = [
@@ -100,6 +112,13 @@ CASES = [
     C("config.seed_everything", lambda: config.seed_everything(1.5), "seed", note="float"),
     C("config.seed_everything", lambda: config.seed_everything(True), "seed", note="bool"),
     # --- plotting ---
+    C("plotting.plain_log_ticks", lambda: _log_axes(ax=None), "ax"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(axis="z"), "axis"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(scale="linear"), "ax", note="linear"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(values=[2, 0, 8]), "values", note="zero"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(values=[2, NAN]), "values", note="nan"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(values=[]), "values", note="empty"),
+    C("plotting.plain_log_ticks", lambda: _log_axes(values=["a"]), "values", note="text"),
     C("plotting.feature_evolution", lambda: feature_evolution(states=STATES[0]), "states"),
     C(
         "plotting.feature_evolution",

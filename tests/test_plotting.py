@@ -69,7 +69,7 @@ def test_plain_log_ticks_without_values_label_1_2_5():
 def test_plain_log_ticks_bad_input():
     fig, ax = plt.subplots()
     ax.plot([1, 2], [1, 2])
-    with pytest.raises(ValueError, match="x axis must be on a log scale"):
+    with pytest.raises(ValueError, match="ax must have its x axis on a log scale"):
         plotting.plain_log_ticks(ax, "x", [1, 2])
     ax.set_xscale("log")
     with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
