@@ -36,7 +36,9 @@ def optional_dependency(extra: str, needed_by: str):
         yield
     except ImportError as err:
         missing = getattr(err, "name", None) or "an optional dependency"
+        # name= is the missing package, as for the ImportError Python itself raises
         raise ImportError(
             f"{needed_by} needs {missing}, which could not be imported ({err}). "
-            f'Install the "{extra}" extra: pip install "spdl-ref[{extra}]"'
+            f'Install the "{extra}" extra: pip install "spdl-ref[{extra}]"',
+            name=getattr(err, "name", None),
         ) from err

@@ -28,6 +28,8 @@ def test_plotting_without_matplotlib(monkeypatch):
     with pytest.raises(ImportError, match=r"spdl_ref\.plotting needs matplotlib.*") as err:
         importlib.import_module("spdl_ref.plotting")
     assert re.search(_says_install("book"), str(err.value))
+    # like Python's own ImportError, it names the missing package (the wheel test relies on it)
+    assert err.value.name == "matplotlib"
 
 
 def test_equivariant_denoiser_without_escnn(monkeypatch):
