@@ -71,6 +71,7 @@ def test_register_get_and_unknown_name():
         ({"run": 3}, TypeError, "run must be callable"),
         ({"tasks": None}, TypeError, "tasks must be callable"),
         ({"plot": "x"}, TypeError, "plot must be callable or None"),
+        ({"smoke": 1}, TypeError, "smoke must be callable or None"),
     ],
 )
 def test_experiment_bad_definitions(kwargs, error, match):

@@ -12,7 +12,10 @@ Each experiment is an :class:`Experiment` with
 * ``run(task, budget=..., device=...)`` -- runs one task and returns its metrics, a dict of
   JSON-serialisable values (numbers, lists of numbers, strings). It builds every model, data
   set and random generator on ``device`` and reads all its sizes from ``budget``;
-* optionally ``plot(tasks, results, out_dir)`` -- writes PNG figures and returns their paths.
+* optionally ``plot(tasks, results, out_dir)`` -- writes PNG figures and returns their paths;
+* optionally ``smoke(seed)`` -- one task with the smallest sizes that still run every code path
+  (a second or two on a CPU), run with ``budget="ci"``: what the tests use, e.g. to catch a
+  tensor made without the experiment's device.
 
 :func:`aggregate` gives the mean and spread over seeds of every numeric metric, grouped by
 the task's other parameters.
@@ -77,6 +80,8 @@ class Experiment:
         ``plot(tasks, results, out_dir) -> list[pathlib.Path]`` of written PNG files.
     peers : tuple of str
         Distribution names of peer libraries it uses, whose versions a result records.
+    smoke : callable or None
+        ``smoke(seed) -> dict``: one tiny task (see the module text).
     """
 
     name: str
@@ -86,6 +91,7 @@ class Experiment:
     run: Callable[..., Metrics]
     plot: Callable[[list[Task], list[Metrics], Path], list[Path]] | None = None
     peers: tuple[str, ...] = field(default_factory=tuple)
+    smoke: Callable[[int], Task] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.replace("_", "a").isalnum():
@@ -97,6 +103,8 @@ class Experiment:
                 raise TypeError(f"{attr} must be callable")
         if self.plot is not None and not callable(self.plot):
             raise TypeError("plot must be callable or None")
+        if self.smoke is not None and not callable(self.smoke):
+            raise TypeError("smoke must be callable or None")
 
     def make_tasks(self, budget: str, runs: int = 1, seed: int = 0) -> list[Task]:
         """The validated task list for ``budget``, with ``runs`` seeds counted from ``seed``."""
