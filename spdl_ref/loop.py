@@ -157,34 +157,43 @@ def _listing(found: list[tuple[str, str]]) -> str:
     return ", ".join(f"{name!r} ({what})" for name, what in found)
 
 
+def _error(kind: str, i: int, message: str, found=()) -> NonFiniteError:
+    """A :class:`NonFiniteError` of iteration ``i`` naming the ``(name, 'NaN' | 'inf')`` found."""
+    return NonFiniteError(
+        f"{message}; {i} step(s) were completed and nothing was changed in iteration {i}",
+        kind=kind,
+        iteration=i,
+        names=[name for name, _ in found],
+    )
+
+
 def _loss_error(value, i, named, batch, last) -> NonFiniteError:
     """Say why the loss of iteration ``i`` is non-finite: bad parameters, bad data or overflow."""
-    done = f"{i} step(s) were completed and nothing was changed in iteration {i}"
     before = "" if last is None else f" (the previous loss was {last:.6g})"
+    head = f"the loss is {value} in iteration {i}{before}"
     bad = [(n, w) for n, p in named if (w := _non_finite(p.detach()))]
     if bad:
-        return NonFiniteError(
-            f"the loss is {value} in iteration {i}{before} because parameter(s) "
-            f"{_listing(bad)} already hold non-finite values; {done}",
-            kind="loss",
-            iteration=i,
-            names=[n for n, _ in bad],
+        return _error(
+            "loss",
+            i,
+            f"{head} because parameter(s) {_listing(bad)} already hold non-finite values",
+            bad,
         )
     bad = [(n, w) for n, t in _batch_parts(batch) if (w := _non_finite(t))]
     if bad:
-        return NonFiniteError(
-            f"the loss is {value} in iteration {i} because the minibatch's {_listing(bad)} "
-            f"hold non-finite values: the data, not the step size, is at fault; {done}",
-            kind="loss",
-            iteration=i,
-            names=[n for n, _ in bad],
+        return _error(
+            "loss",
+            i,
+            f"{head} because the minibatch's {_listing(bad)} hold non-finite values: the data, "
+            "not the step size, is at fault",
+            bad,
         )
-    return NonFiniteError(
-        f"the loss is {value} in iteration {i}{before} although the parameters and the "
-        "minibatch are finite: an intermediate value overflowed or the objective is undefined "
-        f"there (a step size too large lets the parameters grow until it overflows); {done}",
-        kind="loss",
-        iteration=i,
+    return _error(
+        "loss",
+        i,
+        f"{head} although the parameters and the minibatch are finite: an intermediate value "
+        "overflowed or the objective is undefined there (a step size too large lets the "
+        "parameters grow until it overflows)",
     )
 
 
@@ -246,7 +255,8 @@ def train_loop(
         Number of iterations, ``>= 0``.
     optimizer : torch.optim.Optimizer, sequence of them, or None
         Stepped in order after each guarded evaluation; required unless ``step`` is given (then
-        optional: its gradients are zeroed and its state is restored on failure).
+        optional: its gradients are zeroed and its state is restored on failure). Its
+        parameters must be among ``parameters``, so that the guard sees every gradient.
     batches : callable or None
         ``batches(i)`` returns the minibatch of iteration ``i``: a tensor, or a dict (or tuple) of
         tensors, whose parts an error message names.
@@ -356,14 +366,13 @@ def train_loop(
                 check_finite([g for _, g in grads], description)
             except NonFiniteGradientError as err:
                 bad = [(n, w) for n, g in grads if (w := _non_finite(g))]
-                raise NonFiniteError(
+                raise _error(
+                    "gradient",
+                    i,
                     f"the gradient of {_listing(bad)} is non-finite in iteration {i}, at a finite "
                     f"loss {value:.6g}: the objective is not differentiable there or its "
-                    f"derivative overflowed; {i} step(s) were completed and nothing was changed "
-                    f"in iteration {i}",
-                    kind="gradient",
-                    iteration=i,
-                    names=[n for n, _ in bad],
+                    "derivative overflowed",
+                    bad,
                 ) from err
             if not first:
                 first.append((value, float(data_fit.detach())))
@@ -398,12 +407,12 @@ def _custom_step(step, evaluate, named, opts, i, check_finite, NonFiniteGradient
             check_finite([p.detach() for _, p in named], "train_loop")
         except NonFiniteGradientError as err:
             bad = [(n, w) for n, p in named if (w := _non_finite(p.detach()))]
-            raise NonFiniteError(
-                f"the step of iteration {i} wrote non-finite values into {_listing(bad)}; "
-                f"they were put back as they were after the {i} completed step(s)",
-                kind="parameter",
-                iteration=i,
-                names=[n for n, _ in bad],
+            raise _error(
+                "parameter",
+                i,
+                f"the step of iteration {i} wrote non-finite values into {_listing(bad)}, which "
+                "were put back",
+                bad,
             ) from err
     except NonFiniteError:
         with torch.no_grad():
