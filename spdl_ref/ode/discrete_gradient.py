@@ -196,7 +196,7 @@ class CountingFunction:
     >>> import torch
     >>> H = CountingFunction(lambda u: 0.5 * (u * u).sum(-1))
     >>> _ = H(torch.ones(2))
-    ... _ = H(torch.zeros(2))
+    >>> _ = H(torch.zeros(2))
     >>> H.calls
     2
     """

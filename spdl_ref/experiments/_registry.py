@@ -1,0 +1,214 @@
+"""The experiment registry: what a chapter and ``python -m spdl_ref.reproduce`` both run.
+
+An experiment is split into independent *tasks* (one seed of one model at one size, say), so
+that a sweep of seeds x models x sizes can run task by task on one machine or spread over a
+cluster without the experiment knowing which. A chapter runs the same tasks in-process.
+
+Each experiment is an :class:`Experiment` with
+
+* ``tasks(budget, runs, seed)`` -- the list of task parameter dicts (JSON-serialisable, each
+  with a ``"seed"``), sized by the budget (``"ci"`` or ``"paper"``, see
+  :func:`spdl_ref.config.budget`);
+* ``run(task, budget=..., device=...)`` -- runs one task and returns its metrics, a dict of
+  JSON-serialisable values (numbers, lists of numbers, strings). It builds every model, data
+  set and random generator on ``device`` and reads all its sizes from ``budget``;
+* optionally ``plot(tasks, results, out_dir)`` -- writes PNG figures and returns their paths.
+
+:func:`aggregate` gives the mean and spread over seeds of every numeric metric, grouped by
+the task's other parameters.
+
+Example: a toy experiment with two seeds of one task each.
+
+>>> from spdl_ref.experiments import Experiment, aggregate
+>>> toy = Experiment(
+...     name="toy",
+...     description="mean of a few normal draws",
+...     chapter="chapters/ch1_introduction",
+...     tasks=lambda budget, runs, seed: [{"seed": seed + r} for r in range(runs)],
+...     run=lambda task, budget, device: {
+...         "mean": float(
+...             torch.randn(8, generator=torch.Generator().manual_seed(task["seed"])).mean()
+...         )
+...     },
+... )
+>>> tasks = toy.make_tasks("ci", runs=2)
+>>> results = [toy.run(t, budget="ci", device="cpu") for t in tasks]
+>>> aggregate(tasks, results)[0]["runs"]
+2
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import _validate
+from ..config import BUDGETS
+
+__all__ = ["Experiment", "aggregate", "get", "names", "register", "run_tasks"]
+
+Task = dict[str, Any]
+Metrics = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One reproducible experiment of the book, split into independent tasks (see module text).
+
+    Parameters
+    ----------
+    name : str
+        The name ``python -m spdl_ref.reproduce NAME`` takes (lower case, ``[a-z0-9_]``).
+    description : str
+        One line: what it reproduces (figure, equation or section of the review).
+    chapter : str
+        The chapter page that shows it, e.g. ``"chapters/ch5_equivariant"``.
+    tasks : callable
+        ``tasks(budget, runs, seed) -> list[dict]``.
+    run : callable
+        ``run(task, *, budget, device) -> dict`` of metrics.
+    plot : callable or None
+        ``plot(tasks, results, out_dir) -> list[pathlib.Path]`` of written PNG files.
+    peers : tuple of str
+        Distribution names of peer libraries it uses, whose versions a result records.
+    """
+
+    name: str
+    description: str
+    chapter: str
+    tasks: Callable[[str, int, int], list[Task]]
+    run: Callable[..., Metrics]
+    plot: Callable[[list[Task], list[Metrics], Path], list[Path]] | None = None
+    peers: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.replace("_", "a").isalnum():
+            raise ValueError(f"name must be a non-empty identifier of [a-z0-9_], got {self.name!r}")
+        if self.name != self.name.lower():
+            raise ValueError(f"name must be lower case, got {self.name!r}")
+        for attr in ("tasks", "run"):
+            if not callable(getattr(self, attr)):
+                raise TypeError(f"{attr} must be callable")
+        if self.plot is not None and not callable(self.plot):
+            raise TypeError("plot must be callable or None")
+
+    def make_tasks(self, budget: str, runs: int = 1, seed: int = 0) -> list[Task]:
+        """The validated task list for ``budget``, with ``runs`` seeds counted from ``seed``."""
+        if budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+        runs = _validate.positive_int(runs, "runs")
+        seed = _validate.nonnegative_int(seed, "seed")
+        tasks = self.tasks(budget, runs, seed)
+        if not tasks:
+            raise ValueError(f"experiment {self.name!r} made no tasks")
+        for t in tasks:
+            if not isinstance(t, dict) or "seed" not in t:
+                raise TypeError(f"experiment {self.name!r}: each task must be a dict with a 'seed'")
+        return tasks
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add ``experiment`` to the registry (its name must be new) and return it."""
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be an Experiment, got {type(experiment).__name__}")
+    if experiment.name in _REGISTRY and _REGISTRY[experiment.name] is not experiment:
+        raise ValueError(f"an experiment named {experiment.name!r} is already registered")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def _discover() -> None:
+    # Every public module of this package registers its experiments when imported.
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(_package_path()):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def _package_path() -> list[str]:
+    return [str(Path(__file__).resolve().parent)]
+
+
+def names() -> list[str]:
+    """The registered experiment names, sorted (every module of this package is loaded first)."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; an unknown name is a ValueError that lists the known ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    _discover()
+    if name not in _REGISTRY:
+        known = ", ".join(names()) or "(none)"
+        raise ValueError(f"unknown experiment {name!r}; known: {known}")
+    return _REGISTRY[name]
+
+
+def run_tasks(
+    experiment: Experiment | str,
+    *,
+    budget: str,
+    device: torch.device | str,
+    runs: int = 1,
+    seed: int = 0,
+) -> tuple[list[Task], list[Metrics]]:
+    """Run every task of ``experiment`` here, one after the other (what a chapter does).
+
+    Returns ``(tasks, results)`` in task order. ``python -m spdl_ref.reproduce`` runs the same
+    tasks, possibly on other processes or machines.
+    """
+    exp = get(experiment) if isinstance(experiment, str) else experiment
+    device = torch.device(device)
+    tasks = exp.make_tasks(budget, runs, seed)
+    return tasks, [exp.run(dict(t), budget=budget, device=device) for t in tasks]
+
+
+def aggregate(tasks: Sequence[Task], results: Sequence[Metrics]) -> list[dict[str, Any]]:
+    """Mean and spread over seeds of every numeric metric, per group of equal other parameters.
+
+    Tasks that differ only in ``"seed"`` form a group. For each group the result holds the
+    group's parameters, ``"runs"`` (the number of seeds) and, for each metric that is a real
+    number in every run, ``{"mean", "std", "min", "max"}`` (``std`` is the sample standard
+    deviation, 0 for a single run).
+    """
+    if len(tasks) != len(results):
+        raise ValueError(
+            f"tasks and results must have the same length, got {len(tasks)} and {len(results)}"
+        )
+    groups: dict[str, dict[str, Any]] = {}
+    for task, res in zip(tasks, results, strict=True):
+        params = {k: v for k, v in task.items() if k != "seed"}
+        key = repr(sorted(params.items()))
+        g = groups.setdefault(key, {"params": params, "metrics": []})
+        g["metrics"].append(res)
+    out = []
+    for g in groups.values():
+        row: dict[str, Any] = dict(g["params"])
+        row["runs"] = len(g["metrics"])
+        keys = set.intersection(*(set(m) for m in g["metrics"]))
+        for k in sorted(keys):
+            vals = [m[k] for m in g["metrics"]]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                vals = [float(v) for v in vals]
+                finite = all(math.isfinite(v) for v in vals)
+                row[k] = {
+                    "mean": statistics.fmean(vals),
+                    "std": statistics.stdev(vals) if len(vals) > 1 and finite else 0.0,
+                    "min": min(vals),
+                    "max": max(vals),
+                }
+        out.append(row)
+    return out
