@@ -204,8 +204,8 @@ def fit_flow(
     >>> from spdl_ref.invertible import coupling_flow, fit_flow
     >>> _ = torch.manual_seed(0)
     >>> x, _ = data.two_moons(256, seed=0)
-    >>> flow = coupling_flow(2, n_layers=4, hidden=16)
-    >>> history = fit_flow(flow, x, iterations=30, batch_size=64, lr=1e-2)
+    >>> flow = coupling_flow(2, n_layers=2, hidden=8)
+    >>> history = fit_flow(flow, x, iterations=20, batch_size=64, lr=1e-2)
     >>> history.loss[-1] < history.loss[0]
     True
     """
