@@ -10,9 +10,9 @@ states in R^M, the loss 0.5 * mean |z(T)|^2, fixed steps of the 3/8-rule Runge-K
 * torchdiffeq.odeint + autograd (discretise-then-optimise: stores the trajectory).
 
 Reports the gradient difference to torchdiffeq's adjoint, the median time of repeats and the
-allocator's peak memory (CPU: running maximum of the summed allocation events of torch.profiler,
-[memory] events and operators' own allocations; CUDA: max_memory_allocated), and writes
-benchmarks/results/adjoint_torchdiffeq.md.
+allocator's peak memory (CPU: running maximum of the summed allocation events of
+torch.profiler, [memory] events and operators' own allocations; CUDA: max_memory_allocated),
+and writes benchmarks/results/adjoint_torchdiffeq.md with its plot (benchmarks/_report.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import _report
+
 from spdl_ref.control import continuous_adjoint
 from spdl_ref.ode import ResNet
 
@@ -85,6 +87,29 @@ def peak_memory(fn, device):
     return peak
 
 
+def gradients(net, x, T, steps, ours_method, tdq_method):
+    """The three gradient evaluations of one case: ours, torchdiffeq's adjoint and autograd."""
+    func = Field(net)
+    tgrid = torch.tensor([0.0, T], device=x.device, dtype=x.dtype)
+    opts = {"step_size": T / steps}
+
+    def ours():
+        return continuous_adjoint(net, x, loss, method=ours_method, steps_per_layer=steps)
+
+    def tdq_adjoint():
+        func.zero_grad()
+        z = torchdiffeq.odeint_adjoint(func, x, tgrid, method=tdq_method, options=opts)[-1]
+        loss(z).backward()
+        return func.A.grad.clone(), func.b.grad.clone()
+
+    def tdq_autograd():
+        func.zero_grad()
+        z = torchdiffeq.odeint(func, x, tgrid, method=tdq_method, options=opts)[-1]
+        loss(z).backward()
+
+    return ours, tdq_adjoint, tdq_autograd
+
+
 def timed(fn, repeats):
     out = []
     for _ in range(repeats):
@@ -97,8 +122,8 @@ def timed(fn, repeats):
 def main():
     if torchdiffeq is None:
         print(
-            "torchdiffeq is not installed (pip install --no-deps torchdiffeq): skipping the "
-            "benchmark"
+            "torchdiffeq is not installed (pip install --no-deps torchdiffeq): "
+            "skipping the benchmark"
         )
         return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,26 +136,7 @@ def main():
     rows = []
     for label, (ours_method, tdq_method) in METHODS.items():
         for steps in (16, 64, 256):
-            func = Field(net)
-            tgrid = torch.tensor([0.0, T], device=device, dtype=dtype)
-            opts = {"step_size": T / steps}
-
-            # each closure binds this iteration's values (default arguments), so it cannot
-            # pick up a later iteration's method or step count by accident
-            def ours(method=ours_method, steps=steps):
-                return continuous_adjoint(net, x, loss, method=method, steps_per_layer=steps)
-
-            def tdq_adjoint(func=func, tgrid=tgrid, method=tdq_method, opts=opts):
-                func.zero_grad()
-                z = torchdiffeq.odeint_adjoint(func, x, tgrid, method=method, options=opts)[-1]
-                loss(z).backward()
-                return func.A.grad.clone(), func.b.grad.clone()
-
-            def tdq_autograd(func=func, tgrid=tgrid, method=tdq_method, opts=opts):
-                func.zero_grad()
-                z = torchdiffeq.odeint(func, x, tgrid, method=method, options=opts)[-1]
-                loss(z).backward()
-
+            ours, tdq_adjoint, tdq_autograd = gradients(net, x, T, steps, ours_method, tdq_method)
             g = ours()
             gA, gb = tdq_adjoint()
             diff = float(
@@ -146,14 +152,14 @@ def main():
     lines = [
         "# Continuous adjoint: spdl_ref vs torchdiffeq",
         "",
-        f"Neural ODE dz/dt = tanh(Az + b), M = {M}, N = {N}, T = {T}, float64, device "
-        f"{device.type}; fixed steps; one CPU thread; median of {repeats} repeats; peak = "
-        "allocator peak during one gradient evaluation (MiB). `rel. diff` = relative difference "
-        "of the parameter gradient to torchdiffeq's `odeint_adjoint`.",
+        f"Neural ODE dz/dt = tanh(Az + b), M = {M}, N = {N}, T = {T}, float64, "
+        f"device {device.type}; fixed steps; one CPU thread; median of {repeats} repeats; "
+        "peak = allocator peak during one gradient evaluation (MiB). `rel. diff` = relative "
+        "difference of the parameter gradient to torchdiffeq's `odeint_adjoint`.",
         "",
-        "| method | steps | rel. diff | spdl_ref adjoint (ms) | torchdiffeq adjoint (ms) | "
-        "torchdiffeq autograd (ms) | time ratio spdl/tdq adjoint | spdl_ref peak (MiB) | "
-        "tdq adjoint peak (MiB) | tdq autograd peak (MiB) |",
+        "| method | steps | rel. diff | spdl_ref adjoint (ms) | torchdiffeq adjoint (ms) "
+        "| torchdiffeq autograd (ms) | time ratio spdl/tdq adjoint | spdl_ref peak (MiB) "
+        "| tdq adjoint peak (MiB) | tdq autograd peak (MiB) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, steps, diff, a, b, c, ma, mb, mc in rows:
@@ -161,9 +167,43 @@ def main():
             f"| {label} | {steps} | {diff:.1e} | {1e3 * a:.1f} | {1e3 * b:.1f} | {1e3 * c:.1f} | "
             f"{a / b:.2f} | {ma:.2f} | {mb:.2f} | {mc:.2f} |"
         )
-    out = pathlib.Path(__file__).resolve().parent / "results" / "adjoint_torchdiffeq.md"
-    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    _report.write("adjoint_torchdiffeq", lines, plot)
+
+
+def plot(rows):
+    """Time relative to torchdiffeq's adjoint, and peak memory, against steps (from the table)."""
+    import matplotlib.pyplot as plt
+
+    from spdl_ref.plotting import plain_log_ticks
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    memory = {
+        "spdl_ref adjoint": "spdl_ref peak (MiB)",
+        "torchdiffeq adjoint": "tdq adjoint peak (MiB)",
+        "torchdiffeq autograd": "tdq autograd peak (MiB)",
+    }
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for method, style in zip(methods, ("o-", "s--"), strict=False):
+        sel = [r for r in rows if r["method"] == method]
+        steps = [_report.number(r["steps"]) for r in sel]
+        ratio = [_report.number(r["time ratio spdl/tdq adjoint"]) for r in sel]
+        ax0.plot(steps, ratio, style, color="k", label=method)
+        for j, (name, column) in enumerate(memory.items()):
+            mib = [_report.number(r[column]) for r in sel]
+            label = name if method == methods[0] else None
+            ax1.plot(steps, mib, style, color=f"C{j}", label=label)
+    ax0.axhline(1.0, color="0.6", lw=0.8)
+    ax0.set(xlabel="steps", ylabel="time, spdl_ref / torchdiffeq adjoint", title="gradient time")
+    ax1.set(yscale="log", xlabel="steps", ylabel="peak memory (MiB)")
+    ax1.set_title("peak memory (solid: " + ", dashed: ".join(methods) + ")")
+    for ax in (ax0, ax1):
+        ax.set_xscale("log")
+        plain_log_ticks(ax, "x", steps)
+        ax.legend(frameon=False)
+    plain_log_ticks(ax1, "y")
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import _report
+
 from spdl_ref import data, seed_everything
 from spdl_ref import invertible as inv
-
-RESULTS = pathlib.Path(__file__).parent / "results" / "flow_peers.md"
 
 
 def ours():
@@ -78,8 +78,8 @@ def main():
         peers["zuko RealNVP"] = zuko_flow
     except Exception as err:
         notes.append(
-            f"zuko not available ({type(err).__name__}: {err}); install with pip install "
-            "--no-deps zuko"
+            f"zuko not available ({type(err).__name__}: {err}); "
+            "install with pip install --no-deps zuko"
         )
         print(notes[-1])
     rows = {}
@@ -102,11 +102,11 @@ def main():
         "",
         f"8 affine coupling layers, MLP 64-64, batch 256, Adam 3e-3 (cosine), {args.iterations} "
         f"iterations, {args.repeats} seeds (medians), CPU, one thread. Produced by "
-        f"`python benchmarks/flow_peers.py --iterations {args.iterations} --repeats "
-        f"{args.repeats}`.",
+        f"`python benchmarks/flow_peers.py --iterations {args.iterations} "
+        f"--repeats {args.repeats}`.",
         "",
-        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref | test NLL "
-        "(nats) | test NLL per seed |",
+        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref "
+        "| test NLL (nats) | test NLL per seed |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, (t, nll, params, per_seed) in rows.items():
@@ -116,9 +116,28 @@ def main():
             + " |"
         )
     lines += [""] + [f"Note: {n}." for n in notes]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS}")
+    _report.write("flow_peers", lines, plot)
+
+
+def plot(rows):
+    """Time per iteration relative to spdl_ref, and test NLL per seed (from the table)."""
+    import matplotlib.pyplot as plt
+
+    names = [r["library"] for r in rows]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 0.5 * len(rows) + 1.2))
+    ax0.barh(names, [_report.number(r["time ratio to spdl_ref"]) for r in rows], color="C0")
+    ax0.axvline(1.0, color="0.3", lw=0.8)
+    ax0.set(xlabel="time per iteration relative to spdl_ref")
+    ax0.invert_yaxis()
+    for i, r in enumerate(rows):
+        seeds = [_report.number(v) for v in r["test NLL per seed"].split(",")]
+        ax1.plot(seeds, [i] * len(seeds), "o", color="C1", alpha=0.6)
+        ax1.plot([_report.number(r["test NLL (nats)"])], [i], "k|", ms=14)
+    ax1.set_yticks(range(len(names)), names)
+    ax1.set_ylim(len(names) - 0.5, -0.5)
+    ax1.set(xlabel="test NLL (nats): seeds (dots), median (bar)")
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from spdl_ref import invertible as inv
+import _report
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "invertible_memory.md"
+from spdl_ref import invertible as inv
 
 
 def build(depth, dim, hidden, memory_efficient, device):
@@ -145,10 +145,8 @@ def main():
         cells = " | ".join(
             f"{peak[n] / 2**20:.2f} | {act[n] / 2**20:.2f} | {med[n] * 1e3:.1f}" for n in names
         )
-        lines.append(
-            f"| {depth} | {params / 2**20:.2f} | {cells} | "
-            f"{med['memory-efficient'] / med['autograd']:.2f} |"
-        )
+        ratio = med["memory-efficient"] / med["autograd"]
+        lines.append(f"| {depth} | {params / 2**20:.2f} | {cells} | {ratio:.2f} |")
     a_first, a_last = rows[0][3], rows[-1][3]
     lines += [
         "",
@@ -159,9 +157,38 @@ def main():
         f"{statistics.median(r[4]['memory-efficient'] / r[4]['autograd'] for r in rows):.2f}.",
     ]
     lines += [""] + [f"Note: {n}." for n in notes]
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS}")
+    _report.write("invertible_memory", lines, plot)
+
+
+def plot(rows):
+    """Activation memory against depth, and time relative to autograd (from the table)."""
+    import matplotlib.pyplot as plt
+
+    from spdl_ref.plotting import plain_log_ticks
+
+    depths = [_report.number(r["depth K"]) for r in rows]
+    names = [c.split(":")[0] for c in rows[0] if c.endswith(": activations (MiB)")]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, marker in zip(names, "os^", strict=False):
+        act = [_report.number(r[f"{name}: activations (MiB)"]) for r in rows]
+        ax0.plot(depths, act, f"{marker}-", label=name)
+        if name != "autograd":
+            ratio = [
+                _report.number(r[f"{name}: time (ms)"]) / _report.number(r["autograd: time (ms)"])
+                for r in rows
+            ]
+            ax1.plot(depths, ratio, f"{marker}-", label=f"{name} / autograd")
+    ax0.set(xscale="log", yscale="log", xlabel="depth K", ylabel="activation memory (MiB)")
+    ax0.set_title("memory of one training step")
+    ax1.axhline(1.0, color="0.6", lw=0.8)
+    ax1.set(xscale="log", xlabel="depth K", ylabel="time relative to autograd")
+    ax1.set_title("time of one training step")
+    for ax in (ax0, ax1):
+        plain_log_ticks(ax, "x", depths)
+        ax.legend(frameon=False)
+    plain_log_ticks(ax0, "y")
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

@@ -7,21 +7,19 @@ Compares, on a model with about a million parameters (an MLP of several layers),
 Gradients are fixed random tensors, so only the update is timed. Each step is timed over a
 block of steps, repeated, and the median reported with the ratio to the torch.optim baseline.
 
-Run: python benchmarks/optimiser_step.py  (writes benchmarks/results/optimiser_step.md)
+Run: python benchmarks/optimiser_step.py  (writes benchmarks/results/optimiser_step.md and .png)
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
 import statistics
 import time
 
+import _report
 import torch
 
 from spdl_ref.optim import Adam, ConformalHamiltonian, heavy_ball_parameters
-
-OUT = pathlib.Path(__file__).resolve().parent / "results" / "optimiser_step.md"
 
 
 def make_params(device, dtype, widths=(512, 1024, 512, 256, 10)):
@@ -126,9 +124,9 @@ def main():
         "# One optimiser step (Chapter 6)",
         "",
         f"Model: {n_params:,} parameters in {len(make_params('cpu', dtype))} tensors, "
-        f"{args.dtype}, device {device.type}, {torch.get_num_threads()} CPU thread(s); fixed "
-        f"random gradients; median over {args.repeats} repeats of {args.block} steps. Ratio to "
-        "`torch.optim.SGD(momentum=0.9, foreach=True)` for the momentum methods and to "
+        f"{args.dtype}, device {device.type}, {torch.get_num_threads()} CPU thread(s); "
+        f"fixed random gradients; median over {args.repeats} repeats of {args.block} steps. "
+        "Ratio to `torch.optim.SGD(momentum=0.9, foreach=True)` for the momentum methods and to "
         "`torch.optim.Adam(foreach=True)` for Adam. By default our optimisers check every "
         "gradient for NaN/inf before touching the parameters (one extra read of the gradients "
         "and a host sync); `check_finite=False` rows show the update alone.",
@@ -138,9 +136,23 @@ def main():
     ]
     for name, kind, _ in cases:
         lines.append(f"| {name} | {1e3 * results[name]:.3f} | {results[name] / base[kind]:.2f} |")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT}")
+    _report.write("optimiser_step", lines, plot)
+
+
+def plot(rows):
+    """Time per step relative to the torch.optim baseline, one bar per optimiser (the table)."""
+    import matplotlib.pyplot as plt
+
+    names = [r["optimiser"] for r in rows]
+    ratios = [_report.number(r["ratio to torch baseline"]) for r in rows]
+    colours = ["0.6" if n.startswith("torch.optim") else "C0" for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.0))
+    ax.barh(names, ratios, color=colours)
+    ax.axvline(1.0, color="0.3", lw=0.8)
+    ax.invert_yaxis()
+    ax.set(xlabel="time per step relative to torch.optim (grey: torch.optim)")
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

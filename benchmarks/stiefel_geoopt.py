@@ -1,5 +1,4 @@
-"""Riemannian steps on the Stiefel manifold: spdl_ref.optim.StiefelSGD against geoopt (Chapter 6,
-Section 6.2.1).
+"""Riemannian steps on the Stiefel manifold: StiefelSGD against geoopt (Chapter 6, Section 6.2.1).
 
 For points of V(n, p) (SO(n) when p = n) and a fixed Euclidean gradient, times one step of
   * spdl_ref.optim.StiefelSGD with retraction="exp" and "cayley" (n x n generator in so(n));
@@ -8,16 +7,16 @@ For points of V(n, p) (SO(n) when p = n) and a fixed Euclidean gradient, times o
 and reports the median time per step, the ratio to our Cayley step, and the constraint error
 ||theta^T theta - I||_F after 200 steps of each (float64). geoopt missing: its rows are skipped.
 
-Run: python benchmarks/stiefel_geoopt.py  (writes benchmarks/results/stiefel_geoopt.md)
+Run: python benchmarks/stiefel_geoopt.py  (writes benchmarks/results/stiefel_geoopt.md and .png)
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
 import statistics
 import time
 
+import _report
 import torch
 
 from spdl_ref.optim import StiefelSGD, project_stiefel, random_stiefel, stiefel_error
@@ -26,8 +25,6 @@ try:
     import geoopt
 except ImportError:  # pragma: no cover
     geoopt = None
-
-OUT = pathlib.Path(__file__).resolve().parent / "results" / "stiefel_geoopt.md"
 
 
 class ProjectedSGD:
@@ -86,7 +83,7 @@ def main():
         runs = {k: make(k, theta0, grad, 1e-3) for k in kinds}
         times = {k: [] for k in kinds}
         for _ in range(args.repeats):
-            for k, (_theta, opt) in runs.items():
+            for k, (_, opt) in runs.items():
                 start = time.perf_counter()
                 for _ in range(args.block):
                     opt.step()
@@ -97,14 +94,41 @@ def main():
             for _ in range(200):
                 opt.step()
             err = stiefel_error(theta.detach()).item()
-            lines.append(
-                f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {med[k] / med['cayley']:.2f} | "
-                f"{err:.1e} |"
-            )
+            ratio = med[k] / med["cayley"]
+            lines.append(f"| ({n}, {p}) | {k} | {1e3 * med[k]:.3f} | {ratio:.2f} | {err:.1e} |")
             print(lines[-1])
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT}")
+    _report.write("stiefel_geoopt", lines, plot)
+
+
+def plot(rows):
+    """Time per step relative to the Cayley step, and constraint error, per shape (the table)."""
+    import matplotlib.pyplot as plt
+
+    shapes = list(dict.fromkeys(r["shape (n, p)"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["shape (n, p)"], r["method"]): r for r in rows}
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for method, marker in zip(methods, "os^vD", strict=False):
+        have = [s for s in shapes if (s, method) in cell]
+        x = [shapes.index(s) for s in have]
+        ratio = [
+            _report.number(cell[s, method]["time per step (ms)"])
+            / _report.number(cell[s, "cayley"]["time per step (ms)"])
+            for s in have
+        ]
+        ax0.plot(x, ratio, f"{marker}-", label=method)
+        errors = [_report.number(cell[s, method]["constraint error"]) for s in have]
+        ax1.plot(x, [max(e, 1e-17) for e in errors], f"{marker}-", label=method)
+    for ax in (ax0, ax1):
+        ax.set_xticks(range(len(shapes)), shapes)
+        ax.set_xlabel("shape (n, p)")
+        ax.set_yscale("log")
+    ax0.axhline(1.0, color="0.6", lw=0.8)
+    ax0.set(ylabel="time per step relative to cayley", title="time")
+    ax1.set(ylabel="||θᵀθ - I||_F after 200 steps", title="constraint error (0 drawn at 1e-17)")
+    ax0.legend(frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

@@ -22,7 +22,33 @@ section of the review:
 from . import config, control, data, equivariant, invertible, ode, optim, train
 from .config import budget, by_budget, device, seed_everything
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The version, single-sourced from ``[project] version`` in pyproject.toml.
+
+    An installed package (wheel or editable) reads it from its metadata; a source checkout
+    imported without installation reads pyproject.toml beside the package.
+    """
+    from importlib import metadata
+
+    try:
+        return metadata.version("spdl-ref")
+    except metadata.PackageNotFoundError:
+        pass
+    import pathlib
+    import re
+
+    pyproject = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.is_file():
+        # The first version key of the [project] table (tomllib is Python >= 3.11 only).
+        table = re.search(r"^\[project\]$(.*?)(?=^\[|\Z)", pyproject.read_text(), re.M | re.S)
+        found = table and re.search(r'^version\s*=\s*"([^"]+)"', table.group(1), re.M)
+        if found:
+            return found.group(1)
+    return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "budget",

@@ -1,18 +1,24 @@
 """One figure style for the whole book (the figures of every Section), and shared plots.
 
-Importing this module imports matplotlib; ``import spdl_ref`` does not.
+Importing this module imports matplotlib (the ``book`` extra: ``pip install "spdl-ref[book]"``;
+without it the import raises an :class:`ImportError` that says so); ``import spdl_ref`` does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["CLASS_COLOURS", "feature_evolution", "loss_curves", "use_style"]
+from ._optional import optional_dependency
+
+with optional_dependency("book", "spdl_ref.plotting"):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+__all__ = ["CLASS_COLOURS", "feature_evolution", "loss_curves", "plain_log_ticks", "use_style"]
 
 #: Colours of class 0 and class 1 in every scatter plot of the book.
 CLASS_COLOURS = ("#1b6ca8", "#d1495b")
@@ -130,3 +136,51 @@ def loss_curves(histories: dict, ax=None, xlabel: str = "iteration", ylabel: str
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
     return ax
+
+
+def plain_log_ticks(ax, axis: str = "x", values=None):
+    """Readable ticks on a logarithmic axis: plain numbers, no labelled minor ticks.
+
+    matplotlib labels the minor ticks of a log axis that spans less than about a decade in
+    scientific notation ("3×10⁰ 6×10⁰ 2×10¹" between the plotted 2, 4, 8, 16). With ``values``
+    (the sizes that were plotted, e.g. depths ``[2, 4, 8, 16, 32]``) the ticks sit at exactly
+    those values, labelled as plain numbers, and minor ticks are removed. Without ``values`` the
+    ticks sit at 1, 2 and 5 times each power of ten, labelled as plain numbers (``0.05``,
+    ``0.1``, ``0.2``), and minor ticks keep their marks but carry no label.
+
+    Parameters
+    ----------
+    ax : matplotlib axes
+        Axes whose ``axis`` is already on a log scale.
+    axis : {"x", "y"}
+        Which axis to fix.
+    values : sequence of positive numbers or None
+        Where to put the ticks.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.loglog([2, 4, 8, 16], [1.0, 0.5, 0.3, 0.2])
+    >>> plain_log_ticks(ax, "x", [2, 4, 8, 16])
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['2', '4', '8', '16']
+    >>> plt.close(fig)
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if target.get_scale() != "log":
+        raise ValueError(f"the {axis} axis must be on a log scale, got {target.get_scale()!r}")
+    formatter = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    if values is None:
+        target.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        target.set_major_formatter(formatter)
+        target.set_minor_formatter(ticker.NullFormatter())
+        return
+    values = sorted({float(v) for v in np.asarray(values, dtype=float).reshape(-1)})
+    if not values or values[0] <= 0 or not np.all(np.isfinite(values)):
+        raise ValueError(f"values must be finite positive numbers, got {values}")
+    target.set_major_locator(ticker.FixedLocator(values))
+    target.set_major_formatter(formatter)
+    target.set_minor_locator(ticker.NullLocator())

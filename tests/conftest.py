@@ -1,9 +1,10 @@
-"""Shared test configuration: float64 helpers and hypothesis profiles."""
+"""Shared test configuration: float64 helpers, hypothesis profiles, one build of the book."""
 
 import os
 
 import pytest
 import torch
+from _book import build_book
 from hypothesis import settings
 
 # CI explores a fixed set of examples (reproducible runs); "thorough" searches at random.
@@ -23,3 +24,10 @@ def device(request):
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The book built once per session (warnings as errors): (HTML folder, finished process)."""
+    out = tmp_path_factory.mktemp("book")
+    return out / "_build" / "html", build_book(out)

@@ -1,6 +1,10 @@
 """Peak activation memory of a training step, ordinary against memory-efficient backpropagation
 (Section 4.2.1)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -39,3 +43,19 @@ def test_coupling_step_memory_is_deterministic_and_keeps_the_global_generator():
 def test_coupling_step_memory_rejects_bad_input(kwargs, error):
     with pytest.raises(error):
         inv.coupling_step_memory(**kwargs)
+
+
+def test_peak_memory_prints_nothing():
+    """The profiler's back end (libkineto) logs each profile on stderr unless told not to."""
+    code = (
+        "import torch\n"
+        "from spdl_ref.invertible import peak_memory\n"
+        "for _ in range(2):\n"
+        "    peak_memory(lambda: torch.randn(64, 64) @ torch.randn(64, 64))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == "", out.stderr

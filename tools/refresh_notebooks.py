@@ -30,6 +30,9 @@ def main(argv):
             timeout=1800,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
+            # one output per stream, carriage returns applied: a progress bar is stored as the
+            # terminal shows it (its last state), not as one line per redraw
+            coalesce_streams=True,
         )
         client.execute()
         for cell in nb.cells:  # execution counts from 1 in order; no run-specific metadata

@@ -1,6 +1,7 @@
 r"""The rotation-equivariant denoiser of Figure 3, built with escnn (Section 5.2).
 
-See :mod:`spdl_ref.equivariant.denoisers` for the architecture. This module imports escnn.
+See :mod:`spdl_ref.equivariant.denoisers` for the architecture. This module imports escnn (the
+``equivariant`` extra; without it the import raises an :class:`ImportError` that names it).
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import torch
 from torch import nn
 
 from .. import _validate
+from .._optional import optional_dependency
 from .denoisers import _check_image, _check_sizes
 
-with warnings.catch_warnings():
+with (
+    optional_dependency("equivariant", "make_denoiser('equivariant') (EquivariantDenoiser)"),
+    warnings.catch_warnings(),
+):
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups
     from escnn import gspaces
     from escnn import nn as enn

@@ -10,7 +10,8 @@ radius of the grid inside the inscribed disc and raises the frequency cut-off, s
 sampled basis spans the whole space of equivariant grid kernels; escnn's default
 (``complete=False``) is band-limited and spans a subspace.
 
-This module imports escnn; ``import spdl_ref`` and ``import spdl_ref.equivariant`` do not.
+This module imports escnn (the ``equivariant`` extra; without it the import raises an
+:class:`ImportError` that names it); ``import spdl_ref`` and ``import spdl_ref.equivariant`` do not.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import warnings
 
 import torch
 
+from .._optional import optional_dependency
 from .groups import FiniteGroup, Representation
 
-with warnings.catch_warnings():
+with (
+    optional_dependency("equivariant", "spdl_ref.equivariant.escnn_bridge"),
+    warnings.catch_warnings(),
+):
     warnings.simplefilter("ignore")  # py3nj is only needed for SO(3), not for the 2-D groups here
     from escnn import gspaces
     from escnn import nn as enn

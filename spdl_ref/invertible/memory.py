@@ -9,6 +9,8 @@ not return freed memory).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .. import _validate
@@ -17,6 +19,12 @@ from .coupling import AdditiveCoupling
 from .sequential import InvertibleSequential
 
 __all__ = ["coupling_step_memory", "peak_memory"]
+
+# libkineto, the profiler's back end, logs every start and stop of a profile on stderr at its
+# highest severity ("USDT: ... profiler_start"), which would fill a notebook's output. It reads
+# KINETO_LOG_LEVEL once, when the process first starts a profile; a level above every severity
+# keeps it quiet (its error messages included). A value that the user set is kept.
+_KINETO_QUIET = "99"
 
 
 def peak_memory(fn, device=None) -> int:
@@ -41,6 +49,7 @@ def peak_memory(fn, device=None) -> int:
         return int(torch.cuda.max_memory_allocated(device) - before)
     from torch.profiler import ProfilerActivity, profile
 
+    os.environ.setdefault("KINETO_LOG_LEVEL", _KINETO_QUIET)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     # Each event's self memory is what it allocated minus what it freed itself; "[memory]"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from .. import _validate
+from .._optional import optional_dependency
 from ..loop import History, train_loop
 from .riemannian import StiefelSGD, random_stiefel, stiefel_error
 
@@ -27,13 +28,8 @@ KINDS = ("exp", "cayley", "geoopt")
 
 
 def _import_geoopt():
-    try:
+    with optional_dependency("riemannian", "stiefel_student(kind='geoopt')"):
         import geoopt
-    except ImportError as err:
-        raise ImportError(
-            "stiefel_student(kind='geoopt') needs geoopt, which is not installed: "
-            "pip install -e '.[riemannian]'"
-        ) from err
     return geoopt
 
 
