@@ -94,7 +94,9 @@ def test_fit_minibatch_sgd_and_optimizer_instance():
     assert len(hist.loss) == 5  # the given optimiser took every step, and only those
     assert all(int(opt.state[p]["step"]) == 5 for p in model.parameters())
     # Adam's first steps move every entry by about lr (the sign of its gradient)
-    moved = max(float((p - q).abs().max()) for p, q in zip(model.parameters(), before, strict=True))
+    moved = max(
+        float((p.detach() - q).abs().max()) for p, q in zip(model.parameters(), before, strict=True)
+    )
     assert 1e-3 < moved < 5 * 1e-3 * 1.01
 
 
