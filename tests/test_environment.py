@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONDA_TO_PYPI = {"pytorch": "torch"}
 # conda-only tooling with no counterpart in pyproject.toml
 CONDA_ONLY = {"python", "pip", "gfortran"}
-EXTRAS_IN_BINDER = ("book", "test", "equivariant", "riemannian")
+EXTRAS_IN_BINDER = ("book", "test", "equivariant", "riemannian", "cluster")
 
 
 def _name(requirement: str) -> str:
