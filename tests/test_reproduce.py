@@ -1,10 +1,12 @@
 """python -m spdl_ref.reproduce: names, artifacts, budget/device semantics, bad input."""
 
+import concurrent.futures
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -39,11 +41,16 @@ def toy_run(task, *, budget, device):
 def toy_plot(tasks, results, out_dir):
     import matplotlib.pyplot as plt
 
+    (out_dir / "partial.png").write_bytes(b"")
+    if any(t["seed"] == 98 for t in tasks):
+        raise RuntimeError("the plot of seed 98 fails")
+
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([r["mean"] for r in results], "o")
     path = out_dir / "toy.png"
     fig.savefig(path)
     plt.close(fig)
+    (out_dir / "partial.png").unlink()
     return [path]
 
 
@@ -129,6 +136,22 @@ def test_global_generators_are_seeded_per_task(tmp_path):
     assert len(set(draws[0])) == 2  # seeds 0 and 1 differ; models a and b share a seed
 
 
+def test_one_task_at_a_time_per_process():
+    # two threads of one process (as in a Dask worker with two threads): neither task may see
+    # the other's budget or draws from the global generator it seeded
+    def run(task, *, budget, device):
+        seen = config.budget()
+        time.sleep(0.2)
+        return {"seen": [seen, config.budget()], "draw": float(torch.rand(()))}
+
+    exp = Experiment(name="toy_threads", description="", chapter="", tasks=toy_tasks, run=run)
+    jobs = [({"seed": 0}, "ci"), ({"seed": 1}, "paper")]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda j: run_task(exp, j[0], budget=j[1], device="cpu"), jobs))
+    alone = [run_task(exp, task, budget=budget, device="cpu") for task, budget in jobs]
+    assert got == alone and [g["seen"] for g in got] == [["ci", "ci"], ["paper", "paper"]]
+
+
 def test_a_failed_run_keeps_the_previous_artifact(tmp_path):
     reproduce(TOY, budget="ci", device="cpu", out=tmp_path, progress=False)
     path = tmp_path / "ci" / NAME / "result.json"
@@ -136,6 +159,9 @@ def test_a_failed_run_keeps_the_previous_artifact(tmp_path):
     with pytest.raises(RuntimeError, match="seed 99 always fails"):
         reproduce(TOY, budget="ci", device="cpu", seed=99, out=tmp_path, progress=False)
     assert path.read_text() == before
+    with pytest.raises(RuntimeError, match="the plot of seed 98 fails"):  # after the runs
+        reproduce(TOY, budget="ci", device="cpu", seed=98, out=tmp_path, progress=False)
+    assert path.read_text() == before and not (path.parent / "partial.png").exists()
     assert sorted(p.name for p in (tmp_path / "ci").iterdir()) == [NAME]  # no partial folder
 
 

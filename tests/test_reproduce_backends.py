@@ -1,8 +1,11 @@
 """Sweeps on other processes: the local process pool and a two-worker Dask cluster give the
 numbers of one process, in task order (python -m spdl_ref.reproduce --backend ...)."""
 
+import importlib.util
 import json
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from spdl_ref.experiments import Experiment, register
 from spdl_ref.reproduce._cli import main
 
 NAME = "toy_backends"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sweep_tasks(budget, runs, seed):
@@ -43,7 +47,7 @@ TOY = register(
 
 
 def _record(capsys, tmp_path, *backend):
-    out = tmp_path / "-".join(backend or ("serial",))
+    out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
     argv = [NAME, "--budget", "ci", "--device", "cpu", "--runs", "3", "--out", str(out)]
     status = main([*argv, *backend])
     _, err = capsys.readouterr()
@@ -81,12 +85,18 @@ def test_an_existing_cluster_at_address(capsys, tmp_path):
     from spdl_ref.reproduce.backends import open_backend
 
     serial = _record(capsys, tmp_path)
-    # a scheduler and a worker in this process (threads): quick to start, reached over TCP
+    # a scheduler and a worker of 4 threads in this process: quick to start, reached over TCP
     with distributed.LocalCluster(
-        n_workers=1, processes=False, dashboard_address=None, silence_logs=40
-    ) as cluster:
+        n_workers=1, threads_per_worker=4, processes=False, protocol="tcp://",
+        dashboard_address=None, silence_logs=40,
+    ) as cluster:  # fmt: skip
+        assert cluster.scheduler_address.startswith("tcp://")
         address = cluster.scheduler_address
         remote = _record(capsys, tmp_path, "--backend", "dask", "--address", address)
+        assert _numbers(remote) == _numbers(serial)
+        scheduler_file = tmp_path / "scheduler.json"  # what `dask scheduler` writes on Slurm
+        scheduler_file.write_text(json.dumps({"address": address}))
+        remote = _record(capsys, tmp_path, "--backend", "dask", "--address", str(scheduler_file))
         assert _numbers(remote) == _numbers(serial)
         if not torch.cuda.is_available():  # the workers are asked, not this process
             backend = open_backend("dask", address=address)
@@ -100,3 +110,18 @@ def test_an_existing_cluster_at_address(capsys, tmp_path):
         status = main([NAME, "--device", "cpu", "--backend", "dask", "--address", address])
     _, err = capsys.readouterr()
     assert status == 2 and err.startswith("reproduce: error: cannot connect to --address")
+
+
+def test_the_slurm_launcher_writes_a_gpu_job_per_worker(capsys):
+    pytest.importorskip("dask_jobqueue", reason="the cluster extra is not installed")
+    spec = importlib.util.spec_from_file_location("dask_slurm", ROOT / "tools" / "dask_slurm.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = ["--dry-run", "--partition", "gpu", "--gpus", "1", "--cpus", "6", "--prologue", "true"]
+    assert tool.main(argv) == 0
+    script = capsys.readouterr().out
+    for line in ("#SBATCH -p gpu", "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=6", "true"):
+        assert line in script.splitlines(), script
+    worker = next(line for line in script.splitlines() if "dask_worker" in line)
+    assert worker.startswith(sys.executable) and "--nthreads 1 " in worker
+    assert tool.main(["--dry-run", "--jobs", "0"]) == 2

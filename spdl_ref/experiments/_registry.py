@@ -26,7 +26,8 @@ Each experiment is an :class:`Experiment` with
 a cluster worker): ``SPDL_BUDGET`` and ``SPDL_DEVICE`` are set to the task's budget and device
 while it runs, so code that reads :func:`spdl_ref.config.budget` agrees with the ``budget``
 argument, and Python's, NumPy's and PyTorch's global generators are seeded with the task's
-``"seed"``, so a task's numbers do not depend on what ran before it in the same process.
+``"seed"``, so a task's numbers do not depend on what ran before it in the same process. A
+process runs one task at a time (a worker's other threads wait).
 
 :func:`aggregate` gives the mean and spread over seeds of every numeric metric, grouped by
 the task's other parameters.
@@ -59,6 +60,7 @@ import math
 import os
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -213,13 +215,18 @@ def execute(
     """
     if not isinstance(task, dict) or "seed" not in task:
         raise TypeError(f"experiment {name!r}: a task must be a dict with a 'seed', got {task!r}")
-    with _environment(SPDL_BUDGET=budget, SPDL_DEVICE=device):
+    # One task at a time per process: the environment and the global generators are shared by
+    # its threads (a Dask worker with several threads runs its tasks one after the other).
+    with _ONE_TASK_AT_A_TIME, _environment(SPDL_BUDGET=budget, SPDL_DEVICE=device):
         seed_everything(task["seed"])
         start = time.perf_counter()
         metrics = run(dict(task), budget=budget, device=torch.device(device))
         seconds = time.perf_counter() - start
     _check_metrics(metrics, name)
     return metrics, seconds, socket.gethostname()
+
+
+_ONE_TASK_AT_A_TIME = threading.RLock()
 
 
 @contextlib.contextmanager

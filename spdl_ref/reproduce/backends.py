@@ -174,9 +174,11 @@ class DaskBackend:
             self.client = distributed.Client(**kwargs)
         except (OSError, TimeoutError) as err:
             raise ValueError(f"cannot connect to --address {self.address!r}: {err}") from err
-        if not self.client.scheduler_info().get("workers"):
+        try:  # workers of a batch job may still be starting
+            self.client.wait_for_workers(1, timeout=_connect_timeout())
+        except TimeoutError:
             self.close()
-            raise ValueError(f"the cluster at --address {self.address!r} has no workers")
+            raise ValueError(f"the cluster at --address {self.address!r} has no workers") from None
 
     def check_device(self, device: torch.device) -> None:
         """Refuse a device that any worker does not have (checked on every worker)."""
@@ -226,6 +228,13 @@ class DaskBackend:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+
+def _connect_timeout() -> float:
+    import dask
+    from dask.utils import parse_timedelta
+
+    return parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
 
 
 def _version(dist: str) -> str | None:
