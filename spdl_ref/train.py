@@ -1,22 +1,32 @@
-"""A small training loop for the empirical risk minimisation problem (4).
+"""Training for the empirical risk minimisation problem (4).
 
 :func:`fit` minimises :math:`E(\\theta) = \\frac1N \\sum_n L_n(\\Psi(x_n, \\theta)) + R(\\theta)`
-with a first-order optimiser, shows a progress bar and returns the history of the objective.
-The chapters use it for every small training run so that their cells stay short.
+with a first-order optimiser, shows a progress bar and returns the :class:`History` of the
+objective. It is a driver of :func:`train_loop`, the one training loop of the package (defined in
+:mod:`spdl_ref.loop` and documented here with its :class:`History` and :class:`NonFiniteError`),
+which every other experiment's training also runs on. The chapters use :func:`fit` for every
+small training run so that their cells stay short.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from . import _validate
+from .loop import History, NonFiniteError, train_loop
 
-__all__ = ["History", "accuracy", "fit", "l2_regulariser", "squared_loss"]
+__all__ = [
+    "History",
+    "NonFiniteError",
+    "accuracy",
+    "fit",
+    "l2_regulariser",
+    "squared_loss",
+    "train_loop",
+]
 
 
 def squared_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,18 +81,6 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predicted == labels.to(predicted.device)).double().mean())
 
 
-@dataclass
-class History:
-    """What :func:`fit` records at every iteration."""
-
-    #: The objective :math:`E(\theta)` of (4): data fit plus regulariser.
-    loss: list = field(default_factory=list)
-    #: The data-fit term alone.
-    data_fit: list = field(default_factory=list)
-    #: Wall-clock seconds since the start of training.
-    seconds: list = field(default_factory=list)
-
-
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -123,16 +121,51 @@ def fit(
         Source of randomness for the minibatches.
     progress : bool
         Show a progress bar (tqdm) with the current objective.
+    description : str
+        The progress bar's label.
+
+    Returns
+    -------
+    History
+        ``loss`` (the objective :math:`E(\\theta)` on each minibatch, before the step),
+        ``data_fit`` (its data-fit term) and ``seconds`` per iteration.
+
+    Raises
+    ------
+    NonFiniteError
+        If the objective or a gradient becomes NaN or infinite; the parameters and the
+        optimiser's state are then those of the last finite step.
+
+    Examples
+    --------
+    A ResNet (5) with a linear classifier on the checkerboard, 20 Adam steps on the mean squared
+    error to the signs :math:`\\pm 1`:
+
+    >>> import torch
+    >>> from spdl_ref import data
+    >>> from spdl_ref.ode import ClassifierHead, ResNet
+    >>> from spdl_ref.train import fit
+    >>> _ = torch.manual_seed(0)
+    >>> x, labels = data.checkerboard(100, seed=1)
+    >>> model = torch.nn.Sequential(ResNet(2, 4, T=2.0), ClassifierHead(2, 1))
+    >>> history = fit(model, x, data.labels_to_signs(labels), iterations=20, progress=False)
+    >>> len(history.loss), history.loss[-1] < history.loss[0]
+    (20, True)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _validate.tensor(x, "x")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if x.shape[0] != y.shape[0]:
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
+    if y.dim() == 0 or x.shape[0] != y.shape[0]:
         raise ValueError(
-            f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}"
+            f"x and y must have the same number of samples, got shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
         )
+    if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        raise ValueError("y must contain only finite values")
     iterations = _validate.positive_int(iterations, "iterations")
     n = x.shape[0]
     if batch_size is not None:
@@ -150,29 +183,22 @@ def fit(
             f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got {optimizer!r}"
         )
 
-    from tqdm import tqdm
-
-    history = History()
-    start = time.perf_counter()
-    bar = tqdm(range(iterations), desc=description, disable=not progress, mininterval=0.5)
-    for _ in bar:
+    def batches(_):
         if batch_size is None:
-            xb, yb = x, y
-        else:
-            idx = torch.randperm(n, generator=generator)[:batch_size].to(x.device)
-            xb, yb = x[idx], y[idx]
-        opt.zero_grad(set_to_none=True)
-        data_fit = loss(model(xb), yb)
-        objective = data_fit if regulariser is None else data_fit + regulariser(model)
-        if not bool(torch.isfinite(objective)):
-            raise FloatingPointError(
-                f"the objective became non-finite after {len(history.loss)} iterations; lower lr"
-            )
-        objective.backward()
-        opt.step()
-        history.loss.append(float(objective.detach()))
-        history.data_fit.append(float(data_fit.detach()))
-        history.seconds.append(time.perf_counter() - start)
-        if progress and len(history.loss) % 50 == 0:
-            bar.set_postfix(E=f"{history.loss[-1]:.3e}", refresh=False)
-    return history
+            return {"x": x, "y": y}
+        idx = torch.randperm(n, generator=generator)[:batch_size].to(x.device)
+        return {"x": x[idx], "y": y[idx]}
+
+    def objective(batch):
+        data_fit = loss(model(batch["x"]), batch["y"])
+        return (data_fit if regulariser is None else data_fit + regulariser(model)), data_fit
+
+    return train_loop(
+        model,
+        objective,
+        iterations=iterations,
+        optimizer=opt,
+        batches=batches,
+        progress=progress,
+        description=description,
+    )

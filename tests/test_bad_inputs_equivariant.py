@@ -498,7 +498,6 @@ def test_bad_input(case, monkeypatch):
 
 
 EXEMPT = {
-    "equivariant.DenoiserHistory": "a plain record that train_denoiser fills",
     "escnn_bridge.escnn_float64": "a context manager without arguments",
 }
 

@@ -171,9 +171,32 @@ def test_training_lowers_the_validation_objective():
         val_every=5,
         generator=torch.Generator().manual_seed(0),
     )
-    assert len(h.train) == 20 and [v[0] for v in h.validation] == [5, 10, 15, 20]
-    assert h.validation[-1][1] < h.validation[0][1]
+    validation = h.series["validation"]
+    assert len(h.loss) == 20 and [v[0] for v in validation] == [5, 10, 15, 20]
+    assert validation[-1][1] < validation[0][1]
+    assert len(h.series["lr"]) == 4 and h.series["lr"][0] == 1e-2
     assert not model.training
+
+
+def test_plateau_scheduler_lowers_the_step_size_by_factor():
+    # With a step size of 1e-6 the validation objective cannot improve by the scheduler's
+    # relative threshold (1e-4), so after patience + 1 validations the step size is multiplied
+    # by factor, and again patience + 1 validations later.
+    clean = data.random_rectangles(4, size=8, seed=0)
+    model = make_denoiser("ordinary", width=2, depth=1)
+    h = train_denoiser(
+        model,
+        clean,
+        clean,
+        noise=0.1,
+        iterations=6,
+        batch_size=2,
+        lr=1e-6,
+        val_every=1,
+        patience=1,
+        factor=0.25,
+    )
+    assert h.series["lr"] == pytest.approx([1e-6, 1e-6, 2.5e-7, 2.5e-7, 6.25e-8, 6.25e-8], rel=1e-9)
 
 
 def test_training_bad_inputs():
@@ -185,6 +208,13 @@ def test_training_bad_inputs():
         train_denoiser(m, clean, clean, noise=-1.0, iterations=1, batch_size=2)
     with pytest.raises(ValueError, match="clean must have shape"):
         train_denoiser(m, clean[0], clean, noise=0.1, iterations=1, batch_size=2)
+    for factor in (1.0, 2.0):
+        with pytest.raises(ValueError, match="factor must be < 1"):
+            train_denoiser(m, clean, clean, noise=0.1, iterations=1, batch_size=2, factor=factor)
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        train_denoiser(m, clean, clean, noise=0.1, iterations=1, batch_size=2, factor=0.0)
+    with pytest.raises(ValueError, match="patience must be >= 0"):
+        train_denoiser(m, clean, clean, noise=0.1, iterations=1, batch_size=2, patience=-1)
     with pytest.raises(ValueError, match="eps must be > 0"):
         smoothed_tv(clean, 0.0)
     with pytest.raises(ValueError, match="same shape"):

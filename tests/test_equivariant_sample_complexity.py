@@ -48,7 +48,7 @@ def test_fixed_noise_option(images):
     torch.manual_seed(0)
     m = make_denoiser("ordinary", width=4, depth=1)
     h = train_denoiser(m, clean[:2], val, noise=0.1, iterations=5, batch_size=2, fresh_noise=False)
-    assert len(h.train) == 5
+    assert len(h.loss) == 5
     with pytest.raises(TypeError, match="fresh_noise"):
         train_denoiser(m, clean[:2], val, noise=0.1, iterations=1, batch_size=2, fresh_noise=1)
 

@@ -123,9 +123,10 @@ def test_fit_flow_records_monitor_every_k_steps():
         monitor_every=3,
         callback=lambda i, f: seen.append(i),
     )
-    assert len(hist["monitor"]) == 3 and all(isinstance(v, float) for v in hist["monitor"])
+    monitored = hist.series["monitor"]
+    assert len(monitored) == 3 and all(isinstance(v, float) for v in monitored)
     assert seen == list(range(7))
-    assert "monitor" not in inv.fit_flow(flow, x, iterations=1, batch_size=16)
+    assert "monitor" not in inv.fit_flow(flow, x, iterations=1, batch_size=16).series
     with pytest.raises(TypeError, match="monitor"):
         inv.fit_flow(flow, x, iterations=1, monitor=3)
     with pytest.raises(ValueError, match="monitor_every"):

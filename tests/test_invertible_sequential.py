@@ -158,10 +158,13 @@ def test_fit_flow_lowers_the_negative_log_likelihood():
     flow = inv.coupling_flow(2, n_layers=2, hidden=8)
     before = float(flow.nll(x).detach())
     hist = inv.fit_flow(flow, x, iterations=30, batch_size=64, lr=2e-2)
-    assert len(hist["nll"]) == 30
+    assert len(hist.loss) == len(hist.seconds) == 30 and hist.loss[0] == pytest.approx(before, 0.2)
     assert float(flow.nll(x).detach()) < before - 0.3
+    assert not flow.training
     with pytest.raises(TypeError):
         inv.fit_flow(flow.transform, x)
+    with pytest.raises(ValueError, match="x must hold at least one sample"):
+        inv.fit_flow(flow, x[:0])
     with pytest.raises(ValueError, match="kind"):
         inv.coupling_flow(2, kind="nope")
     with pytest.raises(ValueError, match="2-D"):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from spdl_ref.optim import MeanFieldReLU, particle_distance, train_mean_field
+from spdl_ref.train import History, NonFiniteError
 
 
 def _data(dtype=torch.float64):
@@ -20,10 +21,15 @@ def test_network_is_61_and_starts_on_the_cone(dtype):
     assert net.cone_defect().abs().max().item() < 1e-5
 
 
-def test_nested_initialisation():
-    small = MeanFieldReLU(2, 8, generator=torch.Generator().manual_seed(1))
-    big = MeanFieldReLU(2, 16, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(small.particles(), big.particles()[:8])
+@pytest.mark.parametrize("M, J", [(2, 8), (3, 4), (3, 5), (1, 16), (1, 7), (14, 3), (20, 5)])
+def test_nested_initialisation(M, J):
+    """The 2J-neuron network holds the J particles first, whatever J (M + 2) is (Theorem 6.1)."""
+    small = MeanFieldReLU(M, J, generator=torch.Generator().manual_seed(1))
+    big = MeanFieldReLU(M, 2 * J, generator=torch.Generator().manual_seed(1))
+    huge = MeanFieldReLU(M, 4 * J + 1, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(small.particles(), big.particles()[:J])
+    assert torch.equal(big.particles(), huge.particles()[: 2 * J])
+    assert not torch.equal(big.particles()[:J], big.particles()[J:])  # not one row repeated
 
 
 def test_flow_keeps_cone_to_first_order():
@@ -40,9 +46,44 @@ def test_flow_keeps_cone_to_first_order():
 def test_training_decreases_loss_and_records_snapshots():
     x, y = _data(torch.float32)
     net = MeanFieldReLU(1, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    start = net.particles()
     run = train_mean_field(net, x, y, lr=0.05, steps=400, lam=1e-4, snapshots=3)
+    assert isinstance(run, History) and len(run.loss) == 400
     assert run.loss[-1] < 0.6 * run.loss[0]
-    assert run.snapshot_steps[0] == 0 and run.snapshot_steps[-1] == 400 and len(run.snapshots) == 5
+    assert run.series["snapshot_steps"] == [0, 100, 200, 300, 400]
+    snaps = run.series["snapshots"]
+    assert torch.equal(snaps[0], start) and torch.equal(snaps[-1], net.particles())
+    assert not torch.equal(snaps[1], snaps[0])
+    assert "snapshots" not in train_mean_field(net, x, y, lr=0.05, steps=2).series
+
+
+def test_is_forward_euler_with_the_mean_field_scaling(dtype):
+    """One step is theta_j <- theta_j - h J grad_(theta_j) E, eq. (62), regulariser included."""
+    x, y = _data(dtype)
+    net = MeanFieldReLU(1, 6, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    params = (net.a, net.b, net.c)
+    E = 0.5 * (net(x) - y).pow(2).mean() + 0.01 * sum(p.pow(2).sum() for p in params) / 6
+    grads = torch.autograd.grad(E, params)
+    expected = [(p - 0.1 * 6 * g).detach() for p, g in zip(params, grads, strict=True)]
+    run = train_mean_field(net, x, y, lr=0.1, steps=1, lam=0.01)
+    assert run.loss == [E.item()]
+    for p, e in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.detach(), e)
+
+
+def test_a_huge_step_stops_with_the_last_finite_particles():
+    """Issue 15: forward Euler at h = 1e4 (lambda = 0.1) blows up; the guard stops before inf."""
+    x, y = _data()
+    net = MeanFieldReLU(1, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(NonFiniteError) as info:
+        train_mean_field(net, x, y, lr=1e4, steps=200, lam=0.1)
+    err = info.value
+    assert err.iteration > 0 and err.kind == "loss" and "overflowed" in str(err)
+    assert bool(torch.isfinite(net.particles()).all())
+    # the particles are those of the last finite step: redo the err.iteration finite steps
+    again = MeanFieldReLU(1, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    train_mean_field(again, x, y, lr=1e4, steps=err.iteration, lam=0.1)
+    assert torch.equal(net.particles(), again.particles())
 
 
 def test_particle_distance():

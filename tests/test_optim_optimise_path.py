@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from spdl_ref.optim import Adam, camelback, optimise_path
+from spdl_ref.optim import Adam, ConformalHamiltonian, camelback, optimise_path
+from spdl_ref.train import NonFiniteError
 
 
 def test_matches_a_hand_written_loop(dtype, device):
@@ -56,6 +57,64 @@ def test_default_start_is_that_of_figure_4():
         camelback, lambda p: torch.optim.SGD(p, lr=0.01), 1, dtype=torch.float64
     )
     assert path[0].tolist() == [-0.5, 0.8]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p, lr=0.1)],
+)
+def test_a_nan_objective_stops_with_the_start_untouched(make):
+    """Issue 15: optimise_path with a NaN objective used to write NaN into the iterate."""
+    created = []
+
+    def tracked(p):
+        created.append(make(p))
+        return created[-1]
+
+    with pytest.raises(NonFiniteError, match="the loss is nan in iteration 0") as info:
+        optimise_path(lambda t: camelback(t) * math.nan, tracked, 5, dtype=torch.float64)
+    assert info.value.kind == "loss"
+    (theta,) = created[0].param_groups[0]["params"]
+    assert theta.tolist() == [-0.5, 0.8] and created[0].state_dict()["state"] == {}
+
+
+def test_nan_after_some_steps_keeps_the_last_finite_iterate_and_momentum():
+    # V = |theta|^2 where theta_0 >= 0.5 and NaN below: heavy ball walks into the NaN region.
+    def V(t):
+        return t.pow(2).sum() + torch.sqrt(t[0] - 0.5)
+
+    created = []
+
+    def make(p):
+        created.append(ConformalHamiltonian(p, lr=0.02, gamma=1.0))
+        return created[-1]
+
+    with pytest.raises(NonFiniteError) as info:
+        optimise_path(V, make, 100, start=(1.0, 1.0), dtype=torch.float64)
+    k = info.value.iteration
+    assert k > 3 and info.value.kind in ("loss", "gradient")
+    (theta,) = created[0].param_groups[0]["params"]
+    assert bool(torch.isfinite(theta).all())  # the last step may land where V is NaN
+    state = next(iter(created[0].state.values()))
+    assert all(bool(torch.isfinite(v).all()) for v in state.values() if torch.is_tensor(v))
+    # theta is the iterate after the k finite steps: take them by hand
+    ref = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    opt = ConformalHamiltonian([ref], lr=0.02, gamma=1.0)
+    for _ in range(k):
+        opt.zero_grad()
+        V(ref).backward()
+        opt.step()
+    assert torch.equal(theta.detach(), ref.detach())
+    assert torch.equal(state["momentum"], next(iter(opt.state.values()))["momentum"])
+
+
+def test_a_non_finite_gradient_at_a_finite_value_is_refused():
+    # |theta|^(1/2) at theta = 0: V is 0, its gradient NaN
+    with pytest.raises(NonFiniteError, match=r"gradient of 'theta' \(NaN\)") as info:
+        optimise_path(
+            lambda t: t.abs().sqrt().sum(), lambda p: torch.optim.SGD(p, lr=0.1), 3, start=(0.0,)
+        )
+    assert info.value.kind == "gradient" and info.value.iteration == 0
 
 
 def sgd(p):

@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from spdl_ref.optim import StudentRun, stiefel_student
+from spdl_ref.optim import stiefel_student
+from spdl_ref.train import History
 
 SMALL = dict(n=6, p=2, samples=32, lr=0.2)
 
@@ -14,35 +15,37 @@ SMALL = dict(n=6, p=2, samples=32, lr=0.2)
 @pytest.mark.parametrize("kind", ["exp", "cayley"])
 def test_trains_and_keeps_the_constraint(kind, dtype, device):
     run = stiefel_student(kind, 40, device=device, dtype=dtype, **SMALL)
-    assert isinstance(run, StudentRun)
-    losses, err, per_step = run
-    assert losses.shape == (40,) and losses.dtype == dtype
+    assert isinstance(run, History)
+    losses, errors = torch.tensor(run.loss), torch.tensor(run.series["constraint_error"])
+    assert losses.shape == errors.shape == (40,) and len(run.seconds) == 40
     assert bool(torch.isfinite(losses).all()) and losses[-1] < 0.5 * losses[0]
-    assert err < (1e-5 if dtype == torch.float32 else 1e-12)
-    assert per_step > 0
+    assert errors.max() < (1e-5 if dtype == torch.float32 else 1e-12)
+    assert run.seconds[-1] > 0
 
 
 def test_same_start_for_every_kind_and_deterministic():
     a = stiefel_student("exp", 5, dtype=torch.float64, **SMALL)
     b = stiefel_student("cayley", 5, dtype=torch.float64, **SMALL)
     c = stiefel_student("exp", 5, dtype=torch.float64, **SMALL)
-    assert a.losses[0] == b.losses[0]  # w = b = 0 at the start, same data and teacher
-    assert torch.equal(a.losses, c.losses)
-    assert not torch.equal(a.losses, b.losses)  # the two maps differ after the first step
+    assert a.loss[0] == b.loss[0]  # w = b = 0 at the start, same data and teacher
+    assert a.loss == c.loss
+    assert a.loss != b.loss  # the two maps differ after the first step
     d = stiefel_student("exp", 5, dtype=torch.float64, seed=2, **SMALL)
-    assert not torch.equal(a.losses, d.losses)
+    assert a.loss != d.loss
 
 
 def test_geoopt_is_close_to_ours_but_not_equal():
     pytest.importorskip("geoopt")
-    ours = stiefel_student("cayley", 40, dtype=torch.float64, **SMALL)
-    theirs = stiefel_student("geoopt", 40, dtype=torch.float64, **SMALL)
+    run = stiefel_student("cayley", 40, dtype=torch.float64, **SMALL)
+    ours = torch.tensor(run.loss)
+    run = stiefel_student("geoopt", 40, dtype=torch.float64, **SMALL)
+    theirs, theirs_error = torch.tensor(run.loss), run.series["constraint_error"][-1]
     # Same data and start; w = 0 at first, so theta first moves at step 2. geoopt's generator
     # differs from M = G theta^T - theta G^T by terms in theta theta^T: close, not equal.
-    assert torch.equal(ours.losses[:2], theirs.losses[:2])
-    torch.testing.assert_close(theirs.losses[:6], ours.losses[:6], rtol=1e-2, atol=0)
-    assert not torch.equal(ours.losses, theirs.losses)
-    assert theirs.constraint_error < 1e-10 and theirs.losses[-1] < 0.5 * theirs.losses[0]
+    assert torch.equal(ours[:2], theirs[:2])
+    torch.testing.assert_close(theirs[:6], ours[:6], rtol=1e-2, atol=0)
+    assert not torch.equal(ours, theirs)
+    assert theirs_error < 1e-10 and theirs[-1] < 0.5 * theirs[0]
 
 
 def test_missing_geoopt_is_a_clear_error(monkeypatch):

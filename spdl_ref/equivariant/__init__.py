@@ -31,10 +31,9 @@ from .kernels import (
 )
 from .nonlinearities import NormReLU, norm_nonlinearity
 from .sample_complexity import sample_complexity
-from .training import DenoiserHistory, denoising_objective, psnr, smoothed_tv, train_denoiser
+from .training import denoising_objective, psnr, smoothed_tv, train_denoiser
 
 __all__ = [
-    "DenoiserHistory",
     "FiniteGroup",
     "NormReLU",
     "OrdinaryDenoiser",

@@ -9,15 +9,13 @@ differences :math:`\nabla` and the smoothed 1-norm of :func:`smoothed_tv`.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from .. import _validate
+from ..loop import History, train_loop
 
-__all__ = ["DenoiserHistory", "denoising_objective", "psnr", "smoothed_tv", "train_denoiser"]
+__all__ = ["denoising_objective", "psnr", "smoothed_tv", "train_denoiser"]
 
 
 def _images(u, name):
@@ -106,18 +104,6 @@ def psnr(
     return 10 * torch.log10(data_range**2 / mse)
 
 
-@dataclass
-class DenoiserHistory:
-    """What :func:`train_denoiser` records while it minimises (52) (Section 5.2, Figure 3)."""
-
-    #: Objective (52) on each minibatch.
-    train: list = field(default_factory=list)
-    #: (iteration, objective (52) on the fixed validation set).
-    validation: list = field(default_factory=list)
-    #: Step size after each validation.
-    lr: list = field(default_factory=list)
-
-
 def train_denoiser(
     model: nn.Module,
     clean: torch.Tensor,
@@ -135,17 +121,26 @@ def train_denoiser(
     generator: torch.Generator | None = None,
     progress: bool = False,
     fresh_noise: bool = True,
-) -> DenoiserHistory:
+) -> History:
     r"""Minimise (52) with Adam, lowering the step size when the validation error stagnates (Section
     5.2).
 
-    Each step draws ``batch_size`` clean images :math:`x^*` from ``clean`` and fresh Gaussian
-    white noise of standard deviation ``noise``. The validation set ``clean_val`` gets one fixed
-    noise draw; every ``val_every`` steps its objective is evaluated and fed to
-    :class:`torch.optim.lr_scheduler.ReduceLROnPlateau` (``patience``, ``factor``). The model is
-    left in eval mode. With ``fresh_noise=False`` each training image instead gets one noise
-    draw, fixed for the whole run: a finite training set of (noisy, clean) pairs, as in the
-    sample-complexity study of Section 5.3.
+    A driver of :func:`spdl_ref.train.train_loop`. Each step draws ``batch_size`` clean images
+    :math:`x^*` from ``clean`` and fresh Gaussian white noise of standard deviation ``noise``. The
+    validation set ``clean_val`` gets one fixed noise draw; every ``val_every`` steps (and after
+    the last) its objective is evaluated and fed to
+    :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`, which multiplies the step size by
+    ``factor`` :math:`\in (0, 1)` once the validation objective has not improved for
+    ``patience`` validations. The model is left in eval mode. With ``fresh_noise=False`` each
+    training image instead gets one noise draw, fixed for the whole run: a finite training set of
+    (noisy, clean) pairs, as in the sample-complexity study of Section 5.3.
+
+    Returns
+    -------
+    spdl_ref.train.History
+        ``loss`` (and ``data_fit``): the objective (52) on each minibatch; ``seconds``;
+        ``series["validation"]``: pairs (iteration counted from 1, objective (52) on the
+        validation set); ``series["lr"]``: the step size after each validation.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -159,6 +154,13 @@ def train_denoiser(
             f"batch_size must be <= the number of images {clean.shape[0]}, got {batch_size}"
         )
     val_every = _validate.positive_int(val_every, "val_every")
+    patience = _validate.nonnegative_int(patience, "patience")
+    factor = _validate.positive_real(factor, "factor")
+    if factor >= 1:
+        raise ValueError(
+            "factor must be < 1: the step size is multiplied by it when the validation "
+            f"objective stagnates, so it must shrink; got {factor}"
+        )
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=_validate.positive_real(lr, "lr"))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=factor, patience=patience)
@@ -168,30 +170,39 @@ def train_denoiser(
     noisy_train = (
         None if fresh_noise else clean + noise * torch.randn(clean.shape, generator=gen).to(clean)
     )
-    history = DenoiserHistory()
-    from tqdm import tqdm
 
-    for it in tqdm(range(1, iterations + 1), disable=not progress, mininterval=1.0):
-        model.train()
+    def batches(_):
         idx = torch.randperm(clean.shape[0], generator=gen)[:batch_size].to(clean.device)
         target = clean[idx]
         if noisy_train is None:
             x = target + noise * torch.randn(target.shape, generator=gen).to(target)
         else:
             x = noisy_train[idx]
-        opt.zero_grad(set_to_none=True)
-        loss = denoising_objective(model(x), target, lam, eps)
-        if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"the objective became non-finite at iteration {it}; lower lr")
-        loss.backward()
-        opt.step()
-        history.train.append(float(loss.detach()))
+        return {"noisy": x, "clean": target}
+
+    def objective(batch):
+        model.train()
+        return denoising_objective(model(batch["noisy"]), batch["clean"], lam, eps)
+
+    def validate(i, history):
+        it = i + 1
         if it % val_every == 0 or it == iterations:
             model.eval()
             with torch.no_grad():
                 val = float(denoising_objective(model(noisy_val), clean_val, lam, eps))
             sched.step(val)
-            history.validation.append((it, val))
-            history.lr.append(opt.param_groups[0]["lr"])
-    model.eval()
-    return history
+            history.record(validation=(it, val), lr=opt.param_groups[0]["lr"])
+
+    try:
+        return train_loop(
+            model,
+            objective,
+            iterations=iterations,
+            optimizer=opt,
+            batches=batches,
+            callbacks=[validate],
+            progress=progress,
+            description="denoiser",
+        )
+    finally:
+        model.eval()

@@ -21,7 +21,7 @@ from .conformal import (
     kinetic_gradient,
     relativistic_parameters,
 )
-from .mean_field import MeanFieldReLU, MeanFieldRun, particle_distance, train_mean_field
+from .mean_field import MeanFieldReLU, particle_distance, train_mean_field
 from .natural_gradient import (
     fisher_squared_loss,
     gauss_newton_step,
@@ -30,7 +30,7 @@ from .natural_gradient import (
     squared_error,
 )
 from .riemannian import StiefelSGD, cayley, expm, project_stiefel, random_stiefel, stiefel_error
-from .student import StudentRun, stiefel_student
+from .student import stiefel_student
 from .test_functions import (
     camelback,
     camelback_stationary_points,
@@ -42,10 +42,8 @@ __all__ = [
     "Adam",
     "ConformalHamiltonian",
     "MeanFieldReLU",
-    "MeanFieldRun",
     "NonFiniteGradientError",
     "StiefelSGD",
-    "StudentRun",
     "camelback",
     "camelback_stationary_points",
     "cayley",

@@ -18,14 +18,13 @@ gradient flow of (63) restricted to empirical measures. Theorem 6.1 starts the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from .. import _validate
+from ..loop import History, train_loop
 
-__all__ = ["MeanFieldReLU", "MeanFieldRun", "particle_distance", "train_mean_field"]
+__all__ = ["MeanFieldReLU", "particle_distance", "train_mean_field"]
 
 
 class MeanFieldReLU(nn.Module):
@@ -44,9 +43,11 @@ class MeanFieldReLU(nn.Module):
 
     Notes
     -----
-    Row :math:`j` of the draw depends only on :math:`j` and the generator's seed, so the network
-    with :math:`2J` neurons contains the :math:`J` particles of the one with :math:`J` (nested
-    runs). The initialisation satisfies the hypothesis of Theorem 6.1: :math:`(a_j, b_j)` are
+    Neuron :math:`j` is drawn on its own, after neurons :math:`0, \dots, j-1`, so it depends
+    only on :math:`j` and the generator's state: from the same seed, the network with
+    :math:`2J` neurons contains the :math:`J` particles of the one with :math:`J` as its first
+    rows, for every :math:`M` and :math:`J` (nested runs, as the comparison of Theorem 6.1
+    needs). The initialisation satisfies the hypothesis of Theorem 6.1: :math:`(a_j, b_j)` are
     Gaussian and :math:`c_j = \pm\sqrt{\|a_j\|^2 + b_j^2}` with a random sign, so every particle
     lies on the cone. :meth:`particles` returns the :math:`J \times (M+2)` matrix of rows
     :math:`(a_j, b_j, c_j)`.
@@ -60,7 +61,9 @@ class MeanFieldReLU(nn.Module):
         J = _validate.positive_int(J, "J")
         scale = _validate.positive_real(scale, "scale")
         dtype = dtype or torch.get_default_dtype()
-        z = torch.randn(J, M + 2, generator=generator, dtype=dtype)  # row j depends on j only
+        # One draw per neuron: torch.randn fills long tensors in another order than short ones,
+        # so a single (J, M + 2) draw would make row j depend on J as well.
+        z = torch.stack([torch.randn(M + 2, generator=generator, dtype=dtype) for _ in range(J)])
         ab = scale * z[:, : M + 1]
         sign = torch.where(z[:, M + 1] >= 0, 1.0, -1.0).to(dtype)
         c = sign * ab.norm(dim=1)
@@ -87,15 +90,6 @@ class MeanFieldReLU(nn.Module):
             return self.c**2 - self.a.pow(2).sum(1) - self.b**2
 
 
-@dataclass
-class MeanFieldRun:
-    """The record of :func:`train_mean_field` (Section 6.3): losses and particle snapshots."""
-
-    loss: list = field(default_factory=list)
-    snapshot_steps: list = field(default_factory=list)
-    snapshots: list = field(default_factory=list)
-
-
 def train_mean_field(
     model: MeanFieldReLU,
     x: torch.Tensor,
@@ -104,13 +98,22 @@ def train_mean_field(
     steps: int,
     lam: float = 0.0,
     snapshots: int = 0,
-) -> MeanFieldRun:
+) -> History:
     r"""Forward Euler for the particle flow (62) with the mean-field scaling, Section 6.3.
 
     Minimises :math:`E = \frac{1}{2N}\sum_n (\Phi(\theta, x_n) - y_n)^2 + \frac{\lambda}{J}\sum_j
     \|\theta_j\|^2` (the discrete form of (63)) by
-    :math:`\theta_j \leftarrow \theta_j - h\, J \nabla_{\theta_j} E`. ``snapshots`` evenly spaced
-    copies of the particles (plus the first and the last) are kept.
+    :math:`\theta_j \leftarrow \theta_j - h\, J \nabla_{\theta_j} E`: plain gradient descent
+    with step :math:`hJ`, run by :func:`spdl_ref.train.train_loop` (whose guard stops a step
+    :math:`h` so large that the flow blows up). ``snapshots`` evenly spaced copies of the
+    particles (plus the first and the last) are kept.
+
+    Returns
+    -------
+    spdl_ref.train.History
+        ``loss``: :math:`E` before each step; ``series["snapshot_steps"]`` and
+        ``series["snapshots"]``: the steps :math:`k` and the particles after :math:`k` steps
+        (:meth:`MeanFieldReLU.particles`, on the CPU; only with ``snapshots > 0``).
     """
     if not isinstance(model, MeanFieldReLU):
         raise TypeError(f"model must be a MeanFieldReLU, got {type(model).__name__}")
@@ -127,23 +130,28 @@ def train_mean_field(
     keep = set()
     if snapshots:
         keep = {round(i * steps / (snapshots + 1)) for i in range(snapshots + 2)}
-    run = MeanFieldRun()
-    params = [model.a, model.b, model.c]
-    for k in range(steps + 1):
-        if k in keep:
-            run.snapshot_steps.append(k)
-            run.snapshots.append(model.particles().cpu())
-        if k == steps:
-            break
+    params = {"a": model.a, "b": model.b, "c": model.c}
+    first = model.particles().cpu() if 0 in keep else None
+
+    def objective(_):
         loss = 0.5 * (model(x) - y).pow(2).mean()
         if lam > 0:
-            loss = loss + lam * sum(p.pow(2).sum() for p in params) / model.J
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads, strict=True):
-                p.add_(g, alpha=-lr * model.J)
-        run.loss.append(float(loss.detach()))
-    return run
+            loss = loss + lam * sum(p.pow(2).sum() for p in params.values()) / model.J
+        return loss
+
+    def snapshot(i, history):
+        if i == 0 and first is not None:
+            history.record(snapshot_steps=0, snapshots=first)
+        if i + 1 in keep:
+            history.record(snapshot_steps=i + 1, snapshots=model.particles().cpu())
+
+    return train_loop(
+        params,
+        objective,
+        iterations=steps,
+        optimizer=torch.optim.SGD(list(params.values()), lr=lr * model.J),
+        callbacks=[snapshot],
+    )
 
 
 def particle_distance(P: torch.Tensor, Q: torch.Tensor) -> float:

@@ -15,31 +15,16 @@ or by geoopt's ``RiemannianSGD`` on its canonical Stiefel manifold, the unconstr
 
 from __future__ import annotations
 
-import time
-from typing import NamedTuple
-
 import torch
 
 from .. import _validate
 from .._optional import optional_dependency
+from ..loop import History, train_loop
 from .riemannian import StiefelSGD, random_stiefel, stiefel_error
 
-__all__ = ["StudentRun", "stiefel_student"]
+__all__ = ["stiefel_student"]
 
 KINDS = ("exp", "cayley", "geoopt")
-
-
-class StudentRun(NamedTuple):
-    r"""The record of :func:`stiefel_student` (Section 6.2.1); unpacks as a 3-tuple.
-
-    ``losses`` holds the training loss before each step (shape ``(steps,)``),
-    ``constraint_error`` is :math:`\|\theta^T\theta - I_p\|_F` after the last step, and
-    ``seconds_per_step`` the wall-clock time per step (it depends on the machine and its load).
-    """
-
-    losses: torch.Tensor
-    constraint_error: float
-    seconds_per_step: float
 
 
 def _import_geoopt():
@@ -59,8 +44,11 @@ def stiefel_student(
     seed: int = 1,
     device=None,
     dtype=None,
-) -> StudentRun:
+) -> History:
     r"""Train the student network with :math:`\theta \in V_{n,p}` (Section 6.2.1).
+
+    A driver of :func:`spdl_ref.train.train_loop`, with two optimisers stepped in turn (one for
+    :math:`\theta`, one for :math:`w, b`) or geoopt's one for all three.
 
     The data, teacher and initial :math:`\theta_0 \in V_{n,p}` are drawn from a CPU generator
     seeded with ``seed`` (so every ``kind`` starts from the same point); :math:`w = b = 0`
@@ -89,8 +77,10 @@ def stiefel_student(
 
     Returns
     -------
-    StudentRun
-        ``(losses, constraint_error, seconds_per_step)``.
+    spdl_ref.train.History
+        ``loss``: the training loss before each step; ``seconds``: the wall-clock time since
+        the start after each step (it depends on the machine and its load);
+        ``series["constraint_error"]``: :math:`\|\theta^T\theta - I_p\|_F` after each step.
     """
     if not isinstance(kind, str):
         raise TypeError(f"kind must be a string, got {type(kind).__name__}")
@@ -121,16 +111,16 @@ def stiefel_student(
         theta = torch.nn.Parameter(theta0.clone())
         opts = [StiefelSGD([theta], lr=lr, retraction=kind), torch.optim.SGD([w, b], lr=lr)]
 
-    losses, start = [], time.perf_counter()
-    for _ in range(steps):
-        for opt in opts:
-            opt.zero_grad()
-        loss = 0.5 * (torch.tanh(x @ theta + b) @ w - y).pow(2).mean()
-        loss.backward()
-        for opt in opts:
-            opt.step()
-        losses.append(loss.item())
-    per_step = (time.perf_counter() - start) / steps
-    return StudentRun(
-        torch.tensor(losses, dtype=dtype), stiefel_error(theta.detach()).item(), per_step
+    def objective(_):
+        return 0.5 * (torch.tanh(x @ theta + b) @ w - y).pow(2).mean()
+
+    def constraint(i, history):
+        history.record(constraint_error=stiefel_error(theta.detach()).item())
+
+    return train_loop(
+        {"theta": theta, "w": w, "b": b},
+        objective,
+        iterations=steps,
+        optimizer=opts,
+        callbacks=[constraint],
     )

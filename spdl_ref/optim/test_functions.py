@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .. import _validate
+from ..loop import NonFiniteError, train_loop
 
 __all__ = ["camelback", "camelback_stationary_points", "nearest_stationary_point", "optimise_path"]
 
@@ -95,9 +96,12 @@ def optimise_path(
     6.1).
 
     The iterate :math:`\theta_0` = ``start`` becomes a leaf tensor with ``requires_grad``;
-    ``make_optimizer([theta])`` builds the optimiser, and each of the ``steps`` iterations zeroes
-    the gradient, back-propagates :math:`V(\theta_k)` and calls ``step()``. This is the loop
-    behind the trajectories and loss curves of Figure 4.
+    ``make_optimizer([theta])`` builds the optimiser, and :func:`spdl_ref.train.train_loop` takes
+    ``steps`` steps of it on :math:`V` (and stops with
+    :class:`~spdl_ref.train.NonFiniteError`, :math:`\theta` untouched, where :math:`V` or its
+    gradient is not finite). This is the loop behind the trajectories and loss curves of
+    Figure 4. It returns the iterates themselves, which Figure 4 plots, rather than a
+    :class:`~spdl_ref.train.History`.
 
     Parameters
     ----------
@@ -154,21 +158,31 @@ def optimise_path(
             f"make_optimizer must return a torch.optim.Optimizer, got {type(opt).__name__}"
         )
 
-    def value() -> float:
-        with torch.no_grad():
-            v = loss_fn(xy)
+    def objective(_) -> torch.Tensor:
+        v = loss_fn(xy)
         if not isinstance(v, torch.Tensor) or v.dim() != 0:
             raise ValueError(
                 "loss_fn must return a scalar (0-dimensional) tensor, got "
                 f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
             )
-        return v.item()
+        return v
 
-    path, losses = [xy.detach().clone()], [value()]
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(xy).backward()
-        opt.step()
-        path.append(xy.detach().clone())
-        losses.append(value())
-    return torch.stack(path), torch.tensor(losses, dtype=xy.dtype), opt
+    path = [xy.detach().clone()]
+    history = train_loop(
+        {"theta": xy},
+        objective,
+        iterations=steps,
+        optimizer=opt,
+        callbacks=[lambda i, h: path.append(xy.detach().clone())],
+    )
+    with torch.no_grad():
+        last = objective(None)
+    if not bool(torch.isfinite(last)):
+        raise NonFiniteError(
+            f"loss_fn is {last.item()} at the last iterate, reached by a finite step from a "
+            f"finite loss; theta = {xy.detach().tolist()}",
+            kind="loss",
+            iteration=steps,
+        )
+    losses = torch.tensor([*history.loss, last.item()], dtype=xy.dtype)
+    return torch.stack(path), losses, opt
