@@ -96,6 +96,14 @@ def check_device(device: torch.device | str) -> torch.device:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        try:  # Linux names the processor model here; platform.processor() often does not
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
     return platform.processor() or platform.machine() or device.type
 
 
