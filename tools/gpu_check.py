@@ -114,14 +114,14 @@ def run_step(step: Step, args, seconds: float) -> tuple[str, list[str]]:
     if step.name not in known:
         return "missing", [f"not registered (known: {', '.join(known) or 'none'}); skipped"]
     exp = get(step.name)
-    only = None
-    if step.only and not args.smoke:
-        tasks = exp.make_tasks(args.budget, 1, 0)
-        if all(k in t for t in tasks for k in step.only):
-            only = step.only
     if args.smoke and exp.smoke is None:
         return "missing", ["has no smoke task; skipped"]
     try:
+        only = None
+        if step.only and not args.smoke:  # the filter applies where the tasks name its keys
+            tasks = exp.make_tasks(args.budget, 1, 0)
+            if all(k in t for t in tasks for k in step.only):
+                only = step.only
         record = reproduce(
             exp,
             budget=args.budget,
