@@ -33,11 +33,14 @@ def test_fig1_result_rebuilds_the_trained_model_and_its_figure(tmp_path):
     task = fig1.smoke(0)
     result = fig1.run(task, budget="ci", device="cpu")
     model = fig1.model_from_result(result)
-    trained = fig1.train(task, budget="ci", device="cpu").model
+    trained = fig1.train(task, budget="ci", device="cpu").model  # the same seeds: the same model
     x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(model(x), trained(x), atol=1e-6)
     assert len(result["min_layer_det"]) == fig1.SETTINGS["K"]
+    x_train, y_train = fig1.training_data(task, result)
+    run = fig1.train(task, budget="ci", device="cpu")
+    assert torch.equal(x_train, run.x) and torch.equal(y_train, run.y)
     paths = fig1.plot([task], [result], tmp_path)
     assert [p.name for p in paths] == ["figure1.png"] and paths[0].stat().st_size > 1000
 

@@ -295,3 +295,30 @@ def test_sphere_net_keeps_features_on_the_sphere_only_with_lie_euler(field):
     with torch.no_grad():
         assert float(ode.sphere_constraint(lie.trajectory(z)).abs().max()) < 1e-13
         assert float(ode.sphere_constraint(euler(z)).abs().max()) > 1e-3
+
+
+def test_frozen_field_is_one_layer_and_refuses_bad_input():
+    torch.manual_seed(0)
+    field = ode.GradientField(2, 3, dtype=D)
+    z = torch.randn(4, 2, dtype=D, generator=gen(0))
+    f = ode.frozen_field(field, 2)
+    assert torch.equal(f(5.0, z), field(2, z)) and not torch.equal(f(0.0, z), field(1, z))
+    with pytest.raises(TypeError, match="field"):
+        ode.frozen_field(torch.nn.Linear(2, 2), 0)
+    with pytest.raises(ValueError, match="k must"):
+        ode.frozen_field(field, 3)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "identity"])
+def test_identity_17_of_the_gradient_flow(activation):
+    # <f(z2) - f(z1), z2 - z1> = -<sigma(A z2 + b) - sigma(A z1 + b), A (z2 - z1)>, eq. (17)
+    torch.manual_seed(0)
+    field = ode.GradientField(3, 1, activation=activation, dtype=D)
+    A, b = field.A[0].detach(), field.b[0].detach()
+    z1, z2 = (torch.randn(50, 3, dtype=D, generator=gen(s)) for s in (1, 2))
+    with torch.no_grad():
+        left = ((field(0, z2) - field(0, z1)) * (z2 - z1)).sum(-1)
+    sigma = field.sigma
+    right = -((sigma(z2 @ A.T + b) - sigma(z1 @ A.T + b)) * ((z2 - z1) @ A.T)).sum(-1)
+    assert torch.allclose(left, right, atol=1e-12)
+    assert float(left.max()) <= 1e-12  # and so nu <= 0 for a monotone sigma

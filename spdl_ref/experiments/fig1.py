@@ -38,6 +38,7 @@ __all__ = [
     "smoke",
     "tasks",
     "train",
+    "training_data",
 ]
 
 #: The three data sets of Figure 1: name -> (generator in :mod:`spdl_ref.data`, dimension, label).
@@ -156,6 +157,19 @@ def run(task: dict, *, budget: str, device=None) -> dict:
     }
 
 
+def training_data(task: dict, result: dict, device=None, dtype=None):
+    """``(x, y)``: the training set of one task of :func:`run`, regenerated (Figure 1).
+
+    The same points the model was trained on: the task's data set, ``result["n_train"]``
+    points, seed ``2 s + 1`` for the task's seed ``s`` (as :func:`train` draws them).
+    """
+    if not isinstance(result, dict) or result.get("dataset") not in DATASETS:
+        raise ValueError("result must be a dict returned by spdl_ref.experiments.fig1.run")
+    _validate.nonnegative_int(task.get("seed") if isinstance(task, dict) else None, "task")
+    make = DATASETS[result["dataset"]][0]
+    return make(result["n_train"], seed=2 * task["seed"] + 1, device=device, dtype=dtype)
+
+
 def model_from_result(result: dict, device=None) -> torch.nn.Sequential:
     """Rebuild the trained ``ResNet`` + ``ClassifierHead`` of one result of :func:`run`."""
     if not isinstance(result, dict) or result.get("dataset") not in DATASETS:
@@ -188,10 +202,9 @@ def figure(task_list: list[dict], results: list[dict], layers=None):
     layers = [0, K // 4, K // 2, 3 * K // 4, K] if layers is None else list(layers)
     fig = plt.figure(figsize=(2.2 * len(layers), 2.4 * len(results)))
     for row, (task, result) in enumerate(zip(task_list, results, strict=True)):
-        make, M, label = DATASETS[result["dataset"]]
-        model = model_from_result(result)
-        x, y = make(result["n_train"], seed=2 * task["seed"] + 1)
-        net, head = model
+        M, label = DATASETS[result["dataset"]][1:]
+        net, head = model_from_result(result)
+        x, y = training_data(task, result)
         with torch.no_grad():
             states = net.trajectory(x.to(net.A.dtype))
         kw = {"projection": "3d"} if M == 3 else {}

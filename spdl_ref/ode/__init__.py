@@ -37,7 +37,14 @@ from .extended import (
     form_pullback_defect,
     omega_H_matrix,
 )
-from .fields import DissipativeField, GradientField, HamiltonianField, PlainField, ReLUField
+from .fields import (
+    DissipativeField,
+    GradientField,
+    HamiltonianField,
+    PlainField,
+    ReLUField,
+    frozen_field,
+)
 from .growth_bounds import RotatingFrameSystem, euler_growth_bound, field_bounds
 from .layered import LayeredNetwork, check_layered, layer_step, network_states
 from .lie_group import hat, lie_euler, so3_curve, so3_exp, so3_log, vee
@@ -145,6 +152,7 @@ __all__ = [
     "extended_symplectic_euler",
     "field_bounds",
     "form_pullback_defect",
+    "frozen_field",
     "gonzalez_gradient",
     "gradient_flow_field",
     "harmonic_oscillator",
