@@ -283,6 +283,7 @@ def contractive_residual(
     symmetric_linear=False,
     std=1.0,
     power_iterations=500,
+    negative_definite=False,
     device=None,
     dtype=None,
 ):
@@ -294,7 +295,11 @@ def contractive_residual(
     Lipschitz bound equals :math:`c`. With ``symmetric_linear``, :math:`f(x) = A x + b` with
     :math:`A` symmetric, so the spectral radius of :math:`J_f` equals :math:`\|A\|_2 = c` and the
     error of (46) shrinks by exactly :math:`c` per step asymptotically; otherwise :math:`f` is a
-    two-layer network, for which :math:`c` is only a bound. Returned in ``eval`` mode.
+    two-layer network, for which :math:`c` is only a bound. With ``negative_definite`` as well,
+    :math:`A` is negative semidefinite, so :math:`-c` is an eigenvalue of :math:`J_f` and
+    :math:`I + J_f` has smallest singular value :math:`1 - c`: the inverse then amplifies
+    perturbations by exactly :math:`1/(1 - c)`, the worst case of its Lipschitz bound (Section
+    4.3.2). Returned in ``eval`` mode.
 
     Parameters
     ----------
@@ -310,8 +315,13 @@ def contractive_residual(
         Standard deviation of the random parameters.
     power_iterations : int
         Power-method steps per spectrally normalised layer.
+    negative_definite : bool
+        With ``symmetric_linear``: :math:`A = -c P`, :math:`P` symmetric positive semidefinite.
     """
     _validate.boolean(symmetric_linear, "symmetric_linear")
+    _validate.boolean(negative_definite, "negative_definite")
+    if negative_definite and not symmetric_linear:
+        raise ValueError("negative_definite needs symmetric_linear=True (a linear branch)")
     std = _validate.positive_real(std, "std")
     power_iterations = _validate.positive_int(power_iterations, "power_iterations")
     layer = InvertibleResidual(
@@ -322,7 +332,7 @@ def contractive_residual(
             nn.init.normal_(p, std=std)
         if symmetric_linear:
             w = layer.spectral_layers()[0].weight
-            w.copy_(w + w.T)
+            w.copy_(-(w @ w.T) if negative_definite else w + w.T)
     for s in layer.spectral_layers():
         s.power_iteration(power_iterations)
     return layer.eval()
