@@ -678,6 +678,17 @@ CASES = [
         note="res",
     ),
     C(I + "euler_step_inverse", lambda: inv.euler_step_inverse(res(), x64(3, 3)), "y", note="res"),
+    C(
+        I + "discretisation_errors",
+        lambda: inv.discretisation_errors(nn.Linear(2, 2), x64(2, 2)),
+        "flow",
+    ),
+    C(
+        I + "discretisation_errors",
+        lambda: inv.discretisation_errors(_cnf(), x64(2, 2), substeps=[0]),
+        "substeps",
+    ),
+    C(I + "discretisation_errors", lambda: inv.discretisation_errors(_cnf(), x64(2, 3)), "x"),
     # --- checks and the measurements of Section 4.3 ---
     C(I + "example_layers", lambda: inv.example_layers(dim=1), "dim"),
     C(I + "example_layers", lambda: inv.example_layers(image=(3, 4, 4)), "image"),

@@ -11,8 +11,9 @@ r"""Invertible networks and normalising flows (Section 4 of the review).
 * log-determinants and flows (Section 4.2.3, eqs. (48)-(49)): :func:`logdet_exact`,
   :func:`logdet_power_series`, :func:`logdet_russian_roulette`, :class:`NormalisingFlow`;
 * ODE flows (Section 4.2.3, ref. [24], and the ResNet remark of Section 4.1.2): the continuous
-  normalising flow :class:`ContinuousFlow` with :class:`TraceAugmentedField`, and
-  :func:`euler_step_inverse` (a ResNet step inverted by implicit Euler on the backward ODE);
+  normalising flow :class:`ContinuousFlow` with :class:`TraceAugmentedField` and
+  :func:`discretisation_errors`, and :func:`euler_step_inverse` (a ResNet step inverted by
+  implicit Euler on the backward ODE);
 * checks and measurements: :func:`randomise_parameters`, :func:`example_layers`,
   :func:`autograd_log_abs_det`, :func:`finite_difference_log_abs_det`,
   :func:`mixed_invertible_network`, :func:`contractive_residual`, :func:`fixed_point_errors`,
@@ -31,7 +32,12 @@ from .checks import (
     mixed_invertible_network,
     randomise_parameters,
 )
-from .continuous import ContinuousFlow, TraceAugmentedField, euler_step_inverse
+from .continuous import (
+    ContinuousFlow,
+    TraceAugmentedField,
+    discretisation_errors,
+    euler_step_inverse,
+)
 from .coupling import AdditiveCoupling, AffineCoupling, partition_mask, subnetwork
 from .downsampling import OrthogonalDownsampling, PixelShuffleDown
 from .flows import NormalisingFlow, coupling_flow, fit_flow, log_density_grid, residual_flow
@@ -89,6 +95,7 @@ __all__ = [
     "coupling_stack",
     "coupling_step",
     "coupling_step_memory",
+    "discretisation_errors",
     "euler_step_inverse",
     "example_layers",
     "finite_difference_log_abs_det",
