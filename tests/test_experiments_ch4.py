@@ -66,3 +66,12 @@ def test_memory_efficient_smoke_on_its_device(tmp_path):
 def test_gaussian_nll_of_a_gaussian_sample():
     x = torch.randn(20000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     assert fig2.gaussian_nll(x) == pytest.approx(1 + math.log(2 * math.pi), abs=0.02)
+
+
+def test_fig2_estimate_scales_with_the_iterations():
+    exp = experiments.get("fig2")
+    assert exp.estimate is fig2.estimate
+    task = fig2.smoke(0)
+    short = fig2.estimate(dict(task, iterations=4), budget="ci", device="cpu")
+    long = fig2.estimate(dict(task, iterations=10**6), budget="ci", device="cpu")
+    assert 0 < 100 * short < long

@@ -44,6 +44,7 @@ __all__ = [
     "EXPERIMENT",
     "MODELS",
     "SETTINGS",
+    "estimate",
     "evaluate",
     "figure",
     "gaussian_nll",
@@ -267,6 +268,25 @@ def run(task: dict, *, budget: str, device) -> dict:
     return out
 
 
+def estimate(task: dict, *, budget: str, device) -> float:
+    """The seconds :func:`run` will take on ``task``: four training steps are run on ``device``;
+    the last three give the time per step (the first carries the warm-up), which is scaled to the
+    task's ``iterations``, and the rest of the call (data, model, first step) is added once. Used
+    by ``./dev gpu-check`` to size its runs; at the ``paper`` budget on one CPU core the residual
+    flow comes out near four hours.
+
+    >>> from spdl_ref.experiments import fig2
+    >>> fig2.estimate(fig2.smoke(0), budget="ci", device="cpu") > 0
+    True
+    """
+    task = {**SETTINGS[budget][task["model"]], **task}
+    t0 = time.perf_counter()
+    _, history, _ = train_flow(dict(task, iterations=4, monitor_every=10**9), device=device)
+    total = time.perf_counter() - t0
+    per_step = (history.seconds[-1] - history.seconds[0]) / 3
+    return total - 3 * per_step + per_step * (task["iterations"] - 1)
+
+
 #: The window of the figure.
 XLIM, YLIM = (-1.5, 2.5), (-1.0, 1.5)
 _TITLES = {"coupling": "coupling flow", "residual": "residual flow", "cnf": "ODE flow (CNF)"}
@@ -333,5 +353,6 @@ EXPERIMENT = register(
         run=run,
         plot=plot,
         smoke=smoke,
+        estimate=estimate,
     )
 )
