@@ -21,6 +21,7 @@ The chapter (``chapters/ch4_invertible``) calls :func:`train_flow`, :func:`evalu
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -196,9 +197,10 @@ def train_flow(task: dict, *, device=None):
 
     ``samples`` holds the training and test points (:func:`two_moons_data`). The global
     generators are seeded with the task's seed first. For the residual flow, the largest
-    exact Lipschitz bound of its blocks is recorded every ``monitor_every`` steps (in
-    ``history.series["monitor"]``): it shows whether one power iteration per step keeps
-    :math:`\mathrm{Lip}(f) \le c` (47).
+    exact Lipschitz bound of its blocks, as the next training step normalises them
+    (``largest_lipschitz_bound(flow, refresh=True)``), is recorded every ``monitor_every`` steps
+    (in ``history.series["monitor"]``): it shows whether ``power_iterations`` power iterations
+    per step keep :math:`\mathrm{Lip}(f) \le c` (47).
     """
     device = _device(device)
     torch.manual_seed(task["seed"])
@@ -213,7 +215,7 @@ def train_flow(task: dict, *, device=None):
         batch_size=task["batch_size"],
         lr=task["lr"],
         generator=gen,
-        monitor=largest_lipschitz_bound if monitor else None,
+        monitor=functools.partial(largest_lipschitz_bound, refresh=True) if monitor else None,
         monitor_every=task.get("monitor_every", 1),
     )
     return flow, history, samples

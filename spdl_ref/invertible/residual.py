@@ -9,6 +9,7 @@ by the iteration :math:`x^i = y - f(x^{i-1})` (46) with error at most
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import threading
@@ -398,7 +399,7 @@ def observed_contraction_rate(errors, floor=1e-11):
     return (errors[k] / errors[k // 2]).item() ** (1 / (k - k // 2))
 
 
-def largest_lipschitz_bound(module):
+def largest_lipschitz_bound(module, refresh=False):
     r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside
     ``module`` (Section 4.1.2).
 
@@ -409,13 +410,26 @@ def largest_lipschitz_bound(module):
     ----------
     module : torch.nn.Module
         A layer, network or :class:`~spdl_ref.invertible.NormalisingFlow`.
+    refresh : bool
+        ``False``: the bound of the weights as they are, normalised with the singular vectors the
+        layers hold (what a layer computes in evaluation mode). ``True``: the bound after one
+        round of each layer's own power iterations, run on a copy (what the next forward pass in
+        training mode normalises with, since it runs those iterations first); ``module`` is not
+        changed.
 
     Returns
     -------
     float
     """
     _validate.module(module, "module")
-    bounds = [m.lipschitz_bound() for m in module.modules() if isinstance(m, InvertibleResidual)]
-    if not bounds:
+    refresh = _validate.boolean(refresh, "refresh")
+    if refresh:
+        module = copy.deepcopy(module)
+    blocks = [m for m in module.modules() if isinstance(m, InvertibleResidual)]
+    if not blocks:
         raise ValueError("module must contain at least one InvertibleResidual layer")
-    return max(bounds)
+    if refresh:
+        for block in blocks:
+            for layer in block.spectral_layers():
+                layer.power_iteration()
+    return max(block.lipschitz_bound() for block in blocks)
