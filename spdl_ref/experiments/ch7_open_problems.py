@@ -388,9 +388,13 @@ def metric_flows(*, J: int, seed: int, budget: str, device=None, steps: int | No
     steps = _validate.positive_int(steps, "steps")
     h = 0.05
     x_train, y_train, x_test, y_test = _flow_data(dev)
-    wasserstein = MeanFieldReLU(
-        1, J, generator=torch.Generator().manual_seed(seed), device=dev, dtype=F64
-    )
+    # The neurons are drawn on the CPU from a CPU generator (the same start on every device),
+    # then moved to ``dev``; the context keeps that draw on the CPU whatever torch's default
+    # device is (tests/test_devices_meta.py runs with "meta").
+    with torch.device("cpu"):
+        wasserstein = MeanFieldReLU(
+            1, J, generator=torch.Generator().manual_seed(seed), device=dev, dtype=F64
+        )
     initial = wasserstein.particles().clone()
     fisher_rao = ReweightedReLU.from_mean_field(wasserstein)
     with torch.no_grad():
