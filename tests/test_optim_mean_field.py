@@ -163,3 +163,14 @@ def test_nested_deviation():
     assert nested_deviation(P, P) == 0.0
     with pytest.raises(ValueError, match="J' >= J"):
         nested_deviation(Q, P)
+
+
+def test_from_particles_round_trip(dtype):
+    net = MeanFieldReLU(2, 5, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    copy = MeanFieldReLU.from_particles(net.particles())
+    x = torch.randn(4, 2, dtype=dtype)
+    assert torch.equal(copy.particles(), net.particles()) and torch.equal(copy(x), net(x))
+    ntk = MeanFieldReLU.from_particles(net.particles(), scaling="ntk")
+    torch.testing.assert_close(ntk(x), net(x) * 5**0.5)
+    with pytest.raises(ValueError, match="P must"):
+        MeanFieldReLU.from_particles(torch.zeros(4, 2, dtype=dtype))

@@ -54,8 +54,8 @@ __all__ = ["SIZES", "data", "figure", "run", "slopes"]
 
 #: Widths, Euler steps and step size at each budget (the time is ``steps * lr``).
 SIZES = {
-    "ci": dict(widths=[16, 32, 64, 128, 256, 512], steps=1000, lr=0.05),
-    "paper": dict(widths=[16, 32, 64, 128, 256, 512, 1024, 2048], steps=3000, lr=0.05),
+    "ci": dict(widths=[16, 32, 64, 128, 256, 512], steps=1500, lr=0.05),
+    "paper": dict(widths=[16, 32, 64, 128, 256, 512, 1024, 2048], steps=4000, lr=0.05),
 }
 
 

@@ -93,6 +93,22 @@ class MeanFieldReLU(nn.Module):
         self.b = nn.Parameter(ab[:, M].to(device))
         self.c = nn.Parameter(c.to(device))
 
+    @classmethod
+    def from_particles(cls, P: torch.Tensor, *, scaling: str = "mean_field") -> MeanFieldReLU:
+        r"""The network (61) whose particles are the rows :math:`(a_j, b_j, c_j)` of ``P``, a
+        :math:`J \times (M+2)` matrix as :meth:`particles` returns it (Section 6.3); on ``P``'s
+        device and dtype."""
+        _validate.floating_tensor(P, "P")
+        if P.dim() != 2 or P.shape[1] < 3:
+            raise ValueError(f"P must have shape (J, M + 2) with M >= 1, got {tuple(P.shape)}")
+        J, M = P.shape[0], P.shape[1] - 2
+        net = cls(M, J, scaling=scaling, device=P.device, dtype=P.dtype)
+        with torch.no_grad():
+            net.a.copy_(P[:, :M])
+            net.b.copy_(P[:, M])
+            net.c.copy_(P[:, M + 1])
+        return net
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\Phi(\theta, x)` of (61) for ``x`` of shape ``(N, M)``; returns shape
         ``(N,)``."""
