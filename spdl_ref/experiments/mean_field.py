@@ -199,6 +199,11 @@ EXPERIMENT = register(
         tasks=_tasks,
         run=run,
         plot=_plot,
-        smoke=lambda seed: {"seed": seed, "scaling": "mean_field", "widths": [4, 8], "steps": 3},
+        smoke=lambda seed: {
+            "seed": seed,
+            "scaling": "mean_field",
+            "widths": [4, 8, 16],
+            "steps": 3,
+        },
     )
 )
