@@ -164,8 +164,16 @@ def _low_rank(value, name: str):
 REORTHONORMALISE_AT = 2.0
 
 
-def _tolerance(theta: torch.Tensor) -> float:
-    return REORTHONORMALISE_AT * torch.finfo(theta.dtype).eps * math.sqrt(theta.shape[-1])
+def _tolerance(theta: torch.Tensor, units: float | None) -> float:
+    units = REORTHONORMALISE_AT if units is None else units
+    return units * torch.finfo(theta.dtype).eps * math.sqrt(theta.shape[-1])
+
+
+def _units(value, name: str) -> float | None:
+    """``None``, ``math.inf`` or a finite real >= 0 (the re-orthonormalisation threshold)."""
+    if value is None or (isinstance(value, float) and value == math.inf):
+        return value
+    return _validate.nonnegative_real(value, name)
 
 
 def _low_rank_step(theta, X, h, retraction, transport):
@@ -257,7 +265,7 @@ class StiefelSGD(CheckedOptimizer):
     :math:`\theta^T\theta = I` holds up to the rounding of each step, which accumulates slowly
     over many steps. The step measures :math:`E = \theta^T\theta - I` (free in the low-rank form:
     a block of :math:`U^TU`) and, when :math:`\|E\|_F` exceeds
-    ``REORTHONORMALISE_AT`` :math:`\cdot\,\epsilon\sqrt p` (:math:`\epsilon` the machine epsilon),
+    ``reorthonormalise_at`` :math:`\cdot\,\epsilon\sqrt p` (:math:`\epsilon` the machine epsilon),
     applies one Newton--Schulz step of the polar decomposition to the result,
     :math:`\theta_{k+1} \leftarrow \theta_{k+1}(I - E/2)`, which leaves an error of order
     :math:`\|E\|^2`: a :math:`p \times p` product on the :math:`2p \times p` block of
@@ -277,6 +285,10 @@ class StiefelSGD(CheckedOptimizer):
     low_rank : bool or None
         Step through the :math:`2p \times 2p` matrix (``True``), the :math:`n \times n` one
         (``False``), or choose by shape (``None``: low rank when :math:`2p < n`).
+    reorthonormalise_at : float or None
+        The threshold of the re-orthonormalisation in units of :math:`\epsilon\sqrt p`:
+        ``None`` for the module default ``REORTHONORMALISE_AT`` (2), ``math.inf`` never to
+        re-orthonormalise, ``0`` to do it in every step.
 
     Notes
     -----
@@ -302,6 +314,7 @@ class StiefelSGD(CheckedOptimizer):
         "momentum": _momentum,
         "retraction": one_of(RETRACTIONS),
         "low_rank": _low_rank,
+        "reorthonormalise_at": _units,
     }
 
     def __init__(
@@ -311,10 +324,17 @@ class StiefelSGD(CheckedOptimizer):
         momentum: float = 0.0,
         retraction: str = "exp",
         low_rank: bool | None = None,
+        reorthonormalise_at: float | None = None,
     ):
         defaults = check_hyperparameters(
             self.hyperparameter_checks,
-            dict(lr=lr, momentum=momentum, retraction=retraction, low_rank=low_rank),
+            dict(
+                lr=lr,
+                momentum=momentum,
+                retraction=retraction,
+                low_rank=low_rank,
+                reorthonormalise_at=reorthonormalise_at,
+            ),
         )
         super().__init__(params, defaults)
 
@@ -360,7 +380,8 @@ class StiefelSGD(CheckedOptimizer):
                     U, D, E = _low_rank_step(theta, X, h, group["retraction"], beta > 0)
                 else:
                     out, E = _dense_step(theta, X, h, group["retraction"], beta > 0)
-                if float(torch.linalg.matrix_norm(E).max()) > _tolerance(theta):
+                tol = _tolerance(theta, group["reorthonormalise_at"])
+                if tol < math.inf and float(torch.linalg.matrix_norm(E).max()) > tol:
                     # one Newton-Schulz step of the polar decomposition: theta (I - E/2)
                     half = 0.5 * E
                     if low:  # on the theta columns of D: (e + D)(I - E/2) - e, e = [0; I]
