@@ -114,3 +114,10 @@ def test_resolves_rejects_names_that_do_not_exist():
     assert resolves("spdl_ref.optim.port_hamiltonian.port_hamiltonian_step")
     assert not resolves("spdl_ref.optim.port_hamiltonian.no_such_step")
     assert not resolves("spdl_ref.no_such_module")
+
+
+def test_every_row_has_four_cells():
+    """An unescaped "|" inside a cell (e.g. $|x|$; write \\lvert x \\rvert) splits it in the
+    rendered table and shifts the code and check columns."""
+    bad = [row[0] for row in ROWS if len(row) != 4]
+    assert not bad, f"rows of book/claims.md with other than 4 cells: {bad}"
