@@ -25,6 +25,7 @@ Every algorithm here works on any network of the layered-network protocol
 from ..ode.resnet import VariableStepResNet
 from .adjoint import (
     adjoint_step,
+    backward_sweep,
     costates,
     discrete_adjoint,
     discrete_costates,
@@ -40,7 +41,14 @@ from .msa import (
     maximise_hamiltonian,
     msa,
 )
-from .problems import SquaredFit, full_space_objective, reduced_objective, sgd, squared_fit
+from .problems import (
+    SquaredFit,
+    full_space_objective,
+    minibatches,
+    reduced_objective,
+    sgd,
+    squared_fit,
+)
 from .regularisers import (
     h1_discrete,
     l1_norm,
@@ -59,6 +67,7 @@ __all__ = [
     "VariableStepResNet",
     "adjoint_step",
     "autograd_gradient",
+    "backward_sweep",
     "continuous_adjoint",
     "costates",
     "deep_limit_objective",
@@ -75,6 +84,7 @@ __all__ = [
     "l1_prox",
     "l2_distance",
     "maximise_hamiltonian",
+    "minibatches",
     "minimise",
     "msa",
     "ode_flow",

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .. import _validate
+from ..loop import train_loop
 from ..ode.layered import check_layered, network_states
 from ..ode.resnet import ResNet
 from .adjoint import check_batch
@@ -107,13 +108,36 @@ def minimise(
 ) -> float:
     r"""Minimise ``objective()`` over the model's parameters by full-batch L-BFGS (Section 3.3).
 
-    A strong Wolfe line search; used for the deep-limit problems (40) of Theorem 3.3, where
-    minimisers (not just low loss) are compared. Returns the final objective value.
+    A strong Wolfe line search; used for the deep-limit problems (40) and (41) of Theorem 3.3,
+    where minimisers (not just low loss) are compared. ``model`` is a module (its parameters
+    that require gradients) or a dict ``{name: leaf tensor}`` (e.g. the node values of a
+    :class:`~spdl_ref.control.PiecewiseLinearControl`). Returns the final objective value.
+
+    It is one iteration of :func:`spdl_ref.loop.train_loop` whose step is L-BFGS with the loop's
+    guarded evaluation as its closure: an objective or gradient that is not finite at any trial
+    point stops it with :class:`spdl_ref.loop.NonFiniteError`, the parameters as they were.
+
+    Examples
+    --------
+    >>> w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    >>> value = minimise({"w": w}, lambda: (w - 1).pow(2).sum() + (w - 1).pow(4).sum())
+    >>> round(value, 12), [round(v, 6) for v in w.tolist()]
+    (0.0, [1.0, 1.0])
     """
     max_iter = _validate.positive_int(max_iter, "max_iter")
     tol = _validate.positive_real(tol, "tol")
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    if isinstance(model, dict):
+        tensors = list(model.values())
+    elif isinstance(model, torch.nn.Module):
+        tensors = [p for p in model.parameters() if p.requires_grad]
+    else:
+        raise TypeError(
+            f"model must be a torch.nn.Module or a dict of tensors, got {type(model).__name__}"
+        )
     opt = torch.optim.LBFGS(
-        model.parameters(),
+        tensors,
         lr=1.0,
         max_iter=max_iter,
         tolerance_grad=tol,
@@ -121,14 +145,14 @@ def minimise(
         history_size=50,
         line_search_fn="strong_wolfe",
     )
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        value = objective()
-        value.backward()
-        return value
-
-    opt.step(closure)
+    train_loop(
+        model,
+        lambda _: objective(),
+        iterations=1,
+        optimizer=opt,
+        step=opt.step,
+        description="L-BFGS (Section 3.3)",
+    )
     with torch.no_grad():
         return float(objective())
 
