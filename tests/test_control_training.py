@@ -318,8 +318,16 @@ def test_deep_limit_sequence_and_l2_distance():
         control.deep_limit_sequence(net, x, loss, 0.01, [2, 3])
     with pytest.raises(ValueError, match="lam"):
         control.deep_limit_objective(net, x, loss, 0.0)
-    with pytest.raises(ValueError, match="divide"):
-        control.l2_distance(ResNet(2, 2), ResNet(2, 3))
+    # depths that do not divide one another compare on the merged grid: on [0, 1], b = (0, 1)
+    # on halves against b = (1, 0, 0) on thirds differ by 1 on [0, 1/3) and [1/2, 1): 5/6
+    two, three = (
+        ResNet(1, 2, T=1.0, init_std=0.0, dtype=D),
+        ResNet(1, 3, T=1.0, init_std=0.0, dtype=D),
+    )
+    with torch.no_grad():
+        two.b[1] = 1.0
+        three.b[0] = 1.0
+    assert control.l2_distance(two, three) == pytest.approx((5 / 6) ** 0.5, rel=1e-12)
     with pytest.raises(TypeError, match=r"model must be a spdl_ref\.ode\.ResNet with fixed steps"):
         control.prolong(VariableStepResNet(2, 2))
 
