@@ -27,7 +27,8 @@ def test_registered_with_tasks_and_a_smoke_task_that_runs(name):
 
 def test_adjoint_orders_runs_with_the_default_device_unusable():
     """Everything is made on the experiment's device: 'meta' as the default device breaks any
-    tensor made without one (as on a GPU run, where it would land on the CPU)."""
+    tensor made without one (as on a GPU run, where it would land on the CPU). Not deep_limits:
+    spdl_ref.data makes its points on the default device before moving them."""
     exp = experiments.get("adjoint_orders")
     torch.set_default_device("meta")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import _validate
+from .. import _validate, config
 from ..config import BUDGETS
 from ..control import continuous_adjoint, relative_error, squared_fit
 from ..ode import TABLEAUX, ResNet, fitted_order, observed_orders
@@ -47,11 +47,12 @@ def problem(seed: int, device=None, dtype=torch.float64):
     r"""The test problem: a ResNet (6) (:math:`M = 2`, :math:`K = 4`, :math:`T = 2`), 32 inputs.
 
     The network's parameters, then the inputs :math:`x_n \sim N(0, I)`, are drawn from one
-    generator seeded with ``seed`` on ``device``; the loss is
+    generator seeded with ``seed`` on ``device`` (default :func:`spdl_ref.config.device`); the
+    loss is
     :math:`\frac1N \sum_n \frac12 (z_{n,1}(T) - 1)^2`. Returns ``(net, x, fit)``.
     """
     seed = _validate.nonnegative_int(seed, "seed")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = torch.device(device) if device is not None else config.device()
     gen = torch.Generator(device=device).manual_seed(seed)
     net = ResNet(2, DEPTH, T=FINAL_TIME, dtype=dtype, device=device, generator=gen)
     x = torch.randn(32, 2, dtype=dtype, device=device, generator=gen)

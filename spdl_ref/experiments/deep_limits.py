@@ -37,7 +37,7 @@ import time
 
 import torch
 
-from .. import _validate
+from .. import _validate, config
 from ..config import BUDGETS
 from ..control import (
     PiecewiseLinearControl,
@@ -104,7 +104,11 @@ _DISCRETE = ("explicit_euler", "heun")
 
 
 def problem_data(device=None, dtype=torch.float64):
-    """The 32 two-moons points (seed 3, noise 0.1, centred) and their data fit, on ``device``."""
+    """The 32 two-moons points (seed 3, noise 0.1, centred) and their data fit, on ``device``.
+
+    ``device`` defaults to :func:`spdl_ref.config.device`.
+    """
+    device = torch.device(device) if device is not None else config.device()
     x, y = two_moons(32, noise=0.1, seed=3, dtype=dtype, device=device)
     x = x - torch.tensor([0.5, 0.25], dtype=dtype, device=x.device)
     return x, squared_fit(labels_to_signs(y, dtype=dtype)[:, 0].to(x.device))
@@ -115,11 +119,12 @@ def network(method: str, depth: int, seed: int, device=None, dtype=torch.float64
 
     ``"explicit_euler"``: the :class:`~spdl_ref.ode.ResNet` (6); ``"heun"``: an
     :class:`~spdl_ref.ode.ODENet` of the field (8) (:class:`~spdl_ref.ode.PlainField`) with
-    Heun's method, carrying the same :math:`\theta` as the ResNet of the same seed. Entries of
+    Heun's method, carrying the same :math:`\theta` as the ResNet of the same seed. Built on
+    ``device`` (default :func:`spdl_ref.config.device`). Entries of
     :math:`A^k` are :math:`N(0, 0.5^2/2)`, of :math:`b^k` :math:`N(0, 0.5^2)`.
     """
     method = _validate.choice(method, _DISCRETE, "method")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = torch.device(device) if device is not None else config.device()
     gen = torch.Generator(device=device).manual_seed(_validate.nonnegative_int(seed, "seed"))
     net = ResNet(
         2, depth, T=FINAL_TIME, init_std=INIT_STD, dtype=dtype, device=device, generator=gen
