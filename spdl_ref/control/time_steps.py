@@ -57,7 +57,7 @@ def proximal_gradient(
     >>> history = proximal_gradient(
     ...     net, x, squared_fit(torch.sign(x[:, 0])), prox={"steps": simplex_prox(2.0)}
     ... )
-    >>> history.loss[-1] < history.loss[0], round(float(net.steps.sum()), 6)
+    >>> history.loss[-1] < history.loss[0], round(float(net.steps.detach().sum()), 6)
     (True, 2.0)
     """
     if not isinstance(model, nn.Module):
