@@ -56,6 +56,7 @@ from ..ode.runge_kutta import ButcherTableau
 
 __all__ = [
     "adjoint_step",
+    "backward_sweep",
     "check_batch",
     "costates",
     "discrete_adjoint",
@@ -178,13 +179,35 @@ def _prepare(model, x, grad_zK, name):
     return model, states, lam
 
 
-def _costates(model, states, lam, printed_sign=False):
-    out = [lam]
+def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool = False):
+    r"""The backward pass of (28) from given states: costates and gradients, without checks.
+
+    ``states`` are :math:`u^0, \dots, u^K` from :func:`spdl_ref.ode.network_states` and
+    ``lam`` is the terminal costate :math:`p^K` of the lifted state. Runs :func:`adjoint_step`
+    from layer :math:`K - 1` down to 0 and returns ``(grads, costates)``: ``{name: gradient}``
+    for every parameter of the model (zeros for one the field does not use; the learnt steps of
+    (38) under their name) and the list :math:`[p^0, \dots, p^K]`. A parameter that no layer
+    owns keeps a zero gradient (:func:`discrete_adjoint` refuses such a model first).
+
+    This is the body of :func:`discrete_adjoint`, for the training drivers that check their
+    arguments once (:func:`spdl_ref.control.sgd`, :func:`spdl_ref.control.msa`): nothing is
+    checked, and a non-finite ``lam`` gives non-finite gradients, which the guard of
+    :func:`spdl_ref.loop.train_loop` then reports before any parameter changes.
+    """
+    per_layer = list(model.layer_parameters(0))
+    step_name = getattr(model, "step_parameter", None)
     with torch.no_grad():
+        grads = {n: torch.zeros_like(v) for n, v in model.named_parameters()}
+        out = [lam]
         for k in reversed(range(model.depth)):
-            lam = adjoint_step(model, k, states[k], lam, printed_sign=printed_sign)[0]
+            lam, layer_grads, dh = adjoint_step(model, k, states[k], lam, printed_sign=printed_sign)
+            for name in per_layer:
+                if name in layer_grads:  # a parameter the field does not use keeps zero
+                    grads[name][k] = layer_grads[name]
+            if step_name is not None:
+                grads[step_name][k] = dh
             out.append(lam)
-    return out[::-1]
+    return grads, out[::-1]
 
 
 def discrete_costates(
@@ -204,17 +227,22 @@ def discrete_costates(
     :meth:`spdl_ref.ode.LayeredNetwork.costates` (e.g. ``ResNet.costates``) is this function.
     """
     model, states, lam = _prepare(model, x, grad_zK, name)
-    return _costates(model, states, lam, printed_sign)
+    return backward_sweep(model, states, lam, printed_sign=printed_sign)[1]
 
 
-def costates(model, x: torch.Tensor, loss):
+def costates(model, x: torch.Tensor, loss, *, return_gradients: bool = False):
     r"""States (31) and Pontryagin costates (32) of a layered network on a batch (Section 3.1.2).
 
     Returns ``(z, p, value)``: ``z`` of shape ``(K + 1, N, D)`` from the forward pass, ``p`` of
     the same shape with :math:`p_n^K = -L_n'(z_n^K)` (the derivative of ``-N * loss``, so one
     costate per sample without the factor :math:`1/N`) propagated backwards by the discrete
-    adjoint (28) (:func:`discrete_costates`, whose recursion this is, with Pontryagin's sign),
-    and the scalar loss. ``loss(z_K)`` is the mean data fit of the network's outputs.
+    adjoint (28) (:func:`backward_sweep`, the recursion of :func:`discrete_costates`, with
+    Pontryagin's sign), and the scalar loss. ``loss(z_K)`` is the mean data fit of the
+    network's outputs. With ``return_gradients=True`` a fourth entry holds the gradient of the
+    loss with respect to every parameter (``{name: tensor}``), which the same sweep yields:
+    :math:`-\frac1N \sum_n \partial_\theta \langle p_n^{k+1}, \cdot \rangle`, i.e. minus the
+    gradient of the layer Hamiltonians (34). No finiteness check is made on the derivative of
+    the loss: a non-finite one gives non-finite costates and gradients.
     """
     model = check_layered(model)
     x = check_batch(model, x)
@@ -228,8 +256,12 @@ def costates(model, x: torch.Tensor, loss):
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ValueError("loss must return a scalar tensor")
         (g,) = torch.autograd.grad(value, uK)
-    p = _costates(model, states, -x.shape[0] * g)
-    return torch.stack(states), torch.stack(p), value.detach()
+    N = x.shape[0]
+    grads, p = backward_sweep(model, states, -N * g)
+    out = (torch.stack(states), torch.stack(p), value.detach())
+    if return_gradients:
+        return (*out, {name: v / -N for name, v in grads.items()})
+    return out
 
 
 def terminal_costate(model, x: torch.Tensor, loss) -> torch.Tensor:
@@ -297,20 +329,10 @@ def discrete_adjoint(
     True
     """
     model, states, lam = _prepare(model, x, grad_zK, "grad_zK")
-    per_layer, step_name = parameter_layout(model)
+    parameter_layout(model)
     if return_costates and "p" in dict(model.named_parameters()):
         raise ValueError("return_costates needs the key 'p', which names a parameter of model")
-    with torch.no_grad():
-        grads = {n: torch.zeros_like(v) for n, v in model.named_parameters()}
-        costates = [lam]
-        for k in reversed(range(model.depth)):
-            lam, layer_grads, dh = adjoint_step(model, k, states[k], lam)
-            for name in per_layer:
-                if name in layer_grads:  # a parameter the field does not use keeps zero
-                    grads[name][k] = layer_grads[name]
-            if step_name is not None:
-                grads[step_name][k] = dh
-            costates.append(lam)
+    grads, costates = backward_sweep(model, states, lam)
     if return_costates:
-        grads["p"] = torch.stack(costates[::-1])
+        grads["p"] = torch.stack(costates)
     return grads
