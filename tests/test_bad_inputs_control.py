@@ -348,7 +348,6 @@ CASES = [
     C("control.prolong", lambda: ctl.prolong(net(), factor=2.0), "factor", note="float"),
     C("control.prolong", lambda: ctl.prolong(torch.nn.Linear(2, 2)), "model"),
     C("control.l2_distance", lambda: ctl.l2_distance(net(), net(T=2.0)), "T"),
-    C("control.l2_distance", lambda: ctl.l2_distance(X, net()), "model_a"),
     C("control.minimise", lambda: ctl.minimise(net(), lambda: X.sum(), max_iter=0), "max_iter"),
     C("control.minimise", lambda: ctl.minimise(net(), lambda: X.sum(), tol=0), "tol"),
     pytest.param(C("control.minimise", lambda: ctl.minimise(net(), 1.0), "objective"), marks=CH3),
