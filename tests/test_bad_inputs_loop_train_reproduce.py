@@ -22,7 +22,9 @@ import spdl_ref
 from spdl_ref import experiments as ex
 from spdl_ref import loop, train
 from spdl_ref import reproduce as rp
+from spdl_ref.experiments import results
 from spdl_ref.loop import NonFiniteError
+from spdl_ref.reproduce import backends
 from spdl_ref.reproduce._cli import main
 
 D = torch.float64
@@ -103,6 +105,18 @@ REGISTERED = ex.register(
         run=toy_run,
     )
 )
+
+
+def load_broken():
+    """load() of a result.json that is not JSON: the message names the file."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as root:
+        path = Path(root) / "ci" / "toy" / "result.json"
+        path.parent.mkdir(parents=True)
+        path.write_text("{not json")
+        return results.load("toy", "ci", root=root)
 
 
 def experiment(**kw):
@@ -269,6 +283,28 @@ CASES = [
     C("experiments.run_tasks", lambda: ex.run_tasks(TOY, budget="ci", device="banana"), "device"),
     C("experiments.aggregate", lambda: ex.aggregate([{"seed": 0}], []), "tasks"),
     C("experiments.aggregate", lambda: ex.aggregate([{"seed": 0}], [3.0]), "results"),
+    C("results.artifact_path", lambda: results.artifact_path("../x", "ci"), "name"),
+    C("results.artifact_path", lambda: results.artifact_path("x", ""), "budget"),
+    C("results.artifact_path", lambda: results.artifact_path(3, "ci"), "name", note="int"),
+    C("results.load", lambda: results.load("x", "ci/../paper"), "budget"),
+    C("results.load", load_broken, "result.json", note="not JSON"),
+    C("results.pending_message", lambda: results.pending_message(None), "name"),
+    C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", "mean", ci=[]), "metrics"),
+    C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci=[], digits=0), "digits"),
+    C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci=[3]), "ci", note="rows"),
+    C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci="rows"), "ci"),
+    # --- spdl_ref.reproduce.backends ---
+    C("backends.open_backend", lambda: backends.open_backend("ray"), "backend"),
+    C("backends.open_backend", lambda: backends.open_backend("local", workers=0), "workers"),
+    C(
+        "backends.open_backend",
+        lambda: backends.open_backend("local", address="tcp://127.0.0.1:1"),
+        "address",
+    ),
+    C("backends.LocalBackend", lambda: backends.LocalBackend(workers=0), "workers"),
+    C("backends.LocalBackend", lambda: backends.LocalBackend(workers=2.0), "workers", note="float"),
+    C("backends.DaskBackend", lambda: backends.DaskBackend(workers=-1), "workers"),
+    C("backends.DaskBackend", lambda: backends.DaskBackend(address=8786), "address"),
     # --- spdl_ref.reproduce, the function form of the command ---
     C("reproduce.check_device", lambda: rp.check_device("banana"), "device"),
     C("reproduce.check_device", lambda: rp.check_device("meta"), "meta", note="meta"),
@@ -305,6 +341,8 @@ EXEMPT = {
     "loop.NonFiniteError": "an exception class, raised by the guard, not called by users",
     "train.NonFiniteError": "re-export of spdl_ref.loop.NonFiniteError",
     "experiments.names": "takes no arguments",
+    "results.Comparison": "a record that ci_vs_paper builds from checked rows; its cases are "
+    "those of results.ci_vs_paper",
 }
 
 
@@ -316,6 +354,8 @@ def test_every_public_name_has_a_case():
             ("train", "spdl_ref.train"),
             ("experiments", "spdl_ref.experiments"),
             ("reproduce", "spdl_ref.reproduce"),
+            ("results", "spdl_ref.experiments.results"),
+            ("backends", "spdl_ref.reproduce.backends"),
             ("spdl_ref", "spdl_ref"),
         ],
         EXEMPT,
