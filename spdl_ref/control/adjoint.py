@@ -73,6 +73,8 @@ def check_batch(model, x, name: str = "x") -> torch.Tensor:
     _validate.tensor(x, name)
     if x.dim() != 2 or x.shape[1] != model.dim:
         raise ValueError(f"{name} must have shape (N, {model.dim}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(x.shape)}")
     param = next(iter(model.parameters()), None)
     if param is not None and x.dtype != param.dtype:
         raise TypeError(f"{name} must have the model's dtype {param.dtype}, got {x.dtype}")
@@ -124,6 +126,12 @@ def adjoint_step(
         The costate :math:`p^k`, ``{name: gradient with respect to layer k's slice}`` (summed
         over the batch), and the derivative with respect to the step :math:`h_k` (a 0-d tensor).
     """
+    model = check_layered(model)
+    if _validate.nonnegative_int(k, "k") >= model.depth:
+        raise ValueError(f"k must be a layer, 0 <= k < {model.depth}, got {k}")
+    _validate.boolean(printed_sign, "printed_sign")
+    _validate.floating_tensor(u, "u")
+    _validate.same_shape(u, _validate.floating_tensor(lam, "lam"), "u", "lam")
     theta = model.layer_parameters(k) if theta is None else theta
     h = model.step_size(k)
     integrator = model.integrator
@@ -328,6 +336,7 @@ def discrete_adjoint(
     >>> bool(torch.allclose(g["A"], auto[0]) and torch.allclose(g["b"], auto[1]))
     True
     """
+    _validate.boolean(return_costates, "return_costates")
     model, states, lam = _prepare(model, x, grad_zK, "grad_zK")
     parameter_layout(model)
     if return_costates and "p" in dict(model.named_parameters()):

@@ -163,6 +163,7 @@ def time_step_indicator(h: torch.Tensor, T: float, tol: float = 1e-10) -> float:
     """
     h = _check_vector(h, "h")
     T = _validate.positive_real(T, "T")
+    tol = _validate.nonnegative_real(tol, "tol")
     ok = bool((h >= -tol).all()) and abs(float(h.sum()) - T) <= tol * max(1.0, T)
     return 0.0 if ok else float("inf")
 

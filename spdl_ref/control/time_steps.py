@@ -63,6 +63,7 @@ def proximal_gradient(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _validate.tensor(x, "x")
+    _validate.function(loss, "loss")
     tau = _validate.positive_real(tau, "tau")
     iterations = _validate.positive_int(iterations, "iterations")
     params = dict(model.named_parameters())

@@ -78,6 +78,8 @@ class MeanFieldReLU(nn.Module):
         J = _validate.positive_int(J, "J")
         scale = _validate.positive_real(scale, "scale")
         self.scaling = _validate.choice(scaling, SCALINGS, "scaling")
+        _validate.generator(generator)
+        _validate.float_dtype(dtype)
         dtype = dtype or torch.get_default_dtype()
         # One draw per neuron: torch.randn fills long tensors in another order than short ones,
         # so a single (J, M + 2) draw would make row j depend on J as well.
@@ -195,6 +197,8 @@ def train_mean_field(
     steps = _validate.positive_int(steps, "steps")
     lam = _validate.nonnegative_real(lam, "lam")
     snapshots = _validate.nonnegative_int(snapshots, "snapshots")
+    _validate.like(x, model.a, "x", "model")
+    _validate.like(y, model.a, "y", "model")
     keep = set()
     if snapshots:
         keep = {round(i * steps / (snapshots + 1)) for i in range(snapshots + 2)}

@@ -43,6 +43,14 @@ def _squarings(A: torch.Tensor) -> int:
     return max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
 
 
+def _square(A, name: str = "A") -> torch.Tensor:
+    """Raise unless ``A`` is a finite floating tensor of square matrices ``(..., n, n)``."""
+    _validate.tensor(A, name)
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"{name} must have shape (..., n, n), got {tuple(A.shape)}")
+    return A
+
+
 def expm(A: torch.Tensor) -> torch.Tensor:
     r"""Matrix exponential :math:`\exp(A)` by scaling and squaring (Section 6.2.1).
 
@@ -52,6 +60,7 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     to round-off. (On small CPU matrices this is much faster than :func:`torch.linalg.matrix_exp`.)
     ``A`` has shape ``(..., n, n)``.
     """
+    _square(A)
     s = _squarings(A)
     B = A / 2**s
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
@@ -109,6 +118,7 @@ def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 def cayley(A: torch.Tensor) -> torch.Tensor:
     r"""Cayley transform :math:`(I - A/2)^{-1}(I + A/2)`, a rational map :math:`\mathfrak{so}(n) \to
     SO(n)` (Section 6.2.1, footnote 6). ``A`` has shape ``(..., n, n)``."""
+    _square(A)
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     return torch.linalg.solve(eye - 0.5 * A, eye + 0.5 * A)
 
@@ -128,6 +138,8 @@ def project_stiefel(theta: torch.Tensor) -> torch.Tensor:
     r"""The nearest point of :math:`V_{n,p}` in the Frobenius norm: the polar factor :math:`UV^T` of
     :math:`\theta = U\Sigma V^T` (the projection fix of Section 6.2.1 experiments)."""
     _validate.tensor(theta, "theta")
+    if theta.dim() < 2 or theta.shape[-1] > theta.shape[-2]:
+        raise ValueError(f"theta must have shape (..., n, p) with p <= n, got {tuple(theta.shape)}")
     U, _, Vh = torch.linalg.svd(theta, full_matrices=False)
     return U @ Vh
 
@@ -139,7 +151,8 @@ def random_stiefel(n: int, p: int, *, generator=None, device=None, dtype=None) -
     p = _validate.positive_int(p, "p")
     if p > n:
         raise ValueError(f"p must be <= n for V_(n,p), got n={n}, p={p}")
-    dtype = dtype or torch.get_default_dtype()
+    _validate.generator(generator)
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
     g = torch.randn(n, p, generator=generator, dtype=dtype, device="cpu").to(device or "cpu")
     Q, R = torch.linalg.qr(g)
     return Q * torch.sign(torch.diagonal(R)).where(torch.diagonal(R) != 0, torch.ones_like(Q[0]))
@@ -344,13 +357,13 @@ class StiefelSGD(CheckedOptimizer):
         for p in params:
             if p.dim() < 2 or p.shape[-1] > p.shape[-2]:
                 raise ValueError(
-                    "StiefelSGD parameters must have shape (..., n, p) with p <= n, got "
+                    "params of StiefelSGD must have shape (..., n, p) with p <= n, got "
                     f"{tuple(p.shape)}"
                 )
             err = float(stiefel_error(p.detach()).max())
             if err > 1e-4 * p.shape[-1]:
                 raise ValueError(
-                    f"StiefelSGD parameters must have orthonormal columns (theta^T theta = I); "
+                    f"params of StiefelSGD must have orthonormal columns (theta^T theta = I); "
                     f"got ||theta^T theta - I|| = {err:.2e}"
                 )
 

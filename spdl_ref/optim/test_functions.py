@@ -85,7 +85,8 @@ def camelback_stationary_points(*, device=None, dtype=None) -> dict[str, torch.T
     :math:`x^2 = 2.1 \pm \sqrt{0.91}` (the larger root a minimum, the smaller a saddle).
     Keys: ``"global"``, ``"local+"``, ``"local-"``, ``"saddle+"``, ``"saddle-"``.
     """
-    dtype = dtype or torch.get_default_dtype()
+    device = _validate.device(device)
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
     xm = math.sqrt(2.1 + math.sqrt(0.91))
     xs = math.sqrt(2.1 - math.sqrt(0.91))
     pts = {
