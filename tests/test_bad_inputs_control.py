@@ -20,9 +20,6 @@ D = torch.float64
 NAN, INF = float("nan"), float("inf")
 X = torch.randn(5, 2, dtype=D, generator=torch.Generator().manual_seed(0))
 
-#: Not yet on spdl_ref.loop.train_loop on main; the ch3 branch moves these drivers onto it.
-CH3 = pytest.mark.xfail(strict=True, reason="fixed by the ch3 branch: driver on train_loop")
-
 
 def net(depth=3, **kw):
     kw.setdefault("generator", torch.Generator().manual_seed(1))
@@ -219,19 +216,13 @@ CASES = [
         lambda: ctl.msa(net(), X, fit_idx, iterations=1, generator=0, batch_size=2),
         "generator",
     ),
-    pytest.param(
-        C("control.msa", lambda: ctl.msa(net(), X, fit_idx, full_loss="no"), "full_loss"),
-        marks=CH3,
-    ),
-    pytest.param(
-        C(
-            "control.msa",
-            lambda: ctl.msa(flat(), torch.zeros(5, 2, dtype=D), sqrt_fit, iterations=1),
-            "gradient",
-            error=NonFiniteError,
-            note="finite loss, infinite gradient",
-        ),
-        marks=CH3,
+    C("control.msa", lambda: ctl.msa(net(), X, fit_idx, full_loss="no"), "full_loss"),
+    C(
+        "control.msa",
+        lambda: ctl.msa(flat(), torch.zeros(5, 2, dtype=D), sqrt_fit, iterations=1),
+        "gradient",
+        error=NonFiniteError,
+        note="finite loss, infinite gradient",
     ),
     # --- problems (23)-(25) ---
     C("control.SquaredFit", lambda: ctl.SquaredFit(X, 0)(X[:, :1]), "z"),
@@ -266,15 +257,12 @@ CASES = [
     C("control.sgd", lambda: ctl.sgd(net(), X, fit_idx, batch_size=0), "batch_size"),
     C("control.sgd", lambda: ctl.sgd(net(), X, None), "loss"),
     C("control.sgd", lambda: ctl.sgd(net(), X, fit_idx, batch_size=2, generator="0"), "generator"),
-    pytest.param(
-        C(
-            "control.sgd",
-            lambda: ctl.sgd(flat(), torch.zeros(5, 2, dtype=D), sqrt_fit, iterations=1),
-            "gradient",
-            error=NonFiniteError,
-            note="finite loss, infinite gradient",
-        ),
-        marks=CH3,
+    C(
+        "control.sgd",
+        lambda: ctl.sgd(flat(), torch.zeros(5, 2, dtype=D), sqrt_fit, iterations=1),
+        "gradient",
+        error=NonFiniteError,
+        note="finite loss, infinite gradient",
     ),
     # --- regularisers and proximal maps (Section 3.2) ---
     C("control.l1_norm", lambda: ctl.l1_norm(torch.nn.Linear(2, 2)), "model"),
@@ -307,15 +295,12 @@ CASES = [
     C("control.proximal_gradient", lambda: _prox_gradient(loss="mse"), "loss"),
     C("control.proximal_gradient", lambda: _prox_gradient(x=nonfinite(X)), "x"),
     C("control.proximal_gradient", lambda: _prox_gradient(model="net"), "model"),
-    pytest.param(
-        C(
-            "control.proximal_gradient",
-            lambda: _prox_gradient(model=flat(), x=torch.zeros(5, 2, dtype=D), loss=sqrt_fit),
-            "gradient",
-            error=NonFiniteError,
-            note="finite loss, infinite gradient",
-        ),
-        marks=CH3,
+    C(
+        "control.proximal_gradient",
+        lambda: _prox_gradient(model=flat(), x=torch.zeros(5, 2, dtype=D), loss=sqrt_fit),
+        "gradient",
+        error=NonFiniteError,
+        note="finite loss, infinite gradient",
     ),
     # --- deep limits (40), Theorem 3.3 ---
     C(
@@ -350,21 +335,36 @@ CASES = [
     C("control.l2_distance", lambda: ctl.l2_distance(net(), net(T=2.0)), "T"),
     C("control.minimise", lambda: ctl.minimise(net(), lambda: X.sum(), max_iter=0), "max_iter"),
     C("control.minimise", lambda: ctl.minimise(net(), lambda: X.sum(), tol=0), "tol"),
-    pytest.param(C("control.minimise", lambda: ctl.minimise(net(), 1.0), "objective"), marks=CH3),
-    pytest.param(
-        C(
-            "control.minimise",
-            _nonfinite_minimise,
-            "gradient",
-            error=NonFiniteError,
-            note="finite loss, infinite gradient",
-        ),
-        marks=CH3,
+    C("control.minimise", lambda: ctl.minimise(net(), 1.0), "objective"),
+    C(
+        "control.minimise",
+        _nonfinite_minimise,
+        "gradient",
+        error=NonFiniteError,
+        note="finite loss, infinite gradient",
     ),
-    pytest.param(
-        C("control.minimise", _nan_minimise, "loss", error=NonFiniteError, note="nan loss"),
-        marks=CH3,
+    C("control.minimise", _nan_minimise, "loss", error=NonFiniteError, note="nan loss"),
+    # --- continuous problem (41), backward sweep, minibatches, total variation ---
+    C(
+        "control.PiecewiseLinearControl",
+        lambda: ctl.PiecewiseLinearControl(net(), [1], 1.0),
+        "values",
     ),
+    C("control.PiecewiseLinearControl", lambda: ctl.PiecewiseLinearControl(net(), {}, -1.0), "T"),
+    C("control.PiecewiseLinearControl", lambda: ctl.PiecewiseLinearControl("m", {}, 1.0), "model"),
+    C("control.backward_sweep", lambda: ctl.backward_sweep("m", [X], X), "model"),
+    C("control.backward_sweep", lambda: ctl.backward_sweep(net(), [X], X), "states"),
+    C(
+        "control.continuous_objective",
+        lambda: ctl.continuous_objective("c", X, lambda z: z.sum(), 0.1),
+        "control",
+    ),
+    C("control.minibatches", lambda: ctl.minibatches(X, 0), "batch_size"),
+    C("control.minibatches", lambda: ctl.minibatches("x", 2), "x"),
+    C("control.tv_denoise", lambda: ctl.tv_denoise(X[:, 0], -1.0), "lam"),
+    C("control.tv_denoise", lambda: ctl.tv_denoise("y", 1.0), "y"),
+    C("control.tv_norm", lambda: ctl.tv_norm("m"), "model"),
+    C("control.tv_prox", lambda: ctl.tv_prox(-1.0), "lam"),
 ]
 
 

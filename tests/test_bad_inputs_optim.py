@@ -377,6 +377,46 @@ CASES = [
         "Q",
         note="nan",
     ),
+    # --- Chapter 6 additions: (58)-(59) on SO(n), camelback gradient, conformal maps, drift ---
+    C("optim.LieGroupResNet", lambda: optim.LieGroupResNet(0, 3), "dim"),
+    C("optim.LieGroupResNet", lambda: optim.LieGroupResNet(2, 0), "depth"),
+    C("optim.LieGroupResNet", lambda: optim.LieGroupResNet(2, 3, retraction="x"), "retraction"),
+    C("optim.LieGroupResNet", lambda: optim.LieGroupResNet(2, 3, T=-1.0), "T"),
+    C("optim.camelback_gradient", lambda: optim.camelback_gradient(t64(3)), "xy"),
+    C("optim.camelback_gradient", lambda: optim.camelback_gradient(torch.ones(2, dtype=int)), "xy"),
+    C("optim.conformal_step_map", lambda: optim.conformal_step_map(1.0, 0.1, 1.0), "grad_E"),
+    C(
+        "optim.conformal_step_map",
+        lambda: optim.conformal_step_map(lambda q: q, -0.1, 1.0)(t64(2)),
+        "h",
+        note="checked at the call",
+    ),
+    C(
+        "optim.conformal_symplecticity_defect",
+        lambda: optim.conformal_symplecticity_defect(t64(3, 3), 1.0, 0.1),
+        "M",
+    ),
+    C(
+        "optim.conformal_symplecticity_defect",
+        lambda: optim.conformal_symplecticity_defect(t64(2, 2), -1.0, 0.1),
+        "gamma",
+    ),
+    C(
+        "optim.fit_orthogonal_resnet",
+        lambda: optim.fit_orthogonal_resnet("x", t64(10, 3), torch.zeros(10, dtype=torch.long)),
+        "kind",
+    ),
+    C(
+        "optim.fit_orthogonal_resnet",
+        lambda: optim.fit_orthogonal_resnet(
+            "free", t64(10, 3), torch.zeros(10, dtype=torch.long), steps=0
+        ),
+        "steps",
+    ),
+    C("optim.nested_deviation", lambda: optim.nested_deviation(t64(3, 4), t64(2, 4)), "Q"),
+    C("optim.nested_deviation", lambda: optim.nested_deviation(t64(3, 4), "q"), "Q"),
+    C("optim.stiefel_drift", lambda: optim.stiefel_drift("x", 10), "kind"),
+    C("optim.stiefel_drift", lambda: optim.stiefel_drift("exp", 0), "steps"),
 ]
 
 

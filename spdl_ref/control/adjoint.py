@@ -188,7 +188,7 @@ def _prepare(model, x, grad_zK, name):
 
 
 def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool = False):
-    r"""The backward pass of (28) from given states: costates and gradients, without checks.
+    r"""The backward pass of (28) from given states: costates and gradients, few checks.
 
     ``states`` are :math:`u^0, \dots, u^K` from :func:`spdl_ref.ode.network_states` and
     ``lam`` is the terminal costate :math:`p^K` of the lifted state. Runs :func:`adjoint_step`
@@ -198,10 +198,18 @@ def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool
     owns keeps a zero gradient (:func:`discrete_adjoint` refuses such a model first).
 
     This is the body of :func:`discrete_adjoint`, for the training drivers that check their
-    arguments once (:func:`spdl_ref.control.sgd`, :func:`spdl_ref.control.msa`): nothing is
-    checked, and a non-finite ``lam`` gives non-finite gradients, which the guard of
+    arguments once (:func:`spdl_ref.control.sgd`, :func:`spdl_ref.control.msa`): only the
+    model's protocol and the number of states are checked, and a non-finite ``lam`` gives
+    non-finite gradients, which the guard of
     :func:`spdl_ref.loop.train_loop` then reports before any parameter changes.
     """
+    check_layered(model, "model")  # cheap: attribute look-ups, no pass over the data
+    if not isinstance(states, (list, tuple)) or len(states) != model.depth + 1:
+        raise TypeError(
+            f"states must be the list u^0, ..., u^K of the model's {model.depth + 1} states "
+            f"(spdl_ref.ode.network_states), got {type(states).__name__}"
+            + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else "")
+        )
     per_layer = list(model.layer_parameters(0))
     step_name = getattr(model, "step_parameter", None)
     with torch.no_grad():
