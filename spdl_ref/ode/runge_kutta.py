@@ -183,7 +183,7 @@ def _checked_entries(A, b, c, name):
             value = value.detach().to(device="cpu", dtype=torch.float64)
         else:
             try:
-                value = torch.as_tensor(value, dtype=torch.float64)
+                value = torch.as_tensor(value, dtype=torch.float64, device="cpu")
             except (TypeError, ValueError, RuntimeError) as err:
                 raise TypeError(
                     f"{name}: {part} must be a tensor of real numbers, got {type(value).__name__}"
