@@ -454,9 +454,6 @@ def _flow_run(task, *, budget, device):
 
 def _flow_plot(tasks, results, out_dir):
     """Test error against the width J for both flows (mean and range over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..plotting import plain_log_ticks

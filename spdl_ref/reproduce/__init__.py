@@ -385,7 +385,9 @@ def _write(plan: _Plan, record: dict, tasks: list[dict], results: list[dict]) ->
     try:
         figures: list[str] = []
         if plan.experiment.plot is not None:
-            os.environ.setdefault("MPLBACKEND", "Agg")
+            # No backend is forced here: matplotlib picks a non-interactive one where there is no
+            # display, and setting MPLBACKEND in os.environ would leak into every process started
+            # after this call (a test run's notebook kernels lost their inline figures to it).
             # Figures are drawn on the host from plain numbers: any tensor a plot makes is a
             # CPU tensor, whatever the default device of the caller.
             with torch.device("cpu"):
