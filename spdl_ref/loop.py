@@ -19,7 +19,8 @@ need through its arguments:
   named series to the :class:`History`.
 
 The guard: before anything changes, each iteration checks that the loss and every gradient are
-finite (with :func:`spdl_ref.optim._checks.check_finite`, the check the Section 6 optimisers use).
+finite (with the check that the Section 6 optimisers use, which raises
+:class:`spdl_ref.optim.NonFiniteGradientError`).
 If not, the loop stops with a :class:`NonFiniteError` that says what was non-finite, in which
 iteration and in which parameter or part of the minibatch, and the parameters and optimiser state
 are those of the last finite step, bit for bit.
@@ -75,6 +76,8 @@ class History:
 
 class NonFiniteError(FloatingPointError):
     r"""Training met a NaN or an infinity; nothing was changed (the guard of :func:`train_loop`).
+
+    Raised while minimising an objective such as (4).
 
     Attributes
     ----------

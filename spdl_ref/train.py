@@ -57,7 +57,7 @@ def l2_regulariser(lam: float) -> Callable[[nn.Module], torch.Tensor]:
 
 
 def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of correctly classified samples.
+    """Fraction of correctly classified samples (a classifier of Section 1.2 on the data of (4)).
 
     ``scores`` of shape ``(N, 1)`` or ``(N,)`` are signed scores (class 1 where positive);
     ``scores`` of shape ``(N, C)`` with ``C >= 2`` are per-class scores (arg-max).

@@ -64,6 +64,8 @@ Metrics = dict[str, Any]
 class Experiment:
     """One reproducible experiment of the book, split into independent tasks (see module text).
 
+    Each reproduces a figure or a claim of Sections 1-6 of the review.
+
     Parameters
     ----------
     name : str
@@ -125,7 +127,9 @@ _REGISTRY: dict[str, Experiment] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
-    """Add ``experiment`` to the registry (its name must be new) and return it."""
+    """Add ``experiment`` to the registry (its name must be new) and return it.
+
+    The registry holds the experiments of Sections 1-6 of the review."""
     if not isinstance(experiment, Experiment):
         raise TypeError(f"experiment must be an Experiment, got {type(experiment).__name__}")
     if experiment.name in _REGISTRY and _REGISTRY[experiment.name] is not experiment:
@@ -149,13 +153,17 @@ def _package_path() -> list[str]:
 
 
 def names() -> list[str]:
-    """The registered experiment names, sorted (every module of this package is loaded first)."""
+    """The registered experiment names, sorted (every module of this package is loaded first).
+
+    The experiments are those of Sections 1-6 of the review."""
     _discover()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; an unknown name is a ValueError that lists the known ones."""
+    """The experiment called ``name``; an unknown name is a ValueError that lists the known ones.
+
+    The experiments are those of Sections 1-6 of the review."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
     _discover()
@@ -175,6 +183,8 @@ def run_tasks(
 ) -> tuple[list[Task], list[Metrics]]:
     """Run every task of ``experiment`` here, one after the other (what a chapter does).
 
+    The experiments are those of Sections 1-6 of the review.
+
     Returns ``(tasks, results)`` in task order. ``python -m spdl_ref.reproduce`` runs the same
     tasks, possibly on other processes or machines.
     """
@@ -186,6 +196,8 @@ def run_tasks(
 
 def aggregate(tasks: Sequence[Task], results: Sequence[Metrics]) -> list[dict[str, Any]]:
     """Mean and spread over seeds of every numeric metric, per group of equal other parameters.
+
+    The statistics the tables of the experiments of Sections 1-6 report.
 
     Tasks that differ only in ``"seed"`` form a group. For each group the result holds the
     group's parameters, ``"runs"`` (the number of seeds) and, for each metric that is a real

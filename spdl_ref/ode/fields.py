@@ -20,7 +20,7 @@ momentum starts at :math:`p = 0`.
 
 Every field is a layered field of the protocol :class:`spdl_ref.ode.LayeredNetwork`: its
 parameters are stacked along a first axis of length ``depth`` (layer :math:`k` owns the slice
-``[k]``), :meth:`~_LayeredField.layer_parameters` returns the slices :math:`\theta^k` by name, and
+``[k]``), ``layer_parameters(k)`` returns the slices :math:`\theta^k` by name, and
 ``field(k, z, theta)`` evaluates :math:`f(z, \theta)` at any such slices, which is what the
 adjoints and the method of successive approximations of Section 3 need. The field (8) is written
 once, in :func:`affine_field`, with its vector-Jacobian products in closed form

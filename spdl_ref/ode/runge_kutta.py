@@ -293,7 +293,9 @@ def is_algebraically_stable(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-12
 
 
 def is_explicit(A: torch.Tensor) -> bool:
-    """Whether a tableau's stage matrix is strictly lower triangular (an explicit method)."""
+    """Whether a tableau's stage matrix is strictly lower triangular (an explicit method).
+
+    Explicit Runge–Kutta methods are those of Section 2.2 that a ResNet layer can be."""
     return bool((torch.triu(A) == 0).all())
 
 
