@@ -33,6 +33,25 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
+SECTIONS = ("control", "data", "equivariant", "experiments", "invertible", "loop", "ode", "optim")
+
+
+def test_sections_load_lazily():
+    # import spdl_ref.config (and import spdl_ref) import no section; an attribute access does.
+    code = (
+        "import sys, spdl_ref.config, spdl_ref\n"
+        f"sections = {SECTIONS!r}\n"
+        "before = [s for s in sections if 'spdl_ref.' + s in sys.modules]\n"
+        "net = spdl_ref.ode.ResNet\n"
+        "after = [s for s in sections if 'spdl_ref.' + s in sys.modules]\n"
+        "print(before, after, spdl_ref.__version__ != '', 'ode' in dir(spdl_ref))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "['ode']", "True", "True"], out.stdout
+    with pytest.raises(AttributeError, match="no attribute 'odes'"):
+        importlib.import_module("spdl_ref").odes  # noqa: B018
+
+
 def _public_objects():
     for name in PUBLIC_MODULES:
         mod = importlib.import_module(name)
