@@ -12,13 +12,14 @@ so inside :func:`optional_dependency`::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 #: The extras of pyproject.toml that hold optional dependencies, by the module they provide.
 EXTRAS = {"matplotlib": "book", "escnn": "equivariant", "geoopt": "riemannian"}
 
 
 @contextlib.contextmanager
-def optional_dependency(extra: str, needed_by: str):
+def optional_dependency(extra: str, needed_by: str) -> Iterator[None]:
     """Turn an :class:`ImportError` raised inside the block into one that names ``extra``.
 
     Parameters
