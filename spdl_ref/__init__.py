@@ -16,11 +16,41 @@ section of the review:
 * :mod:`spdl_ref.train` -- a small training loop for the empirical risk (4);
 * :mod:`spdl_ref.plotting` -- the book's figure style (imports matplotlib, so not imported here).
 
-``import spdl_ref`` imports neither matplotlib, jupyter nor escnn.
+``import spdl_ref`` imports neither matplotlib, jupyter nor escnn, and no section: each
+subpackage is imported on first use (``spdl_ref.ode`` works as an attribute, PEP 562), so that
+``import spdl_ref.config`` stays light.
 """
 
-from . import config, control, data, equivariant, invertible, ode, optim, train
+import importlib
+from typing import Any
+
+from . import config
 from .config import budget, by_budget, device, seed_everything
+
+#: The sections and modules that ``spdl_ref.<name>`` imports on first use.
+_LAZY = (
+    "control",
+    "data",
+    "equivariant",
+    "experiments",
+    "invertible",
+    "loop",
+    "ode",
+    "optim",
+    "plotting",
+    "train",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the section ``spdl_ref.<name>`` on first use (PEP 562)."""
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _version() -> str:

@@ -13,6 +13,7 @@ them do so inside :func:`optional_dependency`::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 #: The extras of pyproject.toml that hold optional dependencies, by the module they provide.
 EXTRAS = {
@@ -24,7 +25,7 @@ EXTRAS = {
 
 
 @contextlib.contextmanager
-def optional_dependency(extra: str, needed_by: str):
+def optional_dependency(extra: str, needed_by: str) -> Iterator[None]:
     """Turn an :class:`ImportError` raised inside the block into one that names ``extra``.
 
     Parameters

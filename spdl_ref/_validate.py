@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, TypeVar
 
 import torch
 
+T = TypeVar("T")
 
-def positive_int(value, name: str) -> int:
+
+def positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an ``int`` if it is an integer >= 1, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -22,7 +25,7 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-def nonnegative_int(value, name: str) -> int:
+def nonnegative_int(value: Any, name: str) -> int:
     """Return ``value`` as an ``int`` if it is an integer >= 0, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -31,7 +34,7 @@ def nonnegative_int(value, name: str) -> int:
     return int(value)
 
 
-def real(value, name: str) -> float:
+def real(value: Any, name: str) -> float:
     """Return ``value`` as a finite ``float``, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -41,7 +44,7 @@ def real(value, name: str) -> float:
     return value
 
 
-def positive_real(value, name: str) -> float:
+def positive_real(value: Any, name: str) -> float:
     """Return ``value`` as a finite ``float`` > 0, else raise."""
     value = real(value, name)
     if value <= 0:
@@ -49,7 +52,7 @@ def positive_real(value, name: str) -> float:
     return value
 
 
-def nonnegative_real(value, name: str) -> float:
+def nonnegative_real(value: Any, name: str) -> float:
     """Return ``value`` as a finite ``float`` >= 0, else raise."""
     value = real(value, name)
     if value < 0:
@@ -57,7 +60,7 @@ def nonnegative_real(value, name: str) -> float:
     return value
 
 
-def tensor(value, name: str) -> torch.Tensor:
+def tensor(value: Any, name: str) -> torch.Tensor:
     """Raise unless ``value`` is a floating-point tensor with finite entries."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -89,7 +92,7 @@ def last_dim(value: torch.Tensor, size: int, name: str) -> torch.Tensor:
     return value
 
 
-def floating_tensor(value, name: str) -> torch.Tensor:
+def floating_tensor(value: Any, name: str) -> torch.Tensor:
     """Raise unless ``value`` is a floating-point tensor (no finiteness check).
 
     For code that must also run under :func:`torch.func.vmap`, where the data-dependent
@@ -106,14 +109,14 @@ def floating_tensor(value, name: str) -> torch.Tensor:
 # Further kinds of argument (added for the bad-input audit; the helpers above keep their names).
 
 
-def boolean(value, name: str) -> bool:
+def boolean(value: Any, name: str) -> bool:
     """Return ``value`` if it is a ``bool``, else raise (``0``/``1`` and strings are refused)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return value
 
 
-def choice(value, choices, name: str):
+def choice(value: Any, choices: Any, name: str) -> str:
     """Return ``value`` if it is one of ``choices`` (compared with ``==``), else raise."""
     if not isinstance(value, str) or value not in choices:
         names = [repr(c) for c in choices]
@@ -122,7 +125,7 @@ def choice(value, choices, name: str):
     return value
 
 
-def open_unit_interval(value, name: str) -> float:
+def open_unit_interval(value: Any, name: str) -> float:
     """Return ``value`` as a ``float`` in the open interval (0, 1), else raise."""
     value = real(value, name)
     if not 0 < value < 1:
@@ -130,14 +133,14 @@ def open_unit_interval(value, name: str) -> float:
     return value
 
 
-def function(value, name: str):
+def function(value: T, name: str) -> T:
     """Return ``value`` if it is callable, else raise."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
     return value
 
 
-def instance(value, cls, name: str):
+def instance(value: T, cls: type, name: str) -> T:
     """Return ``value`` if it is an instance of ``cls``, else raise."""
     if not isinstance(value, cls):
         names = {torch.Tensor: "torch.Tensor", torch.nn.Module: "torch.nn.Module"}
@@ -147,19 +150,19 @@ def instance(value, cls, name: str):
     return value
 
 
-def module(value, name: str, cls=None):
+def module(value: T, name: str, cls: type | None = None) -> T:
     """Return ``value`` if it is a :class:`torch.nn.Module` (an instance of ``cls`` if given)."""
     return instance(value, torch.nn.Module if cls is None else cls, name)
 
 
-def float_dtype(value, name: str = "dtype"):
+def float_dtype(value: Any, name: str = "dtype") -> torch.dtype | None:
     """Return ``value`` if it is ``None`` or a floating-point :class:`torch.dtype`, else raise."""
     if value is not None and not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise TypeError(f"{name} must be a floating-point torch.dtype, got {value!r}")
     return value
 
 
-def generator(value, name: str = "generator"):
+def generator(value: Any, name: str = "generator") -> torch.Generator | None:
     """Return ``value`` if it is ``None`` or a :class:`torch.Generator`, else raise."""
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
@@ -175,7 +178,9 @@ def same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> No
         )
 
 
-def like(value: torch.Tensor, reference, name: str, owner: str) -> torch.Tensor:
+def like(
+    value: torch.Tensor, reference: torch.Tensor | None, name: str, owner: str
+) -> torch.Tensor:
     """Raise unless ``value`` has the dtype and device of ``reference`` (a parameter of
     ``owner``).
 
@@ -210,7 +215,7 @@ def finite_result(value: torch.Tensor, what: str) -> torch.Tensor:
     return value
 
 
-def traced_tensor(value, name: str) -> torch.Tensor:
+def traced_tensor(value: Any, name: str) -> torch.Tensor:
     """Like :func:`tensor`, but inside :func:`torch.func.vmap`/``grad``/``jacrev`` (where a
     data-dependent test is not allowed) only the type and dtype are checked."""
     floating_tensor(value, name)
@@ -219,7 +224,7 @@ def traced_tensor(value, name: str) -> torch.Tensor:
     return value
 
 
-def device(value, name: str = "device"):
+def device(value: Any, name: str = "device") -> torch.device | None:
     """Return ``value`` as a :class:`torch.device` (``None`` stays ``None``), else raise."""
     if value is None or isinstance(value, torch.device):
         return value

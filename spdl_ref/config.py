@@ -23,7 +23,7 @@ BUDGETS = ("ci", "paper")
 
 
 def device() -> torch.device:
-    """The device experiments run on.
+    """The device experiments run on (those of Sections 1-6 of the review).
 
     ``cuda`` when a CUDA device is available, else ``cpu``. The environment variable
     ``SPDL_DEVICE`` (any string :class:`torch.device` accepts, e.g. ``cpu`` or ``cuda:1``)
@@ -40,6 +40,8 @@ def device() -> torch.device:
 
 def budget() -> str:
     """The experiment budget: ``"ci"`` on a CPU, ``"paper"`` where CUDA is available.
+
+    It sizes every experiment of the book, those of Sections 1-6 of the review.
 
     ``SPDL_BUDGET=ci`` or ``SPDL_BUDGET=paper`` overrides the choice; any other value raises a
     :class:`ValueError` that lists the allowed names. ``"paper"`` runs the review's own settings
@@ -58,7 +60,7 @@ def budget() -> str:
 
 
 def by_budget(*, ci: Any, paper: Any) -> Any:
-    """Return ``ci`` or ``paper`` according to :func:`budget`.
+    """Return ``ci`` or ``paper`` according to :func:`budget` (experiments of Sections 1-6).
 
     Experiments state both sizes side by side, e.g.
     ``iterations = by_budget(ci=300, paper=1500)``. The two must be settings of the same kind:
@@ -82,7 +84,7 @@ def by_budget(*, ci: Any, paper: Any) -> Any:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python's, NumPy's and PyTorch's random number generators.
+    """Seed Python's, NumPy's and PyTorch's random number generators (Sections 1-6 experiments).
 
     Returns a :class:`torch.Generator` seeded with ``seed`` for code that prefers an explicit
     generator. ``seed`` must be a non-negative integer.

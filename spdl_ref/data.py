@@ -55,6 +55,8 @@ def _labels(n):
 def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
     """Two concentric circles in 2-D: class 0 on the inner, class 1 on the outer.
 
+    Training data :math:`(x_n, y_n)` for the learning problem (4) (as in Figure 1).
+
     ``radii`` are the two radii (positive, inner < outer); ``noise`` is the standard deviation
     of Gaussian noise added to each coordinate.
     """
@@ -74,6 +76,8 @@ def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
 def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
     """Two interleaved spirals in 2-D, the second the first rotated by a half turn.
 
+    Training data :math:`(x_n, y_n)` for the learning problem (4).
+
     Each arm winds ``turns`` times around the origin with radius growing from 0.1 to 1.
     """
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
@@ -88,6 +92,8 @@ def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
 
 def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device=None):
     """A checkerboard of ``squares`` x ``squares`` cells on ``[-1, 1]^2``.
+
+    Training data :math:`(x_n, y_n)` for the learning problem (4).
 
     A point's class is the parity of its cell, so ``squares=2`` is the XOR problem. Points are
     uniform inside the cells, kept ``margin`` (a fraction of a cell's width, in ``[0, 0.5)``)
@@ -115,6 +121,8 @@ def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device
 def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=None):
     """Two interleaved helices in 3-D around the vertical axis, half a turn apart.
 
+    Training data :math:`(x_n, y_n)` for the learning problem (4).
+
     Height runs over ``[-1, 1]`` while each helix winds ``turns`` times at ``radius``.
     """
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
@@ -128,7 +136,9 @@ def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=Non
 
 
 def two_moons(n, noise=0.1, seed=0, dtype=None, device=None):
-    """The two-moons set: two interleaving half circles in 2-D (class 0 upper, class 1 lower)."""
+    """The two-moons set: two interleaving half circles in 2-D (class 0 upper, class 1 lower).
+
+    Data for the learning problem (4) and the flows of Section 4.2.3 (Figure 2)."""
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
     y = _labels(n)
     angle = math.pi * torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")

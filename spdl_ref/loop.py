@@ -19,7 +19,8 @@ need through its arguments:
   named series to the :class:`History`.
 
 The guard: before anything changes, each iteration checks that the loss and every gradient are
-finite (with :func:`spdl_ref.optim._checks.check_finite`, the check the Section 6 optimisers use).
+finite (with the check that the Section 6 optimisers use, which raises
+:class:`spdl_ref.optim.NonFiniteGradientError`).
 If not, the loop stops with a :class:`NonFiniteError` that says what was non-finite, in which
 iteration and in which parameter or part of the minibatch, and the parameters and optimiser state
 are those of the last finite step, bit for bit.
@@ -76,6 +77,8 @@ class History:
 class NonFiniteError(FloatingPointError):
     r"""Training met a NaN or an infinity; nothing was changed (the guard of :func:`train_loop`).
 
+    Raised while minimising an objective such as (4).
+
     Attributes
     ----------
     kind : str
@@ -95,9 +98,11 @@ class NonFiniteError(FloatingPointError):
         self.names = tuple(names)
 
 
-def _named_parameters(parameters) -> list[tuple[str, torch.Tensor]]:
+def _named_parameters(parameters: Any) -> list[tuple[str, torch.Tensor]]:
     if isinstance(parameters, nn.Module):
-        named = [(n, p) for n, p in parameters.named_parameters() if p.requires_grad]
+        named: list[tuple[str, torch.Tensor]] = [
+            (n, p) for n, p in parameters.named_parameters() if p.requires_grad
+        ]
     elif isinstance(parameters, Mapping):
         named = list(parameters.items())
     elif isinstance(parameters, Iterable) and not isinstance(parameters, (str, torch.Tensor)):
@@ -121,7 +126,7 @@ def _named_parameters(parameters) -> list[tuple[str, torch.Tensor]]:
     return named
 
 
-def _optimizers(optimizer) -> list[torch.optim.Optimizer]:
+def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
     if optimizer is None:
         return []
     opts = [optimizer] if isinstance(optimizer, torch.optim.Optimizer) else list(optimizer)
@@ -143,7 +148,7 @@ def _non_finite(t: torch.Tensor) -> str:
     return "" if bool(torch.isfinite(t).all()) else "inf"
 
 
-def _batch_parts(batch) -> list[tuple[str, torch.Tensor]]:
+def _batch_parts(batch: Any) -> list[tuple[str, torch.Tensor]]:
     if isinstance(batch, torch.Tensor):
         return [("batch", batch)]
     if isinstance(batch, Mapping):
@@ -157,7 +162,9 @@ def _listing(found: list[tuple[str, str]]) -> str:
     return ", ".join(f"{name!r} ({what})" for name, what in found)
 
 
-def _error(kind: str, i: int, message: str, found=()) -> NonFiniteError:
+def _error(
+    kind: str, i: int, message: str, found: Sequence[tuple[str, str]] = ()
+) -> NonFiniteError:
     """A :class:`NonFiniteError` of iteration ``i`` naming the ``(name, 'NaN' | 'inf')`` found."""
     return NonFiniteError(
         f"{message}; {i} step(s) were completed and nothing was changed in iteration {i}",
@@ -167,7 +174,7 @@ def _error(kind: str, i: int, message: str, found=()) -> NonFiniteError:
     )
 
 
-def _loss_error(value, i, named, batch, last) -> NonFiniteError:
+def _loss_error(value: Any, i: int, named: Any, batch: Any, last: Any) -> NonFiniteError:
     """Say why the loss of iteration ``i`` is non-finite: bad parameters, bad data or overflow."""
     before = "" if last is None else f" (the previous loss was {last:.6g})"
     head = f"the loss is {value} in iteration {i}{before}"
@@ -197,7 +204,7 @@ def _loss_error(value, i, named, batch, last) -> NonFiniteError:
     )
 
 
-def _split(out) -> tuple[torch.Tensor, torch.Tensor]:
+def _split(out: Any) -> tuple[torch.Tensor, torch.Tensor]:
     loss, data_fit = out if isinstance(out, tuple) and len(out) == 2 else (out, out)
     for what, t in (("loss", loss), ("data fit", data_fit)):
         if not isinstance(t, torch.Tensor) or t.dim() != 0:
@@ -210,11 +217,11 @@ def _split(out) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_loop(
-    parameters,
+    parameters: nn.Module | Mapping[str, torch.Tensor] | Iterable[Any],
     objective: Callable[[Any], Any],
     *,
     iterations: int,
-    optimizer=None,
+    optimizer: torch.optim.Optimizer | Iterable[torch.optim.Optimizer] | None = None,
     batches: Callable[[int], Any] | None = None,
     step: Callable[[Callable[[], torch.Tensor]], Any] | None = None,
     backward: bool = True,
@@ -350,7 +357,7 @@ def train_loop(
         batch = batches(i) if batches is not None else None
         first: list = []
 
-        def evaluate(i=i, batch=batch, first=first) -> torch.Tensor:
+        def evaluate(i: int = i, batch: Any = batch, first: list = first) -> torch.Tensor:
             for opt in opts:
                 opt.zero_grad(set_to_none=True)
             for p in tensors:
@@ -396,7 +403,15 @@ def train_loop(
     return history
 
 
-def _custom_step(step, evaluate, named, opts, i, check_finite, NonFiniteGradientError) -> None:
+def _custom_step(
+    step: Any,
+    evaluate: Any,
+    named: Any,
+    opts: Any,
+    i: int,
+    check_finite: Any,
+    NonFiniteGradientError: Any,
+) -> None:
     """Run ``step(evaluate)``; on a non-finite value put parameters and optimiser state back."""
     with torch.no_grad():
         saved = [p.detach().clone() for _, p in named]

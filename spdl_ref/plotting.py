@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,15 +46,17 @@ _STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib settings (small fonts, no top/right spines)."""
-    matplotlib.rcParams.update(_STYLE)
+    """Apply the book's matplotlib settings (small fonts, no top/right spines).
+
+    Every figure of the book uses them, Figures 1-4 of the review included."""
+    matplotlib.rcParams.update(_STYLE)  # type: ignore[arg-type]  # keys are valid rc names
 
 
-def _np(t) -> np.ndarray:
+def _np(t: Any) -> np.ndarray:
     return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
-def _array(t, name) -> np.ndarray:
+def _array(t: Any, name: str) -> np.ndarray:
     """``t`` (a tensor or array-like) as a finite float array, else a clear error."""
     try:
         a = np.asarray(_np(t), dtype=float)
@@ -67,16 +70,16 @@ def _array(t, name) -> np.ndarray:
 
 
 def feature_evolution(
-    states,
-    labels,
+    states: Any,
+    labels: Any,
     layers: Sequence[int],
     *,
-    W=None,
-    mu=None,
-    axes=None,
+    W: Any = None,
+    mu: Any = None,
+    axes: Any = None,
     title: str | None = None,
     point_size: float = 4.0,
-):
+) -> Any:
     """Scatter the features :math:`z^k` of selected layers, coloured by class (Figure 1).
 
     Parameters
@@ -160,14 +163,18 @@ def _decision_boundary(ax, pts, w, mu):
         j = int(np.argmax(np.abs(w)))
         others = [i for i in range(3) if i != j]
         g0, g1 = np.meshgrid(*(np.linspace(lo[i], hi[i], 2) for i in others))
-        coords = [None] * 3
+        coords: list[Any] = [None] * 3
         coords[others[0]], coords[others[1]] = g0, g1
         coords[j] = -(w[others[0]] * g0 + w[others[1]] * g1 + mu) / w[j]
         ax.plot_surface(*coords, color="0.5", alpha=0.25)
 
 
-def loss_curves(histories: dict, ax=None, xlabel: str = "iteration", ylabel: str = "objective E"):
-    """Plot several loss histories (name -> sequence of values) on a log scale."""
+def loss_curves(
+    histories: dict, ax: Any = None, xlabel: str = "iteration", ylabel: str = "objective E"
+) -> Any:
+    """Plot several loss histories (name -> sequence of values) on a log scale.
+
+    The values are objectives such as (4) or the flows' (49), as plotted in Section 4.2.3."""
     if not isinstance(histories, dict) or not histories:
         raise TypeError(
             f"histories must be a non-empty dict name -> values, got {type(histories).__name__}"
@@ -188,8 +195,10 @@ def loss_curves(histories: dict, ax=None, xlabel: str = "iteration", ylabel: str
     return ax
 
 
-def plain_log_ticks(ax, axis: str = "x", values=None):
+def plain_log_ticks(ax: Any, axis: str = "x", values: Any = None) -> None:
     """Readable ticks on a logarithmic axis: plain numbers, no labelled minor ticks.
+
+    Used by the book's log-scale figures (e.g. the sample complexity of Section 5.3).
 
     matplotlib labels the minor ticks of a log axis that spans less than about a decade in
     scientific notation ("3×10⁰ 6×10⁰ 2×10¹" between the plotted 2, 4, 8, 16). With ``values``

@@ -11,6 +11,7 @@ small training run so that their cells stay short.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,13 +55,14 @@ def l2_regulariser(lam: float) -> Callable[[nn.Module], torch.Tensor]:
     def regulariser(model: nn.Module) -> torch.Tensor:
         _validate.module(model, "model")
         params = [p for p in model.parameters() if p.requires_grad]
-        return 0.5 * lam * sum(p.pow(2).sum() for p in params)
+        # a tensor: sum() starts from 0 and adds the squared norms (0.0 for a model without any)
+        return cast(torch.Tensor, 0.5 * lam * sum(p.pow(2).sum() for p in params))
 
     return regulariser
 
 
 def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of correctly classified samples.
+    """Fraction of correctly classified samples (a classifier of Section 1.2 on the data of (4)).
 
     ``scores`` of shape ``(N, 1)`` or ``(N,)`` are signed scores (class 1 where positive);
     ``scores`` of shape ``(N, C)`` with ``C >= 2`` are per-class scores (arg-max).

@@ -28,13 +28,19 @@ def toc_files(node=None):
             yield from toc_files(item)
 
 
+# warnings are errors; nitpicky: every cross-reference must resolve
+FLAGS = ["--warningiserror", "--nitpick", "--keep-going"]
+
+
 def build_book(out: pathlib.Path) -> subprocess.CompletedProcess:
-    """``jupyter-book build`` with warnings as errors into ``out`` (HTML in out/_build/html)."""
+    """``jupyter-book build`` with warnings as errors, nitpicky (every cross-reference must
+    resolve; _config.yml lists the outside types ignored), into ``out`` (HTML in
+    out/_build/html)."""
     exe = shutil.which("jupyter-book") or str(pathlib.Path(sys.executable).parent / "jupyter-book")
     if not os.path.exists(exe):
         raise FileNotFoundError("jupyter-book is not installed; run ./dev setup")
     return subprocess.run(
-        [exe, "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
+        [exe, "build", str(ROOT), "--path-output", str(out), *FLAGS],
         capture_output=True,
         text=True,
         timeout=900,

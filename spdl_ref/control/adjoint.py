@@ -68,6 +68,8 @@ __all__ = [
 def check_batch(model, x, name: str = "x") -> torch.Tensor:
     """Raise unless ``x`` is a finite float tensor of shape ``(N, M)`` in the model's dtype.
 
+    The inputs :math:`x_n` of the problems (23)-(24) that the adjoints of Section 3 start from.
+
     ``M`` is the model's input dimension ``model.dim``; the dtype is that of its parameters.
     """
     _validate.tensor(x, name)

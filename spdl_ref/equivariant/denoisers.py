@@ -70,6 +70,7 @@ class OrdinaryDenoiser(nn.Module):
         self.project = nn.Conv2d(width, 1, k, padding=k // 2, **fk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoised image: lifting, residual convolution layers, projection."""
         _check_image(x)
         _validate.like(x, self.lift.weight, "x", "OrdinaryDenoiser")
         z = self.lift(x)

@@ -107,6 +107,7 @@ class EquivariantDenoiser(nn.Module):
                 conv.weights.mul_(init_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoised image: lifting, residual steerable layers, projection."""
         _check_image(x)
         _validate.like(x, self.lift.weights, "x", "EquivariantDenoiser")
         z = self.lift(enn.GeometricTensor(x, self.in_type))

@@ -72,8 +72,8 @@ class FiniteGroup:
 
     @property
     def generators(self) -> list:
-        """A generating set: the rotation :math:`r` and, for :math:`D_N`, the reflection
-        :math:`f`."""
+        """A generating set (the rotation :math:`r` and, for :math:`D_N`, the reflection
+        :math:`f`)."""
         gens = [(1 % self.N, 0)] if self.N > 1 else []
         return gens + ([(0, 1)] if self.reflections else [])
 

@@ -233,6 +233,7 @@ class SteerableConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution with the kernel built from the equivariant basis."""
         _validate.tensor(x, "x")
         _validate.like(x, self.weight, "x", "SteerableConv2d")
         channels = self.c_in * self.rho_in.dim

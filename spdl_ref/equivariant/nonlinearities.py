@@ -72,6 +72,7 @@ class NormReLU(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm nonlinearity on each field of ``x`` (Section 5.1.3)."""
         y, _ = _fields(x, self.field_dim)
         _validate.like(x, self.bias, "x", "NormReLU")
         if y.shape[1] != self.n_fields:

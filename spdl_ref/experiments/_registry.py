@@ -62,7 +62,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,8 @@ Metrics = dict[str, Any]
 @dataclass(frozen=True)
 class Experiment:
     """One reproducible experiment of the book, split into independent tasks (see module text).
+
+    Each reproduces a figure or a claim of Sections 1-6 of the review.
 
     Parameters
     ----------
@@ -149,7 +151,9 @@ _REGISTRY: dict[str, Experiment] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
-    """Add ``experiment`` to the registry (its name must be new) and return it."""
+    """Add ``experiment`` to the registry (its name must be new) and return it.
+
+    The registry holds the experiments of Sections 1-6 of the review."""
     if not isinstance(experiment, Experiment):
         raise TypeError(f"experiment must be an Experiment, got {type(experiment).__name__}")
     if experiment.name in _REGISTRY and _REGISTRY[experiment.name] is not experiment:
@@ -173,13 +177,17 @@ def _package_path() -> list[str]:
 
 
 def names() -> list[str]:
-    """The registered experiment names, sorted (every module of this package is loaded first)."""
+    """The registered experiment names, sorted (every module of this package is loaded first).
+
+    The experiments are those of Sections 1-6 of the review."""
     _discover()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; an unknown name is a ValueError that lists the known ones."""
+    """The experiment called ``name``; an unknown name is a ValueError that lists the known ones.
+
+    The experiments are those of Sections 1-6 of the review."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
     _discover()
@@ -193,6 +201,8 @@ def run_task(
     experiment: Experiment | str, task: Task, *, budget: str, device: torch.device | str
 ) -> Metrics:
     """Run one task of ``experiment`` here, as every backend runs it (see the module text).
+
+    The experiments are those of Sections 1-6 of the review.
 
     ``SPDL_BUDGET``/``SPDL_DEVICE`` hold ``budget`` and ``device`` while it runs, the global
     generators are seeded with ``task["seed"]``, and the metrics must be a dict of JSON values.
@@ -230,7 +240,7 @@ _ONE_TASK_AT_A_TIME = threading.RLock()
 
 
 @contextlib.contextmanager
-def _environment(**values: str):
+def _environment(**values: str) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -269,21 +279,25 @@ def run_tasks(
 ) -> tuple[list[Task], list[Metrics]]:
     """Run every task of ``experiment`` here, one after the other (what a chapter does).
 
+    The experiments are those of Sections 1-6 of the review.
+
     Returns ``(tasks, results)`` in task order. Each task runs through :func:`run_task`, as
     ``python -m spdl_ref.reproduce`` runs it on any backend, so both give the same numbers.
     """
     exp = get(experiment) if isinstance(experiment, str) else experiment
     if not isinstance(exp, Experiment):
         raise TypeError(f"experiment must be an Experiment or a name, got {type(exp).__name__}")
-    device = _validate.device(device, "device")
-    if device is None:
+    checked = _validate.device(device, "device")
+    if checked is None:
         raise TypeError("device must be a torch.device or a string, got None")
     tasks = exp.make_tasks(budget, runs, seed)
-    return tasks, [run_task(exp, t, budget=budget, device=device) for t in tasks]
+    return tasks, [run_task(exp, t, budget=budget, device=checked) for t in tasks]
 
 
 def aggregate(tasks: Sequence[Task], results: Sequence[Metrics]) -> list[dict[str, Any]]:
     """Mean and spread over seeds of every numeric metric, per group of equal other parameters.
+
+    The statistics the tables of the experiments of Sections 1-6 report.
 
     Tasks that differ only in ``"seed"`` form a group. For each group the result holds the
     group's parameters, ``"runs"`` (the number of seeds) and, for each metric that is a real

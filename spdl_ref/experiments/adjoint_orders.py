@@ -61,12 +61,13 @@ def problem(seed: int, device=None, dtype=torch.float64):
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per method and seed."""
+    """One task per method and seed (Section 3.1)."""
     return [{"seed": seed + r, "method": m} for r in range(runs) for m in METHODS]
 
 
 def run(task: dict, *, budget: str, device) -> dict:
     """Relative gradient errors against the reference, observed and fitted orders, one method.
+    See Section 3.1 of the review.
 
     Returns ``{"method", "order" (the method's), "steps_per_layer", "errors",
     "observed_orders" (pairwise), "fitted_order" (least squares)}``. A task may carry its own
@@ -94,7 +95,9 @@ def run(task: dict, *, budget: str, device) -> dict:
 
 
 def plot(task_list: list, results: list, out_dir) -> list:
-    """Figure: relative gradient error against the step size, one curve per method (log-log)."""
+    """Figure: relative gradient error against the step size, one curve per method (log-log).
+
+    See Section 3.1 of the review."""
     from pathlib import Path
 
     import matplotlib.pyplot as plt
@@ -120,6 +123,8 @@ def _smoke(seed: int) -> dict:
     return {"seed": seed, "method": "heun", "per_layer": [1, 2], "reference": 4}
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce adjoint_orders``.
 EXPERIMENT = register(
     Experiment(
         name="adjoint_orders",

@@ -42,7 +42,9 @@ SIZES = {
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per weight of :data:`LAMBDAS` and seed: ``{"seed": s, "lam": lam}``."""
+    """One task per weight of :data:`LAMBDAS` and seed: ``{"seed": s, "lam": lam}``.
+
+    See Section 2.4.1 of the review."""
     return [{"seed": seed + r, "lam": lam} for lam in LAMBDAS for r in range(runs)]
 
 
@@ -142,7 +144,9 @@ def run(task: dict, *, budget: str, device=None) -> dict:
 
 
 def smoke(seed: int) -> dict:
-    """A tiny task that runs every code path (regularised, 8 points, 2 iterations, 3 layers)."""
+    """A tiny task that runs every code path (regularised, 8 points, 2 iterations, 3 layers).
+
+    See Section 2.4.1 of the review."""
     return {"seed": seed, "lam": 1e-2, "n": 8, "iterations": 2, "K": 3}
 
 

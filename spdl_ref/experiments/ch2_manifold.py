@@ -73,6 +73,7 @@ def circle_data(n: int, seed: int, device=None, dtype=torch.float32):
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
     """Per seed: the intrinsic model, and the penalised one for each weight of :data:`PENALTIES`.
+    See Section 2.3 of the review.
 
     ``{"seed": s, "model": "intrinsic"}`` and ``{"seed": s, "model": "penalty", "mu": mu}``.
     """
@@ -163,7 +164,9 @@ def run(task: dict, *, budget: str, device=None) -> dict:
 
 
 def smoke(seed: int) -> dict:
-    """A tiny task that runs every code path (the penalised ResNet, 8 points, 2 iterations)."""
+    """A tiny task that runs every code path (the penalised ResNet, 8 points, 2 iterations).
+
+    See Section 2.3 of the review."""
     return {
         "seed": seed,
         "model": "penalty",

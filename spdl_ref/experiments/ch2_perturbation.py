@@ -62,7 +62,7 @@ EPS = 1e-4
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per network kind and seed: ``{"seed": s, "kind": name}``."""
+    """One task per network kind and seed: ``{"seed": s, "kind": name}`` (Section 2.1)."""
     return [{"seed": seed + r, "kind": kind} for kind in KINDS for r in range(runs)]
 
 
@@ -156,7 +156,9 @@ def run(task: dict, *, budget: str, device=None) -> dict:
 
 
 def smoke(seed: int) -> dict:
-    """A tiny task that runs every code path (the gradient network, 8 points, 2 iterations)."""
+    """A tiny task that runs every code path (the gradient network, 8 points, 2 iterations).
+
+    See Section 2.1 of the review."""
     return {"seed": seed, "kind": "gradient", "n": 8, "iterations": 2, "K": 2, "flow_steps": 2}
 
 

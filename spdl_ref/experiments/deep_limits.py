@@ -105,6 +105,7 @@ _DISCRETE = ("explicit_euler", "heun")
 
 def problem_data(device=None, dtype=torch.float64):
     """The 32 two-moons points (seed 3, noise 0.1, centred) and their data fit, on ``device``.
+    See Theorem 3.3 in Section 3.3 of the review.
 
     ``device`` defaults to :func:`spdl_ref.config.device`. The points are drawn on the CPU, as
     :func:`spdl_ref.data.two_moons` does, so they are the same on every device.
@@ -246,7 +247,9 @@ def _run_tv(task, sizes, device):
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """Cold starts per seed, method and depth; the reference per seed; one TV branch (seed 0)."""
+    """Cold starts per seed, method and depth; the reference per seed; one TV branch (seed 0).
+
+    See Theorem 3.3 in Section 3.3 of the review."""
     sizes = SIZES[budget]
     out = []
     for r in range(runs):
@@ -263,6 +266,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 def run(task: dict, *, budget: str, device) -> dict:
     """Run one task (see the module text); sizes from ``budget``, everything on ``device``.
+    See Theorem 3.3 in Section 3.3 of the review.
 
     A task may override ``"max_iter"`` (L-BFGS iterations), and a TV task ``"depths"`` and
     ``"iterations"`` (the smoke tasks do).
@@ -301,6 +305,7 @@ def _as_control(task, theta):
 
 def summarise(task_list: list, results: list) -> dict:
     r"""What Chapter 3 shows and asserts, from the tasks and results of this experiment.
+    See Theorem 3.3 in Section 3.3 of the review.
 
     Returns a dict with
 
@@ -382,6 +387,7 @@ def summarise(task_list: list, results: list) -> dict:
 
 def plot(task_list: list, results: list, out_dir) -> list:
     """Figure: values and distances against :math:`K` (log-log), and the TV minimisers' jumps.
+    See Theorem 3.3 in Section 3.3 of the review.
 
     Nothing for a list of smoke tasks (their results have another layout).
     """
@@ -433,6 +439,8 @@ def _run_smoke(task, sizes, device):
     }
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce deep_limits``.
 EXPERIMENT = register(
     Experiment(
         name="deep_limits",

@@ -69,7 +69,7 @@ class Fig1Run:
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per data set and seed: ``{"seed": s, "dataset": name}``."""
+    """One task per data set and seed: ``{"seed": s, "dataset": name}`` (Figure 1 in Section 1)."""
     return [{"seed": seed + r, "dataset": name} for name in DATASETS for r in range(runs)]
 
 
@@ -134,6 +134,7 @@ def _smallest_layer_determinant(net: ResNet, x: torch.Tensor) -> list[float]:
 
 def run(task: dict, *, budget: str, device=None) -> dict:
     """Train one task and return its metrics (JSON-serialisable).
+    See Figure 1 in Section 1 of the review.
 
     ``dataset``, ``n_train``, ``final_objective``, ``train_accuracy``, ``test_accuracy``,
     ``min_layer_det`` (per layer, the smallest :math:`\\det(I + h\\,\\partial_z f)` over the
@@ -171,7 +172,9 @@ def training_data(task: dict, result: dict, device=None, dtype=None):
 
 
 def model_from_result(result: dict, device=None) -> torch.nn.Sequential:
-    """Rebuild the trained ``ResNet`` + ``ClassifierHead`` of one result of :func:`run`."""
+    """Rebuild the trained ``ResNet`` + ``ClassifierHead`` of one result of :func:`run`.
+
+    See Figure 1 in Section 1 of the review."""
     if not isinstance(result, dict) or result.get("dataset") not in DATASETS:
         raise ValueError("result must be a dict returned by spdl_ref.experiments.fig1.run")
     M = DATASETS[result["dataset"]][1]
@@ -218,7 +221,9 @@ def figure(task_list: list[dict], results: list[dict], layers=None):
 
 
 def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``figure1.png`` (see :func:`figure`) to ``out_dir`` and return its path."""
+    """Write ``figure1.png`` (see :func:`figure`) to ``out_dir`` and return its path.
+
+    See Figure 1 in Section 1 of the review."""
     import matplotlib.pyplot as plt
 
     path = Path(out_dir) / "figure1.png"
@@ -229,7 +234,9 @@ def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path
 
 
 def smoke(seed: int) -> dict:
-    """A tiny task that runs every code path (8 points, 3 iterations, the 3-D set)."""
+    """A tiny task that runs every code path (8 points, 3 iterations, the 3-D set).
+
+    See Figure 1 in Section 1 of the review."""
     return {"seed": seed, "dataset": "helices", "n_train": 8, "n_test": 8, "iterations": 3}
 
 

@@ -126,7 +126,9 @@ SETTINGS = {
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per model and seed, with the budget's sizes (:data:`SETTINGS`)."""
+    """One task per model and seed, with the budget's sizes (:data:`SETTINGS`).
+
+    See Figure 2 in Section 4.2.3 of the review."""
     return [
         {"seed": seed + r, "model": m, **SETTINGS[budget][m]} for m in MODELS for r in range(runs)
     ]
@@ -134,7 +136,8 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 def smoke(seed: int) -> dict:
     """A residual flow with the Russian-roulette estimator at the smallest sizes (every step of
-    :func:`run`: data, training with a monitored Lipschitz bound, grid, samples)."""
+    :func:`run`: data, training with a monitored Lipschitz bound, grid, samples).
+    See Figure 2 in Section 4.2.3 of the review."""
     return dict(
         SETTINGS["ci"]["residual"],
         seed=seed,
@@ -195,7 +198,7 @@ def build_flow(task: dict, device):
 def train_flow(task: dict, *, device=None):
     r"""Build and fit the flow of ``task`` by (49); returns ``(flow, history, samples)``.
 
-    ``samples`` holds the training and test points (:func:`two_moons_data`). The global
+    ``samples`` holds the training and test points (``two_moons_data``). The global
     generators are seeded with the task's seed first. For the residual flow, the largest
     exact Lipschitz bound of its blocks, as the next training step normalises them
     (``largest_lipschitz_bound(flow, refresh=True)``), is recorded every ``monitor_every`` steps
@@ -223,7 +226,8 @@ def train_flow(task: dict, *, device=None):
 
 def gaussian_nll(x: torch.Tensor) -> float:
     """The negative log-likelihood per point of the best single Gaussian fitted to ``x``
-    (``(N, M)``): the baseline a flow must beat."""
+    (``(N, M)``): the baseline a flow must beat.
+    See Figure 2 in Section 4.2.3 of the review."""
     cov = torch.cov(x.T.double())
     m = x.shape[1]
     return 0.5 * m * math.log(2 * math.pi * math.e) + 0.5 * float(torch.logdet(cov))
@@ -231,7 +235,8 @@ def gaussian_nll(x: torch.Tensor) -> float:
 
 def evaluate(task: dict, flow, history, samples: dict) -> dict:
     """The metrics of a trained flow: test NLL (exact log-determinants), the Gaussian baseline,
-    training time, the density on a grid, samples, and (residual flow) the Lipschitz record."""
+    training time, the density on a grid, samples, and (residual flow) the Lipschitz record.
+    See Figure 2 in Section 4.2.3 of the review."""
     for m in flow.modules():
         if isinstance(m, InvertibleResidual):
             m.logdet = "exact"  # two dimensions: the exact log-determinant is cheap
@@ -261,7 +266,9 @@ def evaluate(task: dict, flow, history, samples: dict) -> dict:
 
 
 def run(task: dict, *, budget: str, device) -> dict:
-    """Train and evaluate one flow: ``evaluate(task, *train_flow(task))``."""
+    """Train and evaluate one flow: ``evaluate(task, *train_flow(task))``.
+
+    See Figure 2 in Section 4.2.3 of the review."""
     task = {**SETTINGS[budget][task["model"]], **task}
     t0 = time.perf_counter()
     flow, history, samples = train_flow(task, device=device)
@@ -276,6 +283,7 @@ def estimate(task: dict, *, budget: str, device) -> float:
     task's ``iterations``, and the rest of the call (data, model, first step) is added once. Used
     by ``./dev gpu-check`` to size its runs; at the ``paper`` budget on one CPU core the residual
     flow comes out near four hours.
+    See Figure 2 in Section 4.2.3 of the review.
 
     >>> from spdl_ref.experiments import fig2
     >>> fig2.estimate(fig2.smoke(0), budget="ci", device="cpu") > 0
@@ -326,7 +334,7 @@ def figure(tasks: list[dict], results: list[dict]):
 
 
 def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``fig2.png`` (:func:`figure`) into ``out_dir``."""
+    """Write ``fig2.png`` (:func:`figure`) into ``out_dir`` (Figure 2 in Section 4.2.3)."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
@@ -345,6 +353,8 @@ def _device(device):
     return torch.device(device)
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce fig2``.
 EXPERIMENT = register(
     Experiment(
         name="fig2",

@@ -72,6 +72,7 @@ def _tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 def run(task: dict, *, budget: str, device) -> dict:
     """One seed of one scaling over all widths of the budget (a task of ``mean_field``).
+    See Theorem 6.1 in Section 6.3 of the review.
 
     ``task`` may override the budget's ``widths``, ``steps`` and ``lr``. Returns the metrics of
     the module text, in float64, computed on ``device`` (distances on the CPU).
@@ -139,7 +140,8 @@ def _series(rows: list[dict], metric: str) -> tuple[list[int], list[float]]:
 def slopes(rows: list[dict], metric: str) -> float:
     r"""The least-squares slope of :math:`\log(\text{metric})` against :math:`\log J` over the
     widths, for the mean of ``metric`` over ``rows`` (results of :func:`run`, or rows of
-    :func:`spdl_ref.experiments.aggregate`): the observed rate :math:`J^{\text{slope}}`."""
+    :func:`spdl_ref.experiments.aggregate`): the observed rate :math:`J^{\text{slope}}`.
+    See Theorem 6.1 in Section 6.3 of the review."""
     widths, values = _series(rows, metric)
     if len(widths) < 2:
         raise ValueError(f"need {metric} at two widths or more, got {widths}")
@@ -151,6 +153,7 @@ def slopes(rows: list[dict], metric: str) -> float:
 
 def figure(tasks: list[dict], results: list[dict]):
     """Particle movement and relative deviation against the width, both scalings, log-log.
+    See Theorem 6.1 in Section 6.3 of the review.
 
     Returns a :class:`matplotlib.figure.Figure` (matplotlib is imported here).
     """

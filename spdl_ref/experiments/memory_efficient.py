@@ -39,19 +39,21 @@ SETTINGS = {
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
-    """One task per depth and seed, with the budget's sizes."""
+    """One task per depth and seed, with the budget's sizes (Section 4.2.1)."""
     s = SETTINGS[budget]
     sizes = {k: s[k] for k in ("width", "hidden", "batch", "repeats")}
     return [{"seed": seed + r, "depth": d, **sizes} for d in s["depths"] for r in range(runs)]
 
 
 def smoke(seed: int) -> dict:
-    """Depth 2 at tiny sizes: every step of :func:`run`."""
+    """Depth 2 at tiny sizes: every step of :func:`run` (Section 4.2.1)."""
     return {"seed": seed, "depth": 2, "width": 4, "hidden": 4, "batch": 8, "repeats": 1}
 
 
 def step_seconds(net, xb, repeats: int) -> float:
-    """The median wall-clock time of ``repeats`` training steps (after one warm-up step)."""
+    """The median wall-clock time of ``repeats`` training steps (after one warm-up step).
+
+    See Section 4.2.1 of the review."""
     sync = torch.cuda.synchronize if xb.device.type == "cuda" else (lambda: None)
     coupling_step(net, xb)
     times = []
@@ -65,7 +67,7 @@ def step_seconds(net, xb, repeats: int) -> float:
 
 
 def run(task: dict, *, budget: str, device) -> dict:
-    """Memory, time and gradient agreement of one depth in both modes."""
+    """Memory, time and gradient agreement of one depth in both modes (Section 4.2.1)."""
     device = torch.device(device)
     sizes = dict(width=task["width"], hidden=task["hidden"], batch=task["batch"], seed=task["seed"])
     out = {}
@@ -91,7 +93,9 @@ def run(task: dict, *, budget: str, device) -> dict:
 
 
 def figure(tasks: list[dict], results: list[dict]):
-    """Activation memory against depth in both modes (log-log), and the time ratio."""
+    """Activation memory against depth in both modes (log-log), and the time ratio.
+
+    See Section 4.2.1 of the review."""
     import matplotlib.pyplot as plt
 
     from ..plotting import plain_log_ticks, use_style
@@ -120,7 +124,7 @@ def figure(tasks: list[dict], results: list[dict]):
 
 
 def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``memory_efficient.png`` (:func:`figure`) into ``out_dir``."""
+    """Write ``memory_efficient.png`` (:func:`figure`) into ``out_dir`` (Section 4.2.1)."""
     import matplotlib.pyplot as plt
 
     fig = figure(tasks, results)
@@ -130,6 +134,8 @@ def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     return [path]
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce memory_efficient``.
 EXPERIMENT = register(
     Experiment(
         name="memory_efficient",

@@ -73,7 +73,9 @@ def load(name: str, budget: str, root: Path | str | None = None) -> dict[str, An
 
 
 def pending_message(name: str) -> str:
-    """The line a table shows where ``name`` has no paper-budget artifact yet."""
+    """The line a table shows where ``name`` has no paper-budget artifact yet.
+
+    The tables compare the book's runs with the review's numbers (Sections 1-6)."""
     artifact_path(name, "paper")  # name must be a plain folder name, as in the command
     return (
         "pending: no paper-budget artifact yet "

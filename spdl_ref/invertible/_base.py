@@ -21,13 +21,21 @@ class InvertibleModule(nn.Module):
     (:math:`x = f^{-1}(y)`) and :meth:`log_abs_det_jacobian`, which returns one value
     :math:`\log|\det \partial_x f(x)|` per sample (shape ``(N,)``), as needed by eq. (48).
     :meth:`forward_and_log_det` returns both at once; subclasses override it when the two
-    share work.
+    share work. A layer may also provide ``reconstruct(y)``, returning ``(x, leaves, f(x),
+    log_det)`` rebuilt from its output with a graph, which :class:`InvertibleSequential`'s
+    memory-efficient backward (Section 4.2.1) then uses instead of ``inverse`` and ``forward``.
     """
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        r"""The layer :math:`y = f(x)`; every layer implements it."""
+        raise NotImplementedError
+
     def inverse(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        r"""The inverse :math:`x = f^{-1}(y)`; every layer implements it."""
         raise NotImplementedError
 
     def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        r"""One value :math:`\log|\det \partial_x f(x)|` per sample (shape ``(N,)``), for (48)."""
         raise NotImplementedError
 
     def forward_and_log_det(self, x: torch.Tensor):

@@ -210,21 +210,25 @@ class _Coupling(InvertibleModule):
         """:math:`x` from :math:`y` and :math:`p = f(y_1)`, eq. (43)."""
         raise NotImplementedError
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The coupling (42): the masked part passes, the rest is updated from it."""
         return self.forward_and_log_det(x)[0]
 
-    def forward_and_log_det(self, x):
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coupling (42) and its log-determinant, from one evaluation of the subnetwork."""
         self._check(x, "x")
         return self._couple(x, self._params(self.mask * x))
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """The inverse (43): the masked part is unchanged, so the update can be undone."""
         self._check(y, "y")
         return self._uncouple(y, self._params(self.mask * y))
 
-    def log_abs_det_jacobian(self, x):
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """One log-determinant per sample: the block-triangular Jacobian's diagonal."""
         return self.forward_and_log_det(x)[1]
 
-    def _reconstruct(self, y):
+    def reconstruct(self, y: torch.Tensor) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
         """For the memory-efficient backward (Section 4.2.1): rebuild :math:`x` from :math:`y`
         and re-evaluate the layer with a graph, evaluating :math:`f` once (since
         :math:`x_1 = y_1`). Returns ``(x, leaves, y, logdet)``; the gradient with respect to

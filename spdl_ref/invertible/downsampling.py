@@ -66,7 +66,8 @@ class _Down(InvertibleModule):
             )
         return y
 
-    def log_abs_det_jacobian(self, x):
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero for every sample: the map permutes or rotates pixel values."""
         self._check_in(x)
         return x.new_zeros(x.shape[0])
 
@@ -93,14 +94,16 @@ class PixelShuffleDown(_Down):
     def __init__(self, channels=None, stride=2):
         super().__init__(channels, stride)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Move each patch of pixels into channels."""
         self._check_in(x)
         n, c, h, w = x.shape
         s1, s2 = self.stride
         x = x.reshape(n, c, h // s1, s1, w // s2, s2).permute(0, 1, 3, 5, 2, 4)
         return x.reshape(n, c * self.tau, h // s1, w // s2)
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Move the channels back into patches of pixels."""
         self._check_out(y)
         n, ct, h, w = y.shape
         s1, s2 = self.stride
@@ -144,10 +147,12 @@ class OrthogonalDownsampling(_Down):
         """The convolution kernel, shape ``(C τ, 1, s_1, s_2)``."""
         return self.matrices().reshape(self.channels * self.tau, 1, *self.stride)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Downsample: a strided convolution with the orthogonal kernels."""
         self._check_in(x)
         return F.conv2d(x, self.kernel(), stride=self.stride, groups=self.channels)
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Upsample: the transposed convolution, the inverse of an orthogonal map."""
         self._check_out(y)
         return F.conv_transpose2d(y, self.kernel(), stride=self.stride, groups=self.channels)

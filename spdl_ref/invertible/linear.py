@@ -65,13 +65,16 @@ class ChannelLinear(InvertibleModule):
         self._check(x, name)
         return torch.einsum("ij,nj...->ni...", w, x)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel mix :math:`W x` at every pixel."""
         return self._mix(x, self.weight(), "x")
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        r"""The inverse mix :math:`W^{-1} y` at every pixel."""
         return self._mix(y, self.weight_inverse(), "y")
 
-    def log_abs_det_jacobian(self, x):
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The number of pixels times :math:`\log|\det W|`, the same for every sample."""
         self._check(x, "x")
         pixels = math.prod(x.shape[2:])
         return (pixels * self.log_abs_det_weight()).to(x.dtype).expand(x.shape[0])
@@ -171,15 +174,18 @@ class ActNorm(InvertibleModule):
                 f"{tuple(x.shape)}"
             )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The map :math:`y = e^{s} \odot x + b`, channel by channel."""
         self._check(x, "x")
         return x * torch.exp(self._view(self.log_scale, x)) + self._view(self.shift, x)
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        r"""The inverse :math:`x = e^{-s} \odot (y - b)`."""
         self._check(y, "y")
         return (y - self._view(self.shift, y)) * torch.exp(-self._view(self.log_scale, y))
 
-    def log_abs_det_jacobian(self, x):
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The number of pixels times :math:`\sum_i s_i`, the same for every sample."""
         self._check(x, "x")
         pixels = math.prod(x.shape[2:])
         return (pixels * self.log_scale.sum()).to(x.dtype).expand(x.shape[0])

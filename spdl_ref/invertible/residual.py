@@ -91,7 +91,8 @@ class LipSwish(nn.Module):
         r"""The current :math:`\beta = \mathrm{softplus}(\beta_0)`."""
         return nn.functional.softplus(self.beta_raw)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The activation :math:`\sigma(x)`, elementwise."""
         _validate.tensor(x, "x")
         _validate.like(x, self.beta_raw, "x", "LipSwish")
         return x * torch.sigmoid(self.beta * x) / 1.1
@@ -191,12 +192,14 @@ class InvertibleResidual(InvertibleModule):
             x, name, self.shape, like=reference_tensor(self), owner="InvertibleResidual"
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual map :math:`g(x) = x + f(x)` of (44) (a power-method step in training)."""
         self._check(x, "x")
         self._step_power_iteration()
         return x + self.branch(x)
 
-    def forward_and_log_det(self, x):
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The map (44) and its log-determinant, with the same normalised weights for both."""
         self._check(x, "x")
         self._step_power_iteration()
         with frozen_power_iteration():

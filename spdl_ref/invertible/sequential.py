@@ -95,9 +95,9 @@ class _MemoryEfficient(torch.autograd.Function):
                 for layer, state in zip(reversed(layers), reversed(ctx.rng_states), strict=True):
                     params = [p for p in layer.parameters() if p.requires_grad]
                     with torch.enable_grad():
-                        if hasattr(layer, "_reconstruct"):
+                        if hasattr(layer, "reconstruct"):
                             _set_rng_state(state, z.device)  # replay the forward's draws
-                            x, leaves, out, ld = layer._reconstruct(z)
+                            x, leaves, out, ld = layer.reconstruct(z)
                         else:
                             with torch.no_grad():
                                 x = layer.inverse(z)
@@ -220,7 +220,8 @@ class InvertibleSequential(InvertibleModule):
             _check_output(y, k, self.layers[k], "inverse")
         return y
 
-    def log_abs_det_jacobian(self, x):
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """The sum over the layers of their log-determinants, one value per sample."""
         return self.forward_and_log_det(x)[1]
 
     def states(self, x):

@@ -122,7 +122,8 @@ class SpectralNormLinear(_SpectralNorm):
     def _matrix(w):
         return w
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine map with the weight normalised by (47)."""
         _validate.tensor(x, "x")
         _validate.like(x, self.weight, "x", "SpectralNormLinear")
         if x.dim() == 0 or x.shape[-1] != self.weight.shape[1]:
@@ -201,7 +202,8 @@ class SpectralNormConv2d(_SpectralNorm):
         eye = torch.eye(n, dtype=w.dtype, device=w.device).reshape(n, *self.input_size)
         return self._apply_op(eye, w).reshape(n, -1).T
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution with the weight normalised by (47), on inputs of ``input_size``."""
         # u and v live on inputs of input_size: on another size the normalisation (47) would
         # divide by the norm of a different operator, so other sizes are refused.
         check_batch(x, "x", self.input_size, like=self.weight, owner="SpectralNormConv2d")

@@ -20,7 +20,7 @@ momentum starts at :math:`p = 0`.
 
 Every field is a layered field of the protocol :class:`spdl_ref.ode.LayeredNetwork`: its
 parameters are stacked along a first axis of length ``depth`` (layer :math:`k` owns the slice
-``[k]``), :meth:`~_LayeredField.layer_parameters` returns the slices :math:`\theta^k` by name, and
+``[k]``), ``layer_parameters(k)`` returns the slices :math:`\theta^k` by name, and
 ``field(k, z, theta)`` evaluates :math:`f(z, \theta)` at any such slices, which is what the
 adjoints and the method of successive approximations of Section 3 need. The field (8) is written
 once, in :func:`affine_field`, with its vector-Jacobian products in closed form
@@ -202,7 +202,9 @@ class _LayeredField(nn.Module):
     def _theta(self, k, theta):
         return self.layer_parameters(k) if theta is None else theta
 
-    def vjp(self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+    def vjp(
+        self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:math:`(\\partial_z f^T p, \\{\\text{name}: \\partial_{\\theta^k} f^T p\\})` at ``z``.
 
         The parameter products are summed over the batch (leading) dimensions; ``theta``
@@ -253,13 +255,15 @@ class PlainField(_LayeredField):
     def _affine(self, theta):
         return theta["A"], theta["b"]
 
-    def field(self, k, z, theta=None):
+    def field(self, k: int, z: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`\\sigma(A^k z + b^k)`, eq. (8) (:func:`affine_field`)."""
         k, z = self._k(k), self._z(z)
         A, b = self._affine(self._theta(k, theta))
         return affine_field(z, A, b, self.sigma)
 
-    def vjp(self, k, z, p, theta=None):
+    def vjp(
+        self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The products of (8) in closed form, :func:`affine_field_vjp`."""
         A, b = self._affine(self._theta(k, theta))
         dz, dA, db = affine_field_vjp(z, A, b, self.sigma, p)
@@ -298,7 +302,9 @@ class DissipativeField(PlainField):
         eye = torch.eye(self.dim, dtype=S.dtype, device=S.device)
         return S - S.mT - self.gamma_dissipation * eye, theta["b"]
 
-    def vjp(self, k, z, p, theta=None):
+    def vjp(
+        self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         r"""Closed form (:func:`affine_field_vjp`); :math:`\partial_S = \partial_A - \partial_A^T`.
 
         Returns ``(dz, {"S": dS, "b": db})`` as :meth:`PlainField.vjp` does.
@@ -328,7 +334,7 @@ class ReLUField(_LayeredField):
         self.A2 = nn.Parameter(_randn((K, M, W), std / W**0.5, fk))
         self.b2 = nn.Parameter(_randn((K, M), 0.1 * std, fk))
 
-    def field(self, k, z, theta=None):
+    def field(self, k: int, z: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`-A_2^k \\sigma(A_1^k z + b_1^k) + b_2^k`, eq. (15)."""
         k, z = self._k(k), self._z(z)
         th = self._theta(k, theta)
@@ -374,7 +380,7 @@ class GradientField(_LayeredField):
         """The matrices :math:`A^k` of eq. (16), shape ``(K, width, M)``."""
         return self.A
 
-    def field(self, k, z, theta=None):
+    def field(self, k: int, z: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`-(A^k)^T \\sigma(A^k z + b^k)`, eq. (16)."""
         k, z = self._k(k), self._z(z)
         th = self._theta(k, theta)
@@ -477,7 +483,7 @@ class HamiltonianField(_LayeredField):
             return 0.5 * (p * p).sum(-1) + V
         return self.gamma(p @ self.A1[k].mT + self.b1[k]).sum(-1) + V
 
-    def field(self, k, u, theta=None):
+    def field(self, k: int, u: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`(\\partial_p T, -\\partial_z V)` at :math:`u = (z, p)`, eqs. (18)-(19)."""
         k, u = self._k(k), self._z(u)
         z, p = u[..., : self.dim], u[..., self.dim :]

@@ -236,5 +236,5 @@ class RotatingFrameSystem:
 
     @property
     def nu(self) -> float:
-        r"""The one-sided Lipschitz constant (14): :math:`\lambda_{\max}(\tfrac12(A_0 + A_0^T))`."""
+        r"""One-sided Lipschitz constant of (14), :math:`\lambda_{\max}(\tfrac12(A_0 + A_0^T))`."""
         return float(torch.linalg.eigvalsh(0.5 * (self.A0 + self.A0.mT))[-1])

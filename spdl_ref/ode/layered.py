@@ -185,6 +185,8 @@ def _require(obj, members, name, what):
 def check_field(field, name: str = "field"):
     """Return ``field`` if it is a layered field that :class:`~spdl_ref.ode.ODENet` can integrate.
 
+    The fields of Section 2.1 all are.
+
     A layered field is a module with the members of :data:`FIELD_PROTOCOL` (those of
     :mod:`spdl_ref.ode.fields` have them); otherwise raises :class:`TypeError` naming them.
     """
@@ -195,6 +197,8 @@ def check_field(field, name: str = "field"):
 
 def check_layered(model, name: str = "model"):
     """Return ``model`` if it satisfies the protocol of :class:`LayeredNetwork`, else raise.
+
+    Every algorithm of Section 3 checks its network with it.
 
     Raises :class:`TypeError` naming the argument and the members it lacks (or an integrator
     of the wrong kind), e.g. for a :class:`torch.nn.Linear`.
@@ -235,6 +239,8 @@ def layer_field(model, k: int, theta: dict | None = None):
 
 def layer_step(model, k: int, u: torch.Tensor, theta: dict | None = None, h=None) -> torch.Tensor:
     r"""One layer, :math:`u^{k+1} = \Phi_{h_k}(u^k; \theta^k)`, with the network's integrator.
+
+    For the ResNet it is the step (5); for other networks, the integrators of Section 2.2.
 
     A Runge–Kutta step (:meth:`~spdl_ref.ode.ButcherTableau.step`) or a symplectic step of the
     separable Hamiltonian given by ``dT`` and ``dV``. ``theta`` and ``h`` default to the layer's

@@ -298,7 +298,9 @@ def is_algebraically_stable(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-12
 
 
 def is_explicit(A: torch.Tensor) -> bool:
-    """Whether a tableau's stage matrix is strictly lower triangular (an explicit method)."""
+    """Whether a tableau's stage matrix is strictly lower triangular (an explicit method).
+
+    Explicit Runge–Kutta methods are those of Section 2.2 that a ResNet layer can be."""
     return bool((torch.triu(A) == 0).all())
 
 
@@ -497,6 +499,7 @@ def observed_orders(sizes, errors) -> list[float]:
 
 def fitted_order(sizes, errors) -> float:
     r"""The least-squares slope :math:`q` of :math:`\log e = c - q \log n` over all sizes.
+    See Section 2.2 of the review (the rates in K of Section 3.3 are fitted the same way).
 
     One number for the rate of a sequence (see :func:`observed_orders` for the pairwise ones).
 

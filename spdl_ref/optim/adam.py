@@ -19,7 +19,7 @@ back and corrected again at every later step. With :math:`m^0 = v^0 = 0` both ag
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 import torch
@@ -106,7 +106,7 @@ class Adam(CheckedOptimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
         """One Adam step (eq. (53) in the chosen form); ``closure`` re-evaluates the loss."""
         loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:

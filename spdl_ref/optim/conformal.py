@@ -360,7 +360,7 @@ class ConformalHamiltonian(CheckedOptimizer):
         return out
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
         """One step of the conformal symplectic scheme; ``closure`` re-evaluates the loss."""
         loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:

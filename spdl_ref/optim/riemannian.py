@@ -24,7 +24,7 @@ step through a :math:`2p \times 2p` matrix when :math:`2p < n`, at :math:`O(np^2
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 import torch
@@ -368,7 +368,7 @@ class StiefelSGD(CheckedOptimizer):
                 )
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
         """One Riemannian step :math:`\\theta \\leftarrow \\phi(-hB)\\theta`; ``closure``
         re-evaluates the loss."""
         loss, work = begin_step(self, closure)

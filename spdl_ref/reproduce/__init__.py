@@ -54,6 +54,8 @@ _MISSING = object()
 def check_device(device: torch.device | str) -> torch.device:
     """``device`` as a :class:`torch.device` if this machine has it, else a ``ValueError``.
 
+    Where the experiments of Sections 1-6 of the review run.
+
     ``cuda`` and ``cuda:i`` need a CUDA device (and ``i`` below their count), ``mps`` Apple's
     GPU; ``meta`` is refused (it holds no numbers); any other type must take an allocation.
     Section: reproduction (every experiment builds its models and data on this device).
@@ -110,6 +112,8 @@ def _device_name(device: torch.device) -> str:
 def versions(peers: Sequence[str] = ()) -> dict[str, str | None]:
     """Python, torch, numpy and spdl_ref versions, and those of the distributions ``peers``.
 
+    Recorded with each result of the experiments of Sections 1-6.
+
     A peer that is not installed is ``None``. What ``result.json`` records (Section:
     reproduction).
     """
@@ -143,6 +147,8 @@ def _repository() -> Path:
 
 def git_commit(root: Path | str | None = None) -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the git checkout ``root`` (default: the one holding spdl_ref).
+
+    Recorded with each result of the experiments of Sections 1-6.
 
     ``(None, None)`` where ``root`` is not the top of a git work tree (an installed package)
     or git is missing. ``dirty`` says whether tracked files outside ``results/`` differ from

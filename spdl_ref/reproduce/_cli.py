@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from typing import NoReturn
 
 from .. import config
 from ..experiments import get, names
@@ -20,7 +21,7 @@ class _UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     # argparse prints the usage and exits; the command prints one line and exits with 2.
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
 
 
@@ -88,8 +89,8 @@ def _list() -> int:
 
 #: The arguments of :func:`spdl_ref.reproduce.reproduce` that a flag sets, in the order a
 #: message is searched for them.
-_FLAGS = ("runs", "seed", "budget", "device", "backend", "workers", "address", "time_limit")
-_FLAGS += ("only", "smoke", "out")
+_FLAGS: tuple[str, ...] = ("runs", "seed", "budget", "device", "backend", "workers", "address")
+_FLAGS += ("time_limit", "only", "smoke", "out")
 
 
 def _naming_the_flag(message: str) -> str:

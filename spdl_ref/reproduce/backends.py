@@ -13,7 +13,7 @@ seeds x models x sizes spreads over workers without any scheduler of ours:
   file), e.g. one whose workers are Slurm jobs (``book/using.md``, section Reproduce).
 
 Every backend runs a task through the same function
-(:func:`spdl_ref.experiments._registry.execute`: budget and device set, global generators
+(the one :func:`spdl_ref.experiments.run_task` uses: budget and device set, global generators
 seeded with the task's seed), so a task gives the same numbers wherever it lands, and every
 backend returns the results in task order.
 """
@@ -249,8 +249,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def open_backend(name: str, *, workers: int = 1, address: str | None = None):
+def open_backend(
+    name: str, *, workers: int = 1, address: str | None = None
+) -> LocalBackend | DaskBackend:
     """The backend called ``name`` (one of :data:`BACKENDS`), not yet started.
+
+    It runs the tasks of the experiments of Sections 1-6 of the review.
 
     ``workers`` >= 1; ``address`` only for the backends in :data:`TAKES_ADDRESS`, and then the
     cluster decides the number of workers. Section: reproduction (``book/using.md``).
