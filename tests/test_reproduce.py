@@ -86,6 +86,7 @@ def test_list_prints_one_experiment_per_line_name_first(capsys):
 def test_run_writes_the_artifact(capsys, tmp_path, monkeypatch):
     # the environment says paper: the flag wins, and the tasks see the flag's budget
     monkeypatch.setenv("SPDL_BUDGET", "paper")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     status, out, err = _cli(
         capsys, NAME, "--budget", "ci", "--device", "cpu", "--runs", 2, "--seed", 3,
         "--out", tmp_path,
@@ -112,6 +113,9 @@ def test_run_writes_the_artifact(capsys, tmp_path, monkeypatch):
     assert record["metrics"]["aggregated"] == aggregate(tasks, [r["metrics"] for r in runs])
     assert record["figures"] == ["toy.png"] and (folder / "toy.png").stat().st_size > 0
     assert os.environ["SPDL_BUDGET"] == "paper"  # restored after the run
+    # drawing the figure chose no backend for the processes started later (a notebook kernel
+    # started after an MPLBACKEND=Agg leak shows no figures)
+    assert "MPLBACKEND" not in os.environ
 
 
 def test_defaults_come_from_the_configuration(capsys, tmp_path, monkeypatch):
