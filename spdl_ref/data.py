@@ -161,13 +161,16 @@ def random_rectangles(n, size=60, seed=0, max_rectangles=4, dtype=None, device=N
         raise ValueError(f"size must be >= 8 pixels, got {size}")
     max_rectangles = _validate.positive_int(max_rectangles, "max_rectangles")
     lo, hi = max(size // 8, 1), size // 2
-    images = torch.zeros((n, 1, size, size), dtype=torch.float64)
-    counts = torch.randint(1, max_rectangles + 1, (n,), generator=gen)
+    # drawn on the CPU (the same images on every device, whatever torch's default device),
+    # then moved once
+    cpu = {"generator": gen, "device": "cpu"}
+    images = torch.zeros((n, 1, size, size), dtype=torch.float64, device="cpu")
+    counts = torch.randint(1, max_rectangles + 1, (n,), **cpu)
     for i in range(n):
         for _ in range(int(counts[i])):
-            h, w = (int(v) for v in torch.randint(lo, hi + 1, (2,), generator=gen))
-            top = int(torch.randint(0, size - h + 1, (1,), generator=gen))
-            left = int(torch.randint(0, size - w + 1, (1,), generator=gen))
-            value = 0.2 + 0.8 * float(torch.rand((), generator=gen, dtype=torch.float64))
+            h, w = (int(v) for v in torch.randint(lo, hi + 1, (2,), **cpu))
+            top = int(torch.randint(0, size - h + 1, (1,), **cpu))
+            left = int(torch.randint(0, size - w + 1, (1,), **cpu))
+            value = 0.2 + 0.8 * float(torch.rand((), dtype=torch.float64, **cpu))
             images[i, 0, top : top + h, left : left + w] = value
     return images.to(device=device, dtype=dtype)
