@@ -2,8 +2,9 @@
 
 ``spdl_ref`` itself needs only torch, NumPy, SciPy and tqdm. Plotting needs matplotlib (the
 ``book`` extra), the escnn layers of Section 5 need escnn (``equivariant``), the geoopt
-comparison of Section 6.2.1 needs geoopt (``riemannian``). Modules that import one of them do
-so inside :func:`optional_dependency`::
+comparison of Section 6.2.1 needs geoopt (``riemannian``), the Dask backend of
+``python -m spdl_ref.reproduce`` needs distributed (``cluster``). Modules that import one of
+them do so inside :func:`optional_dependency`::
 
     with optional_dependency("book", "spdl_ref.plotting"):
         import matplotlib
@@ -14,7 +15,12 @@ from __future__ import annotations
 import contextlib
 
 #: The extras of pyproject.toml that hold optional dependencies, by the module they provide.
-EXTRAS = {"matplotlib": "book", "escnn": "equivariant", "geoopt": "riemannian"}
+EXTRAS = {
+    "matplotlib": "book",
+    "escnn": "equivariant",
+    "geoopt": "riemannian",
+    "distributed": "cluster",
+}
 
 
 @contextlib.contextmanager
@@ -25,7 +31,7 @@ def optional_dependency(extra: str, needed_by: str):
     ----------
     extra : str
         The extra of ``spdl-ref`` that installs the missing package (``"book"``,
-        ``"equivariant"`` or ``"riemannian"``).
+        ``"equivariant"``, ``"riemannian"`` or ``"cluster"``).
     needed_by : str
         What needs it, as the reader would call it (``"spdl_ref.plotting"``,
         ``"make_denoiser('equivariant')"``).

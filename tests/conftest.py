@@ -31,3 +31,15 @@ def built_book(tmp_path_factory):
     """The book built once per session (warnings as errors): (HTML folder, finished process)."""
     out = tmp_path_factory.mktemp("book")
     return out / "_build" / "html", build_book(out)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``cuda`` where torch sees no CUDA device, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(
+        reason="needs a CUDA device, and torch sees none here (./dev gpu-check runs these on a GPU)"
+    )
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -8,10 +8,10 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # conda-forge names that differ from the PyPI ones
-CONDA_TO_PYPI = {"pytorch": "torch"}
+CONDA_TO_PYPI = {"pytorch": "torch", "dask-core": "dask"}
 # conda-only tooling with no counterpart in pyproject.toml
 CONDA_ONLY = {"python", "pip", "gfortran"}
-EXTRAS_IN_BINDER = ("book", "test", "equivariant", "riemannian")
+EXTRAS_IN_BINDER = ("book", "test", "equivariant", "riemannian", "cluster")
 
 
 def _name(requirement: str) -> str:

@@ -6,6 +6,6 @@ split into independent tasks so that a sweep can run locally or on a cluster; se
 :class:`Experiment`. The experiments sit apart from the layers and algorithms they use.
 """
 
-from ._registry import Experiment, aggregate, get, names, register, run_tasks
+from ._registry import Experiment, aggregate, get, names, register, run_task, run_tasks
 
-__all__ = ["Experiment", "aggregate", "get", "names", "register", "run_tasks"]
+__all__ = ["Experiment", "aggregate", "get", "names", "register", "run_task", "run_tasks"]

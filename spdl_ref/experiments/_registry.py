@@ -15,7 +15,19 @@ Each experiment is an :class:`Experiment` with
 * optionally ``plot(tasks, results, out_dir)`` -- writes PNG figures and returns their paths;
 * optionally ``smoke(seed)`` -- one task with the smallest sizes that still run every code path
   (a second or two on a CPU), run with ``budget="ci"``: what the tests use, e.g. to catch a
-  tensor made without the experiment's device.
+  tensor made without the experiment's device (``tests/test_devices_meta.py`` runs it with
+  torch's default device set to ``"meta"``: build third-party layers that make their own
+  tensors, such as escnn's, inside ``with torch.device(device):``);
+* optionally ``estimate(task, budget=..., device=...)`` -- the seconds one task will take,
+  from timing a step or two of it: how ``./dev gpu-check`` sizes the number of runs to its
+  time limit before it starts them.
+
+:func:`run_task` runs one task the same way wherever it lands (this process, another process,
+a cluster worker): ``SPDL_BUDGET`` and ``SPDL_DEVICE`` are set to the task's budget and device
+while it runs, so code that reads :func:`spdl_ref.config.budget` agrees with the ``budget``
+argument, and Python's, NumPy's and PyTorch's global generators are seeded with the task's
+``"seed"``, so a task's numbers do not depend on what ran before it in the same process. A
+process runs one task at a time (a worker's other threads wait).
 
 :func:`aggregate` gives the mean and spread over seeds of every numeric metric, grouped by
 the task's other parameters.
@@ -42,8 +54,14 @@ Example: a toy experiment with two seeds of one task each.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+import socket
 import statistics
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +70,9 @@ from typing import Any
 import torch
 
 from .. import _validate
-from ..config import BUDGETS
+from ..config import BUDGETS, seed_everything
 
-__all__ = ["Experiment", "aggregate", "get", "names", "register", "run_tasks"]
+__all__ = ["Experiment", "aggregate", "get", "names", "register", "run_task", "run_tasks"]
 
 Task = dict[str, Any]
 Metrics = dict[str, Any]
@@ -82,6 +100,9 @@ class Experiment:
         Distribution names of peer libraries it uses, whose versions a result records.
     smoke : callable or None
         ``smoke(seed) -> dict``: one tiny task (see the module text).
+    estimate : callable or None
+        ``estimate(task, *, budget, device) -> float``: the seconds ``run`` will take on that
+        task, from timing a step or two (see the module text).
     """
 
     name: str
@@ -92,6 +113,7 @@ class Experiment:
     plot: Callable[[list[Task], list[Metrics], Path], list[Path]] | None = None
     peers: tuple[str, ...] = field(default_factory=tuple)
     smoke: Callable[[int], Task] | None = None
+    estimate: Callable[..., float] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.replace("_", "a").isalnum():
@@ -105,6 +127,8 @@ class Experiment:
             raise TypeError("plot must be callable or None")
         if self.smoke is not None and not callable(self.smoke):
             raise TypeError("smoke must be callable or None")
+        if self.estimate is not None and not callable(self.estimate):
+            raise TypeError("estimate must be callable or None")
 
     def make_tasks(self, budget: str, runs: int = 1, seed: int = 0) -> list[Task]:
         """The validated task list for ``budget``, with ``runs`` seeds counted from ``seed``."""
@@ -165,6 +189,76 @@ def get(name: str) -> Experiment:
     return _REGISTRY[name]
 
 
+def run_task(
+    experiment: Experiment | str, task: Task, *, budget: str, device: torch.device | str
+) -> Metrics:
+    """Run one task of ``experiment`` here, as every backend runs it (see the module text).
+
+    ``SPDL_BUDGET``/``SPDL_DEVICE`` hold ``budget`` and ``device`` while it runs, the global
+    generators are seeded with ``task["seed"]``, and the metrics must be a dict of JSON values.
+    """
+    exp = get(experiment) if isinstance(experiment, str) else experiment
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"experiment must be an Experiment or a name, got {type(exp).__name__}")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    return execute(exp.run, task, budget, str(_validate.device(device)), name=exp.name)[0]
+
+
+def execute(
+    run: Callable[..., Metrics], task: Task, budget: str, device: str, *, name: str = "?"
+) -> tuple[Metrics, float, str]:
+    """What a worker runs: ``run(task, budget=..., device=...)`` under :func:`run_task`'s rules.
+
+    A module-level function of plain arguments, so that a process pool or a cluster can ship
+    it. Returns ``(metrics, seconds, host)``.
+    """
+    if not isinstance(task, dict) or "seed" not in task:
+        raise TypeError(f"experiment {name!r}: a task must be a dict with a 'seed', got {task!r}")
+    # One task at a time per process: the environment and the global generators are shared by
+    # its threads (a Dask worker with several threads runs its tasks one after the other).
+    with _ONE_TASK_AT_A_TIME, _environment(SPDL_BUDGET=budget, SPDL_DEVICE=device):
+        seed_everything(task["seed"])
+        start = time.perf_counter()
+        metrics = run(dict(task), budget=budget, device=torch.device(device))
+        seconds = time.perf_counter() - start
+    _check_metrics(metrics, name)
+    return metrics, seconds, socket.gethostname()
+
+
+_ONE_TASK_AT_A_TIME = threading.RLock()
+
+
+@contextlib.contextmanager
+def _environment(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _check_metrics(metrics: Any, name: str) -> None:
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
+        raise TypeError(
+            f"experiment {name!r}: run must return a dict with str keys, got "
+            f"{type(metrics).__name__}"
+        )
+    for key, value in metrics.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"experiment {name!r}: metric {key!r} must be a JSON value (number, string, "
+                f"bool, None or a list/dict of them), got {type(value).__name__}"
+            ) from err
+
+
 def run_tasks(
     experiment: Experiment | str,
     *,
@@ -175,13 +269,13 @@ def run_tasks(
 ) -> tuple[list[Task], list[Metrics]]:
     """Run every task of ``experiment`` here, one after the other (what a chapter does).
 
-    Returns ``(tasks, results)`` in task order. ``python -m spdl_ref.reproduce`` runs the same
-    tasks, possibly on other processes or machines.
+    Returns ``(tasks, results)`` in task order. Each task runs through :func:`run_task`, as
+    ``python -m spdl_ref.reproduce`` runs it on any backend, so both give the same numbers.
     """
     exp = get(experiment) if isinstance(experiment, str) else experiment
     device = torch.device(device)
     tasks = exp.make_tasks(budget, runs, seed)
-    return tasks, [exp.run(dict(t), budget=budget, device=device) for t in tasks]
+    return tasks, [run_task(exp, t, budget=budget, device=device) for t in tasks]
 
 
 def aggregate(tasks: Sequence[Task], results: Sequence[Metrics]) -> list[dict[str, Any]]:
