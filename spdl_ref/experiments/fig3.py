@@ -52,6 +52,7 @@ __all__ = [
     "PSNR_ANGLES",
     "RUNS",
     "SETTINGS",
+    "angle_key",
     "denoising_data",
     "evaluate",
     "example_figure",
@@ -215,12 +216,12 @@ def evaluate(model: nn.Module, history: History, s: dict) -> dict[str, Any]:
                 if angle % 90 == 0
                 else add_noise(target, s["noise"], g)
             )
-            key = _angle_key(angle)
+            key = angle_key(angle)
             out[f"noisy_psnr_at_{key}"] = float(psnr(noisy, target, mask=mask).mean())
             out[f"psnr_at_{key}"] = float(psnr(model(noisy), target, mask=mask).mean())
     for angle in ANGLES:
         err = equivariance_error(model, clean_test, float(angle))
-        out[f"equivariance_error_at_{_angle_key(angle)}"] = err
+        out[f"equivariance_error_at_{angle_key(angle)}"] = err
     return out
 
 
@@ -230,8 +231,14 @@ def run(task: dict, *, budget: str, device) -> dict[str, Any]:
     return evaluate(model, history, s)
 
 
-def _angle_key(angle) -> str:
-    return f"{angle:g}".replace(".", "p")
+def angle_key(angle) -> str:
+    """How an angle in degrees is written in the metrics' keys of :func:`evaluate` (Figure 3):
+    ``p`` for the decimal point.
+
+    >>> angle_key(22.5), angle_key(90)
+    ('22p5', '90')
+    """
+    return f"{_validate.real(angle, 'angle'):g}".replace(".", "p")
 
 
 def smoothed(loss: Sequence[float], window: int = 10) -> list[float]:
