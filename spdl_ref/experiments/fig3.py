@@ -277,13 +277,16 @@ def iterations_to_reach(loss: Sequence[float], level: float, window: int = 10) -
 
 
 def training_figure(task_list: Sequence[dict], results: Sequence[dict], window: int = 10):
-    """Figure 3, left: the training objective (moving average) and the validation objective of
-    every run, coloured by kind. Returns the matplotlib figure."""
+    """Figure 3, left: the training objective (moving average over ``window`` iterations, or
+    over the shortest run if that is shorter) and the validation objective of every run,
+    coloured by kind. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
 
     from ..plotting import plain_log_ticks, use_style
 
     use_style()
+    # a run shorter than the window (a smoke task) is averaged over its whole length
+    window = min(_validate.positive_int(window, "window"), *(len(r["loss"]) for r in results))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     seen = set()
     for task, res in zip(task_list, results, strict=True):
