@@ -24,6 +24,28 @@ def res(**kw):
     return track(inv.InvertibleResidual(kw.pop("dim", 2), hidden=8, dtype=D, **kw))
 
 
+def _relu_field():
+    from spdl_ref.ode import ReLUField
+
+    return ReLUField(2, 2, width=4, activation="tanh", dtype=D)
+
+
+def _hamiltonian_field():
+    from spdl_ref.ode import HamiltonianField
+
+    return HamiltonianField(2, 2, dtype=D)
+
+
+def _cnf():
+    return inv.ContinuousFlow(_relu_field(), "heun")
+
+
+def _odenet(method="explicit_euler"):
+    from spdl_ref.ode import ODENet, PlainField
+
+    return ODENet(PlainField(2, 3, dtype=D), method)
+
+
 def lip2(z):
     return 2 * z  # Lip(f) = 2: the log-determinant series diverges
 
@@ -604,6 +626,133 @@ CASES = [
         "heights",
         note="inf",
     ),
+    # --- ODE flows (Section 4.2.3, ref. [24]) and the ResNet remark (Section 4.1.2) ---
+    C(I + "TraceAugmentedField", lambda: inv.TraceAugmentedField(nn.Linear(2, 2)), "field"),
+    C(
+        I + "TraceAugmentedField",
+        lambda: inv.TraceAugmentedField(_relu_field()).field(0, x64(3, 2)),
+        "u",
+    ),
+    C(I + "ContinuousFlow", lambda: inv.ContinuousFlow(nn.Linear(2, 2)), "field"),
+    C(
+        I + "ContinuousFlow",
+        lambda: inv.ContinuousFlow(_hamiltonian_field()),
+        "field",
+        note="phase",
+    ),
+    C(I + "ContinuousFlow", lambda: inv.ContinuousFlow(_relu_field(), "stormer_verlet"), "method"),
+    C(
+        I + "ContinuousFlow",
+        lambda: inv.ContinuousFlow(_relu_field(), "rk5"),
+        "method",
+        note="name",
+    ),
+    C(I + "ContinuousFlow", lambda: inv.ContinuousFlow(_relu_field(), T=0.0), "T"),
+    C(I + "ContinuousFlow", lambda: inv.ContinuousFlow(_relu_field(), substeps=0), "substeps"),
+    C(I + "ContinuousFlow", lambda: inv.ContinuousFlow(_relu_field(), tol=-1.0), "tol"),
+    C(I + "ContinuousFlow", lambda: track(_cnf())(x64(3, 3)), "x", note="dim"),
+    C(I + "ContinuousFlow", lambda: track(_cnf())(x64(3, 2).float()), "x", note="float32"),
+    C(I + "ContinuousFlow", lambda: track(_cnf()).inverse(nonfinite(x64(3, 2))), "y"),
+    C(
+        I + "euler_step_inverse",
+        lambda: inv.euler_step_inverse(nn.Linear(2, 2), x64(3, 2)),
+        "model",
+    ),
+    C(
+        I + "euler_step_inverse",
+        lambda: inv.euler_step_inverse(_odenet("rk4"), x64(3, 2)),
+        "model",
+        note="rk4",
+    ),
+    C(I + "euler_step_inverse", lambda: inv.euler_step_inverse(_odenet(), x64(3, 2), k=5), "k"),
+    C(I + "euler_step_inverse", lambda: inv.euler_step_inverse(_odenet(), x64(3, 3)), "y"),
+    C(
+        I + "euler_step_inverse",
+        lambda: inv.euler_step_inverse(_odenet(), x64(3, 2), solver="bisection"),
+        "solver",
+    ),
+    C(
+        I + "euler_step_inverse",
+        lambda: inv.euler_step_inverse(res(), x64(3, 2), k=1),
+        "k",
+        note="res",
+    ),
+    C(I + "euler_step_inverse", lambda: inv.euler_step_inverse(res(), x64(3, 3)), "y", note="res"),
+    C(
+        I + "discretisation_errors",
+        lambda: inv.discretisation_errors(nn.Linear(2, 2), x64(2, 2)),
+        "flow",
+    ),
+    C(
+        I + "discretisation_errors",
+        lambda: inv.discretisation_errors(_cnf(), x64(2, 2), substeps=[0]),
+        "substeps",
+    ),
+    C(I + "discretisation_errors", lambda: inv.discretisation_errors(_cnf(), x64(2, 3)), "x"),
+    # --- checks and the measurements of Section 4.3 ---
+    C(I + "example_layers", lambda: inv.example_layers(dim=1), "dim"),
+    C(I + "example_layers", lambda: inv.example_layers(image=(3, 4, 4)), "image"),
+    C(I + "example_layers", lambda: inv.example_layers(seed=-1), "seed"),
+    C(
+        I + "finite_difference_log_abs_det",
+        lambda: inv.finite_difference_log_abs_det(3, x64(2, 2)),
+        "layer",
+    ),
+    C(
+        I + "finite_difference_log_abs_det",
+        lambda: inv.finite_difference_log_abs_det(nn.Linear(2, 2), x64(2, 2).float()),
+        "x",
+    ),
+    C(
+        I + "finite_difference_log_abs_det",
+        lambda: inv.finite_difference_log_abs_det(nn.Linear(2, 2, dtype=D), x64(2, 2), eps=-1.0),
+        "eps",
+    ),
+    C(I + "norm_estimates", lambda: inv.norm_estimates(nn.Linear(2, 2)), "layer"),
+    C(I + "power_method_under_drift", lambda: inv.power_method_under_drift(dim=0), "dim"),
+    C(I + "power_method_under_drift", lambda: inv.power_method_under_drift(steps=0), "steps"),
+    C(I + "power_method_under_drift", lambda: inv.power_method_under_drift(drift=-1.0), "drift"),
+    C(
+        I + "power_method_under_drift",
+        lambda: inv.power_method_under_drift(iterations=(1, 0)),
+        "iterations",
+    ),
+    C(
+        I + "power_method_under_drift",
+        lambda: inv.power_method_under_drift(iterations=3),
+        "iterations",
+        note="int",
+    ),
+    C(I + "inverse_amplification", lambda: inv.inverse_amplification(3, x64(2, 2)), "layer"),
+    C(
+        I + "inverse_amplification",
+        lambda: inv.inverse_amplification(res(), x64(2, 2).float()),
+        "x",
+    ),
+    C(
+        I + "inverse_amplification",
+        lambda: inv.inverse_amplification(res(), x64(2, 2), delta=0.0),
+        "delta",
+    ),
+    C(I + "jacobian_fill", lambda: inv.jacobian_fill(3, x64(2, 2)), "layer"),
+    C(I + "jacobian_fill", lambda: inv.jacobian_fill(res(), x64(2, 2), rtol=-1.0), "rtol"),
+    C(
+        I + "inverse_iterations",
+        lambda: inv.inverse_iterations(nn.Linear(2, 2), x64(2, 2)),
+        "layer",
+    ),
+    C(I + "inverse_iterations", lambda: inv.inverse_iterations(res(), x64(2, 3)), "y"),
+    C(I + "inverse_iterations", lambda: inv.inverse_iterations(res(), x64(2, 2), tol=0.0), "tol"),
+    C(
+        I + "inverse_iterations",
+        lambda: inv.inverse_iterations(res(), x64(2, 2), tol=1e-12, max_iter=1),
+        "max_iter",
+    ),
+    C(I + "coupling_stack", lambda: inv.coupling_stack(0, False), "depth"),
+    C(I + "coupling_stack", lambda: inv.coupling_stack(2, 1), "memory_efficient"),
+    C(I + "coupling_stack", lambda: inv.coupling_stack(2, False, width=1), "width"),
+    C(I + "coupling_step", lambda: inv.coupling_step(3, x64(2, 2)), "net"),
+    C(I + "coupling_step", lambda: inv.coupling_step(nn.Linear(2, 2), nonfinite(x64(2, 2))), "xb"),
 ]
 
 

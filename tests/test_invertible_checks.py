@@ -163,3 +163,60 @@ def test_residual_flow_learns_more_than_a_gaussian():
     gaussian = math.log(2 * math.pi * math.e) + 0.5 * torch.logdet(torch.cov(x.T.double())).item()
     with torch.no_grad():
         assert flow.nll(x).item() < gaussian - 0.3
+
+
+# --- an independent reference for log-determinants computed by autograd (eq. (48)) -------------
+
+
+@pytest.mark.parametrize("shape", [(6,), (2, 4, 4)])
+def test_finite_differences_confirm_the_residual_log_det_and_catch_errors(shape):
+    """The residual layer's exact log-det uses autograd; finite differences share no code with
+    it. The check fails on a perturbed input and on the classic slip log|det J_f| (no identity)."""
+    torch.manual_seed(0)
+    dim = shape[0] if len(shape) == 1 else shape
+    layer = inv.InvertibleResidual(dim, c=0.9, hidden=4, dtype=torch.float64).eval()
+    x = torch.randn(3, *shape, dtype=torch.float64)
+    fd = inv.finite_difference_log_abs_det(layer, x)
+    with torch.no_grad():
+        assert float((layer.log_abs_det_jacobian(x) - fd).abs().max()) < 1e-8
+        assert float((layer.log_abs_det_jacobian(x + 1e-3) - fd).abs().max()) > 1e-6
+    without_identity = inv.autograd_log_abs_det(layer.branch, x).detach()
+    assert float((without_identity - fd).abs().min()) > 1.0
+
+
+def test_finite_differences_of_every_example_layer():
+    torch.manual_seed(0)
+    for name, (layer, shape) in inv.example_layers(dtype=torch.float64).items():
+        x = torch.randn(2, *shape, dtype=torch.float64)
+        fd = inv.finite_difference_log_abs_det(layer, x)
+        with torch.no_grad():
+            err = float((layer.log_abs_det_jacobian(x) - fd).abs().max())
+            assert err < 1e-7, (name, err)
+            assert float((layer.inverse(layer(x)) - x).abs().max()) < 1e-10, name
+
+
+def test_finite_difference_log_abs_det_rejects_bad_input():
+    lin = torch.nn.Linear(3, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="float64"):
+        inv.finite_difference_log_abs_det(lin.float(), torch.randn(2, 3))
+    with pytest.raises(ValueError, match="eps"):
+        inv.finite_difference_log_abs_det(lin, torch.randn(2, 3, dtype=torch.float64), eps=0.0)
+    with pytest.raises(ValueError, match="layer"):
+        inv.finite_difference_log_abs_det(
+            torch.nn.Linear(3, 2, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        )
+    with pytest.raises(TypeError, match="layer"):
+        inv.finite_difference_log_abs_det(3, torch.randn(2, 3, dtype=torch.float64))
+
+
+def test_example_layers_are_reproducible_across_dtypes():
+    torch.manual_seed(0)
+    a = inv.example_layers(dtype=torch.float32)
+    torch.manual_seed(0)
+    b = inv.example_layers(dtype=torch.float64)
+    assert list(a) == list(b) and len(a) == 14
+    for name in ("AffineCoupling", "SplineCoupling", "AdditiveCoupling (channels)"):
+        for p, q in zip(a[name][0].parameters(), b[name][0].parameters(), strict=True):
+            assert torch.allclose(p.double(), q, atol=1e-6)
+    with pytest.raises(ValueError, match="image"):
+        inv.example_layers(image=(3, 4, 4))

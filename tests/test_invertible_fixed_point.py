@@ -109,6 +109,24 @@ def test_largest_lipschitz_bound_is_the_max_over_residual_blocks():
         inv.largest_lipschitz_bound("flow")
 
 
+def test_refreshed_bound_is_the_one_the_next_training_step_uses():
+    torch.manual_seed(0)
+    block = inv.InvertibleResidual(4, c=0.9, hidden=8, n_power_iterations=300, dtype=torch.float64)
+    for s in block.spectral_layers():
+        s.power_iteration(500)
+    with torch.no_grad():  # an optimiser step: the kept singular vectors are now stale
+        for s in block.spectral_layers():
+            s.weight.add_(0.5 * torch.randn_like(s.weight))
+    state = {k: v.clone() for k, v in block.state_dict().items()}
+    stale, fresh = inv.largest_lipschitz_bound(block), inv.largest_lipschitz_bound(block, True)
+    assert all(torch.equal(v, block.state_dict()[k]) for k, v in state.items())  # unchanged
+    assert stale > 0.9 + 1e-3 and abs(fresh - 0.9) < 1e-8
+    block.train()(torch.randn(2, 4, dtype=torch.float64))  # the forward runs the iterations
+    assert abs(block.lipschitz_bound() - fresh) < 1e-12
+    with pytest.raises(TypeError, match="refresh"):
+        inv.largest_lipschitz_bound(block, refresh=1)
+
+
 def test_fit_flow_records_monitor_every_k_steps():
     torch.manual_seed(0)
     x = torch.randn(64, 2)

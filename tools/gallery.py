@@ -35,7 +35,7 @@ class Figure(NamedTuple):
 
 FIGURES = (
     Figure(1, "chapters/ch1_introduction.ipynb", "fd4bc7fc"),  # features through trained ResNets
-    Figure(2, "chapters/ch4_invertible.ipynb", "7fd76c2b"),  # normalising flows on two moons
+    Figure(2, "chapters/ch4_invertible.ipynb", "fig2-flows"),  # normalising flows on two moons
     Figure(3, "chapters/ch5_equivariant.ipynb", "a9208707"),  # the two denoisers, on and off grid
     Figure(4, "chapters/ch6_optimisation.ipynb", "55e8c4b5"),  # optimisers on the camelback
 )

@@ -64,18 +64,18 @@ def partition_mask(shape, kind="halves", flip=False, *, device=None, dtype=None)
             f"so shape[0] must be even, got {shape[0]}"
         )
     if kind == "halves":
-        m = torch.arange(shape[0]) < shape[0] // 2
+        m = torch.arange(shape[0], device="cpu") < shape[0] // 2
     elif kind == "alternating":
         if shape[0] < 2:
             raise ValueError(f"kind='alternating' needs at least 2 entries, got {shape[0]}")
-        m = torch.arange(shape[0]) % 2 == 0
+        m = torch.arange(shape[0], device="cpu") % 2 == 0
     elif kind == "channels":
-        m = (torch.arange(shape[0]) < shape[0] // 2)[:, None, None].expand(shape)
+        m = (torch.arange(shape[0], device="cpu") < shape[0] // 2)[:, None, None].expand(shape)
     else:
         if shape[1] * shape[2] < 2:
             raise ValueError(f"kind='checkerboard' needs at least 2 pixels, got {shape}")
-        i = torch.arange(shape[1])[:, None]
-        j = torch.arange(shape[2])[None, :]
+        i = torch.arange(shape[1], device="cpu")[:, None]
+        j = torch.arange(shape[2], device="cpu")[None, :]
         m = ((i + j) % 2 == 0)[None].expand(shape)
     m = m.clone()
     if flip:

@@ -82,7 +82,9 @@ class NormalisingFlow(nn.Module):
         n = _validate.positive_int(n, "n")
         _validate.generator(generator)
         p = reference_tensor(self)
-        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        # drawn in float64 where the generator lives, so a seed gives the same points in any dtype
+        where = generator.device if generator is not None else (p.device if p is not None else None)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=where)
         z = z.to(torch.get_default_dtype()) if p is None else z.to(p)
         return self.transform.inverse(z)
 
@@ -204,8 +206,10 @@ def fit_flow(
     r"""Minimise the negative log-likelihood (49) of ``x`` with Adam on minibatches.
 
     A driver of :func:`spdl_ref.train.train_loop`. The step size follows a cosine schedule from
-    ``lr`` to 0. ``callback(i, flow)``, if given, runs after step ``i``. ``monitor(flow)``, if
-    given, is recorded after every step ``i`` with ``i % monitor_every == 0`` (e.g.
+    ``lr`` to 0. Minibatches are drawn with ``generator`` (on its device; put it on the data's
+    device to keep the loop on one device). ``callback(i, flow)``, if given, runs after step
+    ``i``. ``monitor(flow)``, if given, is recorded after every step ``i`` with
+    ``i % monitor_every == 0`` (e.g.
     :func:`~spdl_ref.invertible.largest_lipschitz_bound`, to watch the constraint (47) during
     training). The flow is in training mode while it trains and in evaluation mode afterwards.
 
@@ -257,14 +261,19 @@ def fit_flow(
             lambda batch: flow.nll(batch["x"]),
             iterations=iterations,
             optimizer=opt,
-            batches=lambda _: {
-                "x": x[torch.randperm(x.shape[0], generator=generator)[:batch_size].to(x.device)]
-            },
+            batches=lambda _: {"x": x[_minibatch(x.shape[0], batch_size, generator, x.device)]},
             callbacks=[after_step],
         )
     finally:
         flow.eval()
     return history
+
+
+def _minibatch(n, size, generator, device):
+    # indices drawn where the generator lives (the data's device when there is none)
+    where = generator.device if generator is not None else device
+    idx = torch.randperm(n, generator=generator, device=where)[:size]
+    return idx if idx.device == device else idx.to(device)
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ __all__ = ["ActNorm", "ChannelLinear", "Invertible1x1Conv"]
 
 def _random_orthogonal(n, **kw):
     g = torch.Generator().manual_seed(n)
-    q, r = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64, device="cpu"))
     return (q * torch.sign(torch.diagonal(r))).to(**kw)
 
 
@@ -112,7 +112,7 @@ class Invertible1x1Conv(ChannelLinear):
         self.upper = nn.Parameter(torch.triu(upper, 1).to(**kw))
         self.rho = nn.Parameter((mag + torch.log(-torch.expm1(-mag))).to(**kw))  # softplus^-1
         n = self.channels
-        self.register_buffer("_tril", torch.tril(torch.ones(n, n), -1).to(**kw))
+        self.register_buffer("_tril", torch.tril(torch.ones(n, n, **kw), -1))
 
     def diagonal(self):
         r"""The diagonal :math:`s` of the upper factor, with :math:`|s_i| > \varepsilon`."""

@@ -69,11 +69,13 @@ def logdet_exact(f, x):
 
 
 def _probe(x, generator, distribution):
+    # drawn where the generator lives (x's device for the global one): no transfer per step
+    where = generator.device if generator is not None else x.device
     if distribution == "rademacher":
-        v = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x.dtype) * 2 - 1
+        v = torch.randint(0, 2, x.shape, generator=generator, device=where).to(x.dtype) * 2 - 1
     else:
-        v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu")
-    return v.to(x.device)
+        v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=where)
+    return v if v.device == x.device else v.to(x.device)
 
 
 def _series(f, x, n_max, weights, n_samples, generator, distribution):
@@ -193,11 +195,13 @@ def logdet_russian_roulette(
     _validate.choice(distribution, DISTRIBUTIONS, "distribution")
     _validate.function(f, "f")
     check_batch(x, "x")
-    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    # the truncation is a Python number: drawn on the CPU unless the generator lives elsewhere
+    where = generator.device if generator is not None else torch.device("cpu")
+    u = float(torch.rand((), generator=generator, dtype=torch.float64, device=where))
     extra = 0
     while u > p and extra < 10_000:  # P(G >= j) = (1 - p)^j
         extra += 1
-        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        u = float(torch.rand((), generator=generator, dtype=torch.float64, device=where))
     n_max = n_exact + extra
     weights = [1.0 if k <= n_exact else (1 - p) ** -(k - n_exact) for k in range(1, n_max + 1)]
     return _series(f, x, n_max, weights, n_samples, generator, distribution)

@@ -18,7 +18,7 @@ from ._base import factory
 from .coupling import AdditiveCoupling
 from .sequential import InvertibleSequential
 
-__all__ = ["coupling_step_memory", "peak_memory"]
+__all__ = ["coupling_stack", "coupling_step", "coupling_step_memory", "peak_memory"]
 
 # libkineto, the profiler's back end, logs every start and stop of a profile on stderr at its
 # highest severity ("USDT: ... profiler_start"), which would fill a notebook's output. It reads
@@ -62,20 +62,78 @@ def peak_memory(fn, device=None) -> int:
     return int(peak)
 
 
+def coupling_stack(
+    depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
+):
+    r"""A stack of ``depth`` additive couplings (42) and a random batch: the network whose training
+    step Section 4.2.1's memory measurement times and measures.
+
+    :class:`InvertibleSequential` of :class:`AdditiveCoupling` layers (mask flipped from one to
+    the next, random initialisation) and a batch ``(batch, width)``, both made on ``device`` from
+    ``seed`` (the global generators' state is restored afterwards), so that the same ``seed``
+    gives the same network in both modes.
+
+    Parameters
+    ----------
+    depth : int
+        Number of layers :math:`K`.
+    memory_efficient : bool
+        Passed to :class:`InvertibleSequential`.
+    width, hidden, batch : int
+        Features :math:`M`, width of the coupling sub-networks, batch size.
+    seed : int
+        Seed of the weights and the batch.
+
+    Returns
+    -------
+    (InvertibleSequential, torch.Tensor)
+    """
+    depth = _validate.positive_int(depth, "depth")
+    if not isinstance(memory_efficient, bool):
+        raise TypeError(f"memory_efficient must be a bool, got {type(memory_efficient).__name__}")
+    width = _validate.positive_int(width, "width")
+    if width < 2:
+        raise ValueError(f"width must be >= 2 for coupling layers, got {width}")
+    hidden = _validate.positive_int(hidden, "hidden")
+    batch = _validate.positive_int(batch, "batch")
+    seed = _validate.nonnegative_int(seed, "seed")
+    kw = factory(device, dtype)
+    where = kw["device"] or torch.device("cpu")
+    with torch.random.fork_rng(devices=[where] if where.type == "cuda" else []):
+        torch.manual_seed(seed)
+        net = InvertibleSequential(
+            *[
+                AdditiveCoupling(width, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw)
+                for i in range(depth)
+            ],
+            memory_efficient=memory_efficient,
+        )
+        gen = torch.Generator(device=where).manual_seed(seed)
+        xb = torch.randn(batch, width, generator=gen, **kw)
+    return net, xb
+
+
+def coupling_step(net, xb):
+    """One training step of :func:`coupling_stack`'s network: forward, mean-square loss,
+    backward (Section 4.2.1)."""
+    _validate.module(net, "net")
+    _validate.tensor(xb, "xb")
+    net(xb).square().mean().backward()
+
+
 def coupling_step_memory(
     depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
 ) -> int:
     r"""Peak activation memory (bytes) of one training step of a stack of ``depth`` additive
     couplings (42) (Section 4.2.1).
 
-    Builds :class:`InvertibleSequential` of ``depth`` :class:`AdditiveCoupling` layers (mask
-    flipped from one to the next, random initialisation), and measures with :func:`peak_memory`
-    one step "forward, mean-square loss, backward" on a random batch ``(batch, width)``, after a
-    first step has allocated the ``.grad`` buffers. With ``memory_efficient`` the backward pass
-    collects every parameter's gradient before handing them back, which costs one copy of the
-    parameters independent of the activations; that amount is subtracted, so both modes report
-    what the stored activations cost: growing linearly in ``depth`` for ordinary backpropagation,
-    constant for the memory-efficient one.
+    Builds the network and batch of :func:`coupling_stack` and measures with :func:`peak_memory`
+    one :func:`coupling_step` ("forward, mean-square loss, backward"), after a first step has
+    allocated the ``.grad`` buffers. With ``memory_efficient`` the backward pass collects every
+    parameter's gradient before handing them back, which costs one copy of the parameters
+    independent of the activations; that amount is subtracted, so both modes report what the
+    stored activations cost: growing linearly in ``depth`` for ordinary backpropagation, constant
+    for the memory-efficient one.
 
     Parameters
     ----------
@@ -88,30 +146,8 @@ def coupling_step_memory(
     seed : int
         Seed of the weights and the batch (the global generator's state is restored afterwards).
     """
-    depth = _validate.positive_int(depth, "depth")
-    if not isinstance(memory_efficient, bool):
-        raise TypeError(f"memory_efficient must be a bool, got {type(memory_efficient).__name__}")
-    width = _validate.positive_int(width, "width")
-    if width < 2:
-        raise ValueError(f"width must be >= 2 for coupling layers, got {width}")
-    hidden = _validate.positive_int(hidden, "hidden")
-    batch = _validate.positive_int(batch, "batch")
-    seed = _validate.nonnegative_int(seed, "seed")
-    kw = factory(device, dtype)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = InvertibleSequential(
-            *[
-                AdditiveCoupling(width, flip=bool(i % 2), hidden=hidden, zero_init=False, **kw)
-                for i in range(depth)
-            ],
-            memory_efficient=memory_efficient,
-        )
-        xb = torch.randn(batch, width, **kw)
-
-    def step():
-        net(xb).square().mean().backward()
-
-    step()  # allocate .grad once
+    net, xb = coupling_stack(depth, memory_efficient, width, hidden, batch, seed, device, dtype)
+    coupling_step(net, xb)  # allocate .grad once
     params = sum(p.numel() * p.element_size() for p in net.parameters())
-    return peak_memory(step, device=xb.device) - (params if memory_efficient else 0)
+    peak = peak_memory(lambda: coupling_step(net, xb), device=xb.device)
+    return peak - (params if memory_efficient else 0)

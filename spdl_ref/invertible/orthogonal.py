@@ -50,7 +50,9 @@ class _Orthogonal(ChannelLinear):
         kw = factory(device, dtype)
         kw["dtype"] = kw["dtype"] or torch.get_default_dtype()
         g = torch.Generator().manual_seed(self.channels)
-        return nn.Parameter((scale * torch.randn(shape, generator=g, dtype=torch.float64)).to(**kw))
+        return nn.Parameter(
+            (scale * torch.randn(shape, generator=g, dtype=torch.float64, device="cpu")).to(**kw)
+        )
 
 
 class HouseholderOrthogonal(_Orthogonal):

@@ -9,6 +9,7 @@ by the iteration :math:`x^i = y - f(x^{i-1})` (46) with error at most
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import threading
@@ -283,6 +284,7 @@ def contractive_residual(
     symmetric_linear=False,
     std=1.0,
     power_iterations=500,
+    negative_definite=False,
     device=None,
     dtype=None,
 ):
@@ -294,7 +296,11 @@ def contractive_residual(
     Lipschitz bound equals :math:`c`. With ``symmetric_linear``, :math:`f(x) = A x + b` with
     :math:`A` symmetric, so the spectral radius of :math:`J_f` equals :math:`\|A\|_2 = c` and the
     error of (46) shrinks by exactly :math:`c` per step asymptotically; otherwise :math:`f` is a
-    two-layer network, for which :math:`c` is only a bound. Returned in ``eval`` mode.
+    two-layer network, for which :math:`c` is only a bound. With ``negative_definite`` as well,
+    :math:`A` is negative semidefinite, so :math:`-c` is an eigenvalue of :math:`J_f` and
+    :math:`I + J_f` has smallest singular value :math:`1 - c`: the inverse then amplifies
+    perturbations by exactly :math:`1/(1 - c)`, the worst case of its Lipschitz bound (Section
+    4.3.2). Returned in ``eval`` mode.
 
     Parameters
     ----------
@@ -310,8 +316,13 @@ def contractive_residual(
         Standard deviation of the random parameters.
     power_iterations : int
         Power-method steps per spectrally normalised layer.
+    negative_definite : bool
+        With ``symmetric_linear``: :math:`A = -c P`, :math:`P` symmetric positive semidefinite.
     """
     _validate.boolean(symmetric_linear, "symmetric_linear")
+    _validate.boolean(negative_definite, "negative_definite")
+    if negative_definite and not symmetric_linear:
+        raise ValueError("negative_definite needs symmetric_linear=True (a linear branch)")
     std = _validate.positive_real(std, "std")
     power_iterations = _validate.positive_int(power_iterations, "power_iterations")
     layer = InvertibleResidual(
@@ -322,7 +333,7 @@ def contractive_residual(
             nn.init.normal_(p, std=std)
         if symmetric_linear:
             w = layer.spectral_layers()[0].weight
-            w.copy_(w + w.T)
+            w.copy_(-(w @ w.T) if negative_definite else w + w.T)
     for s in layer.spectral_layers():
         s.power_iteration(power_iterations)
     return layer.eval()
@@ -388,7 +399,7 @@ def observed_contraction_rate(errors, floor=1e-11):
     return (errors[k] / errors[k // 2]).item() ** (1 / (k - k // 2))
 
 
-def largest_lipschitz_bound(module):
+def largest_lipschitz_bound(module, refresh=False):
     r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside
     ``module`` (Section 4.1.2).
 
@@ -399,13 +410,26 @@ def largest_lipschitz_bound(module):
     ----------
     module : torch.nn.Module
         A layer, network or :class:`~spdl_ref.invertible.NormalisingFlow`.
+    refresh : bool
+        ``False``: the bound of the weights as they are, normalised with the singular vectors the
+        layers hold (what a layer computes in evaluation mode). ``True``: the bound after one
+        round of each layer's own power iterations, run on a copy (what the next forward pass in
+        training mode normalises with, since it runs those iterations first); ``module`` is not
+        changed.
 
     Returns
     -------
     float
     """
     _validate.module(module, "module")
-    bounds = [m.lipschitz_bound() for m in module.modules() if isinstance(m, InvertibleResidual)]
-    if not bounds:
+    refresh = _validate.boolean(refresh, "refresh")
+    if refresh:
+        module = copy.deepcopy(module)
+    blocks = [m for m in module.modules() if isinstance(m, InvertibleResidual)]
+    if not blocks:
         raise ValueError("module must contain at least one InvertibleResidual layer")
-    return max(bounds)
+    if refresh:
+        for block in blocks:
+            for layer in block.spectral_layers():
+                layer.power_iteration()
+    return max(block.lipschitz_bound() for block in blocks)

@@ -102,8 +102,12 @@ class SpectralNormLinear(_SpectralNorm):
         )
         self.weight, self.bias = lin.weight, lin.bias
         g = torch.Generator().manual_seed(0)
-        self.register_buffer("u", _unit(torch.randn(out_features, generator=g)).to(**kw))
-        self.register_buffer("v", _unit(torch.randn(in_features, generator=g)).to(**kw))
+        self.register_buffer(
+            "u", _unit(torch.randn(out_features, generator=g, device="cpu")).to(**kw)
+        )
+        self.register_buffer(
+            "v", _unit(torch.randn(in_features, generator=g, device="cpu")).to(**kw)
+        )
         self.power_iteration(10)
 
     @staticmethod
@@ -178,8 +182,12 @@ class SpectralNormConv2d(_SpectralNorm):
         self.weight, self.bias, self.padding = conv.weight, conv.bias, k // 2
         self.input_size = (in_channels, h, w)
         g = torch.Generator().manual_seed(0)
-        self.register_buffer("u", _unit(torch.randn(1, out_channels, h, w, generator=g)).to(**kw))
-        self.register_buffer("v", _unit(torch.randn(1, in_channels, h, w, generator=g)).to(**kw))
+        self.register_buffer(
+            "u", _unit(torch.randn(1, out_channels, h, w, generator=g, device="cpu")).to(**kw)
+        )
+        self.register_buffer(
+            "v", _unit(torch.randn(1, in_channels, h, w, generator=g, device="cpu")).to(**kw)
+        )
         self.power_iteration(10)
 
     def _apply_op(self, v, w):
