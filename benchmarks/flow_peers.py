@@ -4,7 +4,8 @@
     python benchmarks/flow_peers.py [--iterations N] [--repeats R]
 
 Both flows: 8 affine coupling layers with alternating masks, sub-networks 2 -> 64 -> 64 -> 4
-(zuko's RealNVP with hidden_features=(64, 64)), standard normal base, Adam (lr 3e-3, cosine
+(zuko's RealNVP with hidden_features=(64, 64); ours with ReLU, as zuko's, and with tanh, our
+default), standard normal base, Adam (lr 3e-3, cosine
 schedule), batch 256, the same 1000 training points and 2000 test points. Reports the median time
 per iteration over the run (repeats: independent seeds) and the final test negative
 log-likelihood (49). zuko is skipped with a message when it is not installed
@@ -28,9 +29,12 @@ from spdl_ref import data, seed_everything
 from spdl_ref import invertible as inv
 
 
-def ours():
-    flow = inv.coupling_flow(2, n_layers=8, kind="affine", hidden=64)
-    return flow, flow.nll
+def ours(activation):
+    def make():
+        flow = inv.coupling_flow(2, n_layers=8, kind="affine", hidden=64, activation=activation)
+        return flow, flow.nll
+
+    return make
 
 
 def zuko_flow():
@@ -70,7 +74,10 @@ def main():
     torch.set_num_threads(1)
     x, _ = data.two_moons(1000, noise=0.05, seed=1)
     x_test, _ = data.two_moons(2000, noise=0.05, seed=2)
-    peers = {"spdl_ref.invertible": ours}
+    peers = {
+        "spdl_ref.invertible, ReLU": ours("relu"),
+        "spdl_ref.invertible, tanh": ours("tanh"),
+    }
     notes = []
     try:
         import zuko  # noqa: F401
@@ -96,7 +103,8 @@ def main():
             f"(runs: {', '.join(f'{v:.3f}' for v in rows[name][3])}), {rows[name][2]} parameters",
             flush=True,
         )
-    ref = rows["spdl_ref.invertible"][0]
+    ref_name = "zuko RealNVP" if "zuko RealNVP" in rows else "spdl_ref.invertible, ReLU"
+    ref = rows[ref_name][0]
     lines = [
         "# Coupling flows on two moons: spdl_ref.invertible against zuko",
         "",
@@ -105,7 +113,7 @@ def main():
         f"`python benchmarks/flow_peers.py --iterations {args.iterations} "
         f"--repeats {args.repeats}`.",
         "",
-        "| library | parameters | time per iteration (ms) | time ratio to spdl_ref "
+        f"| library | parameters | time per iteration (ms) | time ratio to {ref_name} "
         "| test NLL (nats) | test NLL per seed |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -125,9 +133,10 @@ def plot(rows):
 
     names = [r["library"] for r in rows]
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 0.5 * len(rows) + 1.2))
-    ax0.barh(names, [_report.number(r["time ratio to spdl_ref"]) for r in rows], color="C0")
+    col = next(c for c in rows[0] if c.startswith("time ratio to "))
+    ax0.barh(names, [_report.number(r[col]) for r in rows], color="C0")
     ax0.axvline(1.0, color="0.3", lw=0.8)
-    ax0.set(xlabel="time per iteration relative to spdl_ref")
+    ax0.set(xlabel=f"time per iteration relative to {col.removeprefix('time ratio to ')}")
     ax0.invert_yaxis()
     for i, r in enumerate(rows):
         seeds = [_report.number(v) for v in r["test NLL per seed"].split(",")]

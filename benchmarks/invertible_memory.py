@@ -3,12 +3,15 @@ backpropagation through an invertible network (Section 4.2.1 of the review; Chap
 
     python benchmarks/invertible_memory.py [--quick]
 
-Network: K additive coupling layers (alternating halves, MLP sub-networks) on vectors. For each
-depth, both versions run interleaved, repeats give medians. Memory: on CUDA the allocator's peak
-(``max_memory_allocated``), on CPU the profiler's allocator trace (spdl_ref.invertible.peak_memory),
-measured on a second step so that ``.grad`` buffers exist; "activations" subtracts the parameter
-gradients that the memory-efficient backward returns all at once. memcnn (if installed) runs the
-same network through its InvertibleModuleWrapper.
+Network: K additive coupling layers (alternating halves, MLP sub-networks) on vectors, with the
+sub-networks' activation tanh (the library's default) and ReLU (RealNVP's and memcnn's examples).
+The activation matters for the time ratio: the memory-efficient step evaluates every sub-network
+once more, and on a CPU a tanh costs several times a ReLU, so the extra forward pass weighs more.
+For each depth, all versions run interleaved, repeats give medians. Memory: on CUDA the allocator's
+peak (``max_memory_allocated``), on CPU the profiler's allocator trace
+(spdl_ref.invertible.peak_memory), measured on a second step so that ``.grad`` buffers exist;
+"activations" subtracts the parameter gradients that the memory-efficient backward returns all at
+once. memcnn (if installed) runs the same network through its InvertibleModuleWrapper.
 """
 
 from __future__ import annotations
@@ -27,29 +30,32 @@ import _report
 from spdl_ref import invertible as inv
 
 
-def build(depth, dim, hidden, memory_efficient, device):
+def build(depth, dim, hidden, memory_efficient, device, activation):
     torch.manual_seed(0)
     layers = [
-        inv.AdditiveCoupling(dim, flip=bool(i % 2), hidden=hidden, zero_init=False)
+        inv.AdditiveCoupling(
+            dim, flip=bool(i % 2), hidden=hidden, zero_init=False, activation=activation
+        )
         for i in range(depth)
     ]
     return inv.InvertibleSequential(*layers, memory_efficient=memory_efficient).to(device)
 
 
-def build_memcnn(depth, dim, hidden, device):
+def build_memcnn(depth, dim, hidden, device, activation):
     try:
         import memcnn
     except Exception as err:
         return None, f"memcnn not available ({type(err).__name__}: {err})"
     torch.manual_seed(0)
     half = dim // 2
+    act = inv.coupling.ACTIVATIONS[activation]
 
     def fm():
         return torch.nn.Sequential(
             torch.nn.Linear(half, hidden),
-            torch.nn.Tanh(),
+            act(),
             torch.nn.Linear(hidden, hidden),
-            torch.nn.Tanh(),
+            act(),
             torch.nn.Linear(hidden, half),
         )
 
@@ -91,12 +97,12 @@ def main():
     depths = [4, 8, 16] if args.quick else [4, 8, 16, 32, 64]
     x = torch.randn(batch, dim, device=device)
     rows, notes = [], []
-    for depth in depths:
+    for activation, depth in [(a, d) for a in ("tanh", "relu") for d in depths]:
         nets = {
-            "autograd": build(depth, dim, hidden, False, device),
-            "memory-efficient": build(depth, dim, hidden, True, device),
+            "autograd": build(depth, dim, hidden, False, device, activation),
+            "memory-efficient": build(depth, dim, hidden, True, device, activation),
         }
-        mem_net, why = build_memcnn(depth, dim, hidden, device)
+        mem_net, why = build_memcnn(depth, dim, hidden, device, activation)
         if mem_net is not None:
             nets["memcnn"] = mem_net
         elif why not in notes:
@@ -114,9 +120,9 @@ def main():
         # Our memory-efficient backward returns all parameter gradients at once (they are held
         # until autograd accumulates them); autograd and memcnn accumulate layer by layer.
         act = {k: peak[k] - (params if k == "memory-efficient" else 0) for k in nets}
-        rows.append((depth, params, peak, act, med))
+        rows.append((activation, depth, params, peak, act, med))
         print(
-            f"depth {depth:3d}: "
+            f"{activation} depth {depth:3d}: "
             + "  ".join(
                 f"{k}: peak {peak[k] / 2**20:7.2f} MiB, act {act[k] / 2**20:7.2f} MiB, "
                 f"{med[k] * 1e3:7.1f} ms"
@@ -124,7 +130,7 @@ def main():
             ),
             flush=True,
         )
-    names = list(rows[0][2])
+    names = list(rows[0][3])
     lines = [
         "# Memory-efficient backpropagation: peak memory and time against depth",
         "",
@@ -136,26 +142,29 @@ def main():
         "gradients, which its backward returns all at once (autograd and memcnn accumulate them "
         "layer by layer, so their peak is their activation memory).",
         "",
-        "| depth K | parameters (MiB) | "
+        "| activation | depth K | parameters (MiB) | "
         + " | ".join(f"{n}: peak (MiB) | {n}: activations (MiB) | {n}: time (ms)" for n in names)
         + " | time ratio memory-efficient / autograd |",
-        "| --- | --- | " + " | ".join("--- | --- | ---" for _ in names) + " | --- |",
+        "| --- | --- | --- | " + " | ".join("--- | --- | ---" for _ in names) + " | --- |",
     ]
-    for depth, params, peak, act, med in rows:
+    for activation, depth, params, peak, act, med in rows:
         cells = " | ".join(
             f"{peak[n] / 2**20:.2f} | {act[n] / 2**20:.2f} | {med[n] * 1e3:.1f}" for n in names
         )
         ratio = med["memory-efficient"] / med["autograd"]
-        lines.append(f"| {depth} | {params / 2**20:.2f} | {cells} | {ratio:.2f} |")
-    a_first, a_last = rows[0][3], rows[-1][3]
-    lines += [
-        "",
-        f"Activation memory, depth {rows[-1][0]} over depth {rows[0][0]}: autograd "
-        f"{a_last['autograd'] / a_first['autograd']:.2f}x, memory-efficient "
-        f"{a_last['memory-efficient'] / a_first['memory-efficient']:.2f}x. "
-        f"Median time ratio (memory-efficient / autograd) over depths: "
-        f"{statistics.median(r[4]['memory-efficient'] / r[4]['autograd'] for r in rows):.2f}.",
-    ]
+        lines.append(f"| {activation} | {depth} | {params / 2**20:.2f} | {cells} | {ratio:.2f} |")
+    lines.append("")
+    for activation in ("tanh", "relu"):
+        sub = [r for r in rows if r[0] == activation]
+        a_first, a_last = sub[0][4], sub[-1][4]
+        ratios = [r[5]["memory-efficient"] / r[5]["autograd"] for r in sub]
+        lines.append(
+            f"{activation}: activation memory, depth {sub[-1][1]} over depth {sub[0][1]}: "
+            f"autograd {a_last['autograd'] / a_first['autograd']:.2f}x, memory-efficient "
+            f"{a_last['memory-efficient'] / a_first['memory-efficient']:.2f}x; time ratio "
+            f"(memory-efficient / autograd) median {statistics.median(ratios):.2f}, "
+            f"largest {max(ratios):.2f}."
+        )
     lines += [""] + [f"Note: {n}." for n in notes]
     _report.write("invertible_memory", lines, plot)
 
@@ -166,18 +175,26 @@ def plot(rows):
 
     from spdl_ref.plotting import plain_log_ticks
 
-    depths = [_report.number(r["depth K"]) for r in rows]
     names = [c.split(":")[0] for c in rows[0] if c.endswith(": activations (MiB)")]
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name, marker in zip(names, "os^", strict=False):
-        act = [_report.number(r[f"{name}: activations (MiB)"]) for r in rows]
-        ax0.plot(depths, act, f"{marker}-", label=name)
-        if name != "autograd":
-            ratio = [
-                _report.number(r[f"{name}: time (ms)"]) / _report.number(r["autograd: time (ms)"])
-                for r in rows
-            ]
-            ax1.plot(depths, ratio, f"{marker}-", label=f"{name} / autograd")
+    for activation, style in (("tanh", "-"), ("relu", ":")):
+        sub = [r for r in rows if r.get("activation", "tanh") == activation]
+        if not sub:
+            continue
+        depths = [_report.number(r["depth K"]) for r in sub]
+        for name, marker in zip(names, "os^", strict=False):
+            if activation == "tanh":  # the activation memory does not depend on it
+                act = [_report.number(r[f"{name}: activations (MiB)"]) for r in sub]
+                ax0.plot(depths, act, f"{marker}-", label=name)
+            if name != "autograd":
+                ratio = [
+                    _report.number(r[f"{name}: time (ms)"])
+                    / _report.number(r["autograd: time (ms)"])
+                    for r in sub
+                ]
+                ax1.plot(
+                    depths, ratio, f"{marker}{style}", label=f"{name} / autograd, {activation}"
+                )
     ax0.set(xscale="log", yscale="log", xlabel="depth K", ylabel="activation memory (MiB)")
     ax0.set_title("memory of one training step")
     ax1.axhline(1.0, color="0.6", lw=0.8)
@@ -185,7 +202,7 @@ def plot(rows):
     ax1.set_title("time of one training step")
     for ax in (ax0, ax1):
         plain_log_ticks(ax, "x", depths)
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, fontsize="small")
     plain_log_ticks(ax0, "y")
     fig.tight_layout()
     return fig

@@ -77,7 +77,9 @@ def all_finite(value: torch.Tensor) -> bool:
     if value.numel() == 0:
         return True
     lo, hi = torch.aminmax(value.detach())
-    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+    if value.device.type == "cpu":  # reading two numbers costs no synchronisation on a CPU,
+        return math.isfinite(lo.item()) and math.isfinite(hi.item())  # and 8 fewer small ops
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))  # one synchronisation
 
 
 def last_dim(value: torch.Tensor, size: int, name: str) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Synthetic data sets, generated on the fly and deterministic for a seed.
 
-Nothing is downloaded: every set is drawn from a :class:`torch.Generator` seeded by the caller,
-so the same ``(n, seed)`` gives the same tensors on every machine. Each two-class set returns
+Nothing is downloaded: every set is drawn on the CPU from a :class:`torch.Generator` seeded by
+the caller, so the same ``(n, seed)`` gives the same tensors on every machine and every device;
+the finished set is then placed on ``device``. Each two-class set returns
 ``(x, y)`` with ``x`` of shape ``(n, d)`` and integer labels ``y`` in ``{0, 1}`` of shape ``(n,)``;
 class 0 has ``n // 2`` points and class 1 the rest. These are the toy problems of Figure 1
 (Section 1.2) and of the later chapters.
@@ -37,13 +38,18 @@ def _setup(n, noise, seed, dtype, device):
 
 
 def _finish(x, y, noise, gen, dtype, device):
-    x = x + noise * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    x = x + noise * torch.randn(x.shape, generator=gen, dtype=torch.float64, device="cpu")
     return x.to(device=device, dtype=dtype), y.to(device=device)
 
 
 def _labels(n):
     n0 = n // 2
-    return torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n - n0, dtype=torch.long)])
+    return torch.cat(
+        [
+            torch.zeros(n0, dtype=torch.long, device="cpu"),
+            torch.ones(n - n0, dtype=torch.long, device="cpu"),
+        ]
+    )
 
 
 def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
@@ -59,7 +65,7 @@ def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
     if not r0 < r1:
         raise ValueError(f"radii must be increasing (inner < outer), got {tuple(radii)}")
     y = _labels(n)
-    angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+    angle = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")
     radius = torch.where(y == 0, r0, r1).to(torch.float64)
     x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
     return _finish(x, y, noise, gen, dtype, device)
@@ -73,7 +79,7 @@ def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
     turns = _validate.positive_real(turns, "turns")
     y = _labels(n)
-    s = torch.rand(n, generator=gen, dtype=torch.float64)
+    s = torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")
     radius = 0.1 + 0.9 * s
     angle = 2 * math.pi * turns * s + math.pi * y.to(torch.float64)
     x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
@@ -96,10 +102,12 @@ def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device
         raise ValueError(f"margin must be < 0.5 (a fraction of a cell), got {margin}")
     y = _labels(n)
     # Draw a cell of the right parity for each point, then a position inside it.
-    cells = torch.randint(0, squares, (n, 2), generator=gen)
+    cells = torch.randint(0, squares, (n, 2), generator=gen, device="cpu")
     wrong = (cells.sum(dim=1) % 2) != y
     cells[wrong, 0] = (cells[wrong, 0] + 1) % squares
-    inside = margin + (1 - 2 * margin) * torch.rand((n, 2), generator=gen, dtype=torch.float64)
+    inside = margin + (1 - 2 * margin) * torch.rand(
+        (n, 2), generator=gen, dtype=torch.float64, device="cpu"
+    )
     x = -1 + 2 * (cells.to(torch.float64) + inside) / squares
     return _finish(x, y, noise, gen, dtype, device)
 
@@ -113,7 +121,7 @@ def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=Non
     turns = _validate.positive_real(turns, "turns")
     radius = _validate.positive_real(radius, "radius")
     y = _labels(n)
-    s = torch.rand(n, generator=gen, dtype=torch.float64)
+    s = torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")
     angle = 2 * math.pi * turns * s + math.pi * y.to(torch.float64)
     x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle), 2 * s - 1], dim=1)
     return _finish(x, y, noise, gen, dtype, device)
@@ -123,7 +131,7 @@ def two_moons(n, noise=0.1, seed=0, dtype=None, device=None):
     """The two-moons set: two interleaving half circles in 2-D (class 0 upper, class 1 lower)."""
     n, noise, gen, dtype = _setup(n, noise, seed, dtype, device)
     y = _labels(n)
-    angle = math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
+    angle = math.pi * torch.rand(n, generator=gen, dtype=torch.float64, device="cpu")
     upper = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
     lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], dim=1)
     x = torch.where((y == 0)[:, None], upper, lower)
@@ -161,16 +169,15 @@ def random_rectangles(n, size=60, seed=0, max_rectangles=4, dtype=None, device=N
         raise ValueError(f"size must be >= 8 pixels, got {size}")
     max_rectangles = _validate.positive_int(max_rectangles, "max_rectangles")
     lo, hi = max(size // 8, 1), size // 2
-    # drawn on the CPU (the same images on every device, whatever torch's default device),
-    # then moved once
-    cpu = {"generator": gen, "device": "cpu"}
     images = torch.zeros((n, 1, size, size), dtype=torch.float64, device="cpu")
-    counts = torch.randint(1, max_rectangles + 1, (n,), **cpu)
+    counts = torch.randint(1, max_rectangles + 1, (n,), generator=gen, device="cpu")
     for i in range(n):
         for _ in range(int(counts[i])):
-            h, w = (int(v) for v in torch.randint(lo, hi + 1, (2,), **cpu))
-            top = int(torch.randint(0, size - h + 1, (1,), **cpu))
-            left = int(torch.randint(0, size - w + 1, (1,), **cpu))
-            value = 0.2 + 0.8 * float(torch.rand((), dtype=torch.float64, **cpu))
+            h, w = (int(v) for v in torch.randint(lo, hi + 1, (2,), generator=gen, device="cpu"))
+            top = int(torch.randint(0, size - h + 1, (1,), generator=gen, device="cpu"))
+            left = int(torch.randint(0, size - w + 1, (1,), generator=gen, device="cpu"))
+            value = 0.2 + 0.8 * float(
+                torch.rand((), generator=gen, dtype=torch.float64, device="cpu")
+            )
             images[i, 0, top : top + h, left : left + w] = value
     return images.to(device=device, dtype=dtype)

@@ -34,6 +34,8 @@ def squared_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
     ``prediction`` and ``target`` have the same shape ``(N, M')``.
     """
+    _validate.floating_tensor(prediction, "prediction")
+    _validate.instance(target, torch.Tensor, "target")
     if prediction.shape != target.shape:
         raise ValueError(
             f"prediction and target must have the same shape, got {tuple(prediction.shape)} "
@@ -50,6 +52,7 @@ def l2_regulariser(lam: float) -> Callable[[nn.Module], torch.Tensor]:
     lam = _validate.nonnegative_real(lam, "lam")
 
     def regulariser(model: nn.Module) -> torch.Tensor:
+        _validate.module(model, "model")
         params = [p for p in model.parameters() if p.requires_grad]
         return 0.5 * lam * sum(p.pow(2).sum() for p in params)
 
@@ -63,6 +66,10 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     ``scores`` of shape ``(N, C)`` with ``C >= 2`` are per-class scores (arg-max).
     ``labels`` are integer classes of shape ``(N,)``.
     """
+    _validate.tensor(scores, "scores")
+    _validate.instance(labels, torch.Tensor, "labels")
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"labels must be integer classes, got dtype {labels.dtype}")
     if scores.dim() == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     if scores.dim() == 1:
@@ -167,6 +174,10 @@ def fit(
     if y.is_floating_point() and not bool(torch.isfinite(y).all()):
         raise ValueError("y must contain only finite values")
     iterations = _validate.positive_int(iterations, "iterations")
+    _validate.like(x, next(model.parameters(), None), "x", "model")
+    _validate.function(loss, "loss")
+    if regulariser is not None:
+        _validate.function(regulariser, "regulariser")
     n = x.shape[0]
     if batch_size is not None:
         batch_size = _validate.positive_int(batch_size, "batch_size")

@@ -158,6 +158,8 @@ CASES = [
     C(I + "subnetwork", lambda: inv.subnetwork(4, 1, hidden=0), "hidden"),
     C(I + "subnetwork", lambda: inv.subnetwork((1, 2), 1), "shape"),
     C(I + "subnetwork", lambda: inv.subnetwork(4, 1, zero_init="x"), "zero_init"),
+    C(I + "subnetwork", lambda: inv.subnetwork(4, 1, activation="gelu"), "activation"),
+    C(I + "AffineCoupling", lambda: inv.AffineCoupling(4, activation=None), "activation"),
     # --- invertible residual layers (44)-(47) ---
     C(I + "InvertibleResidual", lambda: inv.InvertibleResidual(2, c=1.0), "c"),
     C(I + "InvertibleResidual", lambda: inv.InvertibleResidual(2, c=0), "c", note="zero"),

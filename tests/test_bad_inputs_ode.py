@@ -269,6 +269,14 @@ CASES = [
     C("splitting.shear_p", lambda: sp.shear_p(torch.tanh)(t64(2, 3)), "u"),
     C("splitting.shear_z", lambda: sp.shear_z("tanh"), "g"),
     C("splitting.shear_z", lambda: sp.shear_z(torch.tanh)(nonfinite(t64(2, 4))), "u"),
+    C("splitting.polygon_area", lambda: sp.polygon_area(t64(2, 2)), "P"),
+    C(
+        "splitting.polygon_area",
+        lambda: sp.polygon_area([[0, 0], [1, 0], [0, 1]]),
+        "P",
+        note="list",
+    ),
+    C("splitting.square_boundary", lambda: sp.square_boundary(0), "n"),
     C("splitting.standard_map", lambda: sp.standard_map(t64(3, 3)), "u"),
     C("splitting.standard_map", lambda: sp.standard_map(t64(3, 2), K=INF), "K"),
     C("splitting.standard_map", lambda: sp.standard_map(t64(3, 2), wrap=1), "wrap"),
@@ -354,6 +362,13 @@ CASES = [
         "stability.diagonal_nu_bound",
         lambda: stab.diagonal_nu_bound(t64(3, 3), exact_max_dim=0, generator=1),
         "generator",
+    ),
+    C("stability.gradient_flow_field", lambda: stab.gradient_flow_field(3), "V"),
+    C(
+        "stability.gradient_flow_field",
+        lambda: stab.gradient_flow_field(H)(t64(3)),
+        "z",
+        note="1-D",
     ),
     C("stability.theorem21_interval", lambda: stab.theorem21_interval([[1.0]]), "A"),
     C(

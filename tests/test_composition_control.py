@@ -116,10 +116,12 @@ def check_msa(net, x, loss):
     ref = control.autograd_gradient(net, loss(net(x)))
     before = {n: v.detach().clone() for n, v in net.named_parameters()}
     lr = 1e-4
+    start = loss(net(x)).item()
     hist = control.msa(
         net, x, lambda z, idx: loss(z, idx), iterations=1, inner_steps=1, inner_lr=lr
     )
-    assert len(hist.loss) == 1 and hist.loss[0] == pytest.approx(loss(net(x)).item())
+    assert len(hist.loss) == 1 and hist.loss[0] == pytest.approx(start)  # before the update
+    assert hist.series["full_loss"] == [pytest.approx(loss(net(x)).item())]  # after it
     for name, value in net.named_parameters():
         step = value.detach() - before[name]
         if name == net.step_parameter:

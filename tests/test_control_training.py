@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from spdl_ref import control
 from spdl_ref.control import VariableStepResNet, discrete_adjoint, project_simplex
+from spdl_ref.loop import NonFiniteError
 from spdl_ref.ode import ODENet, PlainField, ResNet
 
 D = torch.float64
@@ -131,7 +132,11 @@ def test_msa_and_emsa_decrease_the_loss():
     net = ResNet(2, 4, T=2.0, dtype=D)
     start = float(loss(net(x)).detach())
     hist = control.msa(net, x, loss, iterations=8, rho=1.0, inner_steps=5, inner_lr=0.2)
-    assert min(hist.loss) < start and len(hist.seconds) == 8
+    # History.loss: the loss before each iteration (full batch here); the series "full_loss":
+    # the loss on all samples after each iteration
+    after = hist.series["full_loss"]
+    assert hist.loss[0] == pytest.approx(start, rel=1e-14) and hist.loss[1:] == after[:-1]
+    assert min(after) < start and len(hist.seconds) == len(after) == 8
     # quantised parameters: exhaustive maximisation over candidates
     vals = torch.tensor(list(itertools.product([-0.5, 0.0, 0.5], repeat=6)), dtype=D)
     cand = {"A": vals[:, :4].reshape(-1, 2, 2), "b": vals[:, 4:]}
@@ -146,7 +151,7 @@ def test_msa_and_emsa_decrease_the_loss():
         batch_size=32,
         generator=torch.Generator().manual_seed(0),
     )
-    assert min(hist.loss) < start
+    assert min(hist.series["full_loss"]) < start
     assert set(net.A.detach().unique().tolist()) <= {-0.5, 0.0, 0.5}
 
 
@@ -313,7 +318,83 @@ def test_deep_limit_sequence_and_l2_distance():
         control.deep_limit_sequence(net, x, loss, 0.01, [2, 3])
     with pytest.raises(ValueError, match="lam"):
         control.deep_limit_objective(net, x, loss, 0.0)
-    with pytest.raises(ValueError, match="divide"):
-        control.l2_distance(ResNet(2, 2), ResNet(2, 3))
+    # depths that do not divide one another compare on the merged grid: on [0, 1], b = (0, 1)
+    # on halves against b = (1, 0, 0) on thirds differ by 1 on [0, 1/3) and [1/2, 1): 5/6
+    two, three = (
+        ResNet(1, 2, T=1.0, init_std=0.0, dtype=D),
+        ResNet(1, 3, T=1.0, init_std=0.0, dtype=D),
+    )
+    with torch.no_grad():
+        two.b[1] = 1.0
+        three.b[0] = 1.0
+    assert control.l2_distance(two, three) == pytest.approx((5 / 6) ** 0.5, rel=1e-12)
     with pytest.raises(TypeError, match=r"model must be a spdl_ref\.ode\.ResNet with fixed steps"):
         control.prolong(VariableStepResNet(2, 2))
+
+
+def _root_loss(z, idx=None):
+    """|z|^(1/2) summed: finite at z = 0, where its derivative is NaN (issue 15)."""
+    return z.abs().sqrt().sum()
+
+
+@pytest.mark.parametrize("driver", ["msa", "sgd", "proximal_gradient"])
+def test_section3_drivers_stop_before_writing_nan(driver):
+    """A finite loss with a NaN gradient: NonFiniteError, the parameters bit for bit unchanged."""
+    net = ResNet(2, 3, init_std=0.0)
+    x = torch.zeros(5, 2)
+    before = [p.detach().clone() for p in net.parameters()]
+    run = {
+        "msa": lambda: control.msa(net, x, _root_loss, iterations=1),
+        "sgd": lambda: control.sgd(net, x, _root_loss, iterations=3),
+        "proximal_gradient": lambda: control.proximal_gradient(
+            net, x, _root_loss, prox={"A": control.l1_prox(0.1)}, iterations=3
+        ),
+    }[driver]
+    with pytest.raises(NonFiniteError, match="gradient") as info:
+        run()
+    err = info.value
+    assert err.kind == "gradient" and err.iteration == 0 and set(err.names) == {"A", "b"}
+    after = list(net.parameters())
+    assert all(torch.equal(a.detach(), b) for a, b in zip(after, before, strict=True))
+    assert all(bool(torch.isfinite(p).all()) for p in after)
+
+
+def test_msa_stops_at_the_first_non_finite_iteration_and_keeps_the_last_finite_one():
+    """Two finite iterations, then a NaN gradient: the parameters are those after iteration 2."""
+    x, t = _data(16)
+    fit = control.squared_fit(t)
+    torch.manual_seed(1)
+    net = ResNet(2, 3, T=1.0, dtype=D)
+    calls = []
+
+    def loss(z, idx):
+        calls.append(1)
+        if len(calls) <= 2:
+            return fit(z, idx)
+        return (z - z.detach()).abs().sqrt().sum()  # finite (0), NaN gradient
+
+    with pytest.raises(NonFiniteError) as info:
+        control.msa(net, x, loss, iterations=5, inner_steps=2, full_loss=False)
+    assert info.value.iteration == 2
+    torch.manual_seed(1)
+    reference = ResNet(2, 3, T=1.0, dtype=D)
+    control.msa(reference, x, fit, iterations=2, inner_steps=2, full_loss=False)
+    pairs = zip(net.parameters(), reference.parameters(), strict=True)
+    assert all(torch.equal(a.detach(), b.detach()) for a, b in pairs)
+
+
+def test_minimise_stops_on_a_nan_gradient_with_the_parameters_untouched():
+    net = ResNet(2, 4, T=1.0, dtype=D)
+    x = torch.zeros(3, 2, dtype=D)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(NonFiniteError, match="gradient") as info:
+        control.minimise(net, lambda: net(x).sub(net(x).detach()).abs().sqrt().sum())
+    assert info.value.kind == "gradient"
+    assert all(torch.equal(a.detach(), b) for a, b in zip(net.parameters(), before, strict=True))
+    # a finite problem: the minimiser of a strictly convex quadratic, to L-BFGS accuracy
+    w = torch.zeros(3, dtype=D, requires_grad=True)
+    target = torch.tensor([1.0, -2.0, 0.5], dtype=D)
+    value = control.minimise({"w": w}, lambda: (w - target).pow(2).sum())
+    assert value < 1e-20 and torch.allclose(w.detach(), target, atol=1e-10)
+    with pytest.raises(TypeError, match="model must be"):
+        control.minimise([w], lambda: w.sum())

@@ -27,6 +27,10 @@ VECTOR_LAYERS = {
     ),
     "affine": lambda m, dt: _randomise(inv.AffineCoupling(m, dtype=dt)),
     "affine-alternating": lambda m, dt: _randomise(inv.AffineCoupling(m, "alternating", dtype=dt)),
+    "affine-relu": lambda m, dt: _randomise(inv.AffineCoupling(m, dtype=dt, activation="relu")),
+    "spline-relu": lambda m, dt: _randomise(
+        inv.SplineCoupling(m, "alternating", bins=5, bound=2.0, dtype=dt, activation="relu")
+    ),
     "spline": lambda m, dt: _randomise(
         inv.SplineCoupling(m, "alternating", bins=5, bound=2.0, dtype=dt)
     ),
@@ -46,6 +50,9 @@ IMAGE_LAYERS = {
     ),
     "affine-checkerboard": lambda s, dt: _randomise(
         inv.AffineCoupling(s, "checkerboard", dtype=dt, hidden=8)
+    ),
+    "affine-checkerboard-relu": lambda s, dt: _randomise(
+        inv.AffineCoupling(s, "checkerboard", dtype=dt, hidden=8, activation="relu")
     ),
     "spline-checkerboard": lambda s, dt: _randomise(
         inv.SplineCoupling(s, "checkerboard", dtype=dt, hidden=8, bins=4)
@@ -227,3 +234,18 @@ def test_type_errors():
         inv.AffineCoupling(2.5)
     with pytest.raises(TypeError):
         inv.HouseholderOrthogonal(3, dtype=torch.int32)
+
+
+@pytest.mark.parametrize("shape", [6, (2, 4, 4)])
+def test_subnetwork_activation_is_the_one_asked_for(shape):
+    for name, cls in inv.coupling.ACTIVATIONS.items():
+        net = inv.subnetwork(shape, 2, 8, activation=name)
+        kinds = {type(m) for m in net}
+        assert cls in kinds and not (kinds & (set(inv.coupling.ACTIVATIONS.values()) - {cls}))
+    # the coupling layers pass it on: same seed, other activation, other output
+    x = torch.randn(5, 6, dtype=torch.float64)
+    out = {}
+    for name in inv.coupling.ACTIVATIONS:
+        torch.manual_seed(0)
+        out[name] = inv.AffineCoupling(6, zero_init=False, dtype=torch.float64, activation=name)(x)
+    assert not torch.allclose(out["tanh"], out["relu"])

@@ -9,11 +9,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spdl_ref.ode import step_jacobian, symplecticity_defect
 from spdl_ref.optim import (
     ConformalHamiltonian,
     NonFiniteGradientError,
     camelback,
+    camelback_gradient,
     conformal_step,
+    conformal_step_map,
+    conformal_symplecticity_defect,
     heavy_ball_parameters,
     kinetic_energy,
     kinetic_gradient,
@@ -139,19 +143,39 @@ def test_optimizer_matches_pure_step(kinetic, nesterov, dtype):
 
 
 def _step_jacobian(kinetic, nesterov, h, gamma):
-    g = torch.Generator().manual_seed(3)
-    z0 = torch.randn(4, generator=g, dtype=torch.float64)
+    z0 = torch.randn(4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    step = conformal_step_map(camelback_gradient, h, gamma, 0.8, kinetic, 0.5, nesterov)
+    return step_jacobian(step, z0)
 
-    def grad_E(th):  # gradient of the camelback function, as a differentiable expression
-        x, y = th[0], th[1]
-        gx = 4 * x - 4.2 * x**3 + x**5 + y
-        return torch.stack([gx, x + 2 * y])
 
-    def step(z):
-        th, p = conformal_step(z[:2], z[2:], grad_E, h, gamma, 0.8, kinetic, 0.5, nesterov)
-        return torch.cat([th, p])
+def test_step_map_is_conformal_step_on_the_stacked_state():
+    z = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64)
+    th, p = conformal_step(z[:2], z[2:], camelback_gradient, 0.1, 2.0, 0.7, "relativistic", 0.4)
+    step = conformal_step_map(camelback_gradient, 0.1, 2.0, 0.7, "relativistic", 0.4)
+    assert torch.equal(step(z), torch.cat([th, p]))
+    with pytest.raises(ValueError, match="u must be"):
+        step(z[:3])
+    with pytest.raises(TypeError, match="grad_E"):
+        conformal_step_map(3, 0.1, 1.0)
 
-    return torch.autograd.functional.jacobian(step, z0)
+
+def test_defect_is_the_conformal_form_with_the_darboux_matrix():
+    """conformal_symplecticity_defect against J written out by hand (positions first)."""
+    M = torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    J = torch.zeros(4, 4, dtype=torch.float64)
+    J[:2, 2:] = torch.eye(2)
+    J[2:, :2] = -torch.eye(2)
+    expected = (M.T @ J @ M - math.exp(-0.6) * J).abs().max()
+    assert conformal_symplecticity_defect(M, 2.0, 0.3).item() == pytest.approx(expected.item())
+    # gamma = 0 is Chapter 2's symplecticity defect
+    assert torch.equal(conformal_symplecticity_defect(M, 0.0, 0.3), symplecticity_defect(M))
+    for bad, match in [(torch.zeros(3, 3), "M must"), (torch.zeros(4, 2), "M must")]:
+        with pytest.raises(ValueError, match=match):
+            conformal_symplecticity_defect(bad, 1.0, 0.1)
+    with pytest.raises(ValueError, match="h"):
+        conformal_symplecticity_defect(M, 1.0, 0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        conformal_symplecticity_defect(M, -1.0, 0.1)
 
 
 @pytest.mark.parametrize("kinetic", ["quadratic", "relativistic"])
@@ -159,18 +183,12 @@ def _step_jacobian(kinetic, nesterov, h, gamma):
 def test_conformal_symplecticity(kinetic, h, gamma):
     """M^T J M = exp(-gamma h) J for one step's Jacobian M, in float64 (Section 6.1)."""
     M = _step_jacobian(kinetic, False, h, gamma)
-    J = torch.zeros(4, 4, dtype=torch.float64)
-    J[:2, 2:] = torch.eye(2)
-    J[2:, :2] = -torch.eye(2)
-    assert (M.T @ J @ M - math.exp(-gamma * h) * J).abs().max().item() < 1e-13
+    assert conformal_symplecticity_defect(M, gamma, h).item() < 1e-13
 
 
 def test_nesterov_is_not_conformal_symplectic():
     M = _step_jacobian("quadratic", True, 0.3, 1.0)
-    J = torch.zeros(4, 4, dtype=torch.float64)
-    J[:2, 2:] = torch.eye(2)
-    J[2:, :2] = -torch.eye(2)
-    assert (M.T @ J @ M - math.exp(-0.3) * J).abs().max().item() > 1e-3
+    assert conformal_symplecticity_defect(M, 1.0, 0.3).item() > 1e-3
 
 
 @pytest.mark.parametrize("kinetic", ["quadratic", "relativistic"])

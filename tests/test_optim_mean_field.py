@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spdl_ref.optim import MeanFieldReLU, particle_distance, train_mean_field
+from spdl_ref.optim import MeanFieldReLU, nested_deviation, particle_distance, train_mean_field
 from spdl_ref.train import History, NonFiniteError
 
 
@@ -118,3 +118,59 @@ def test_gradcheck_network():
             x,
         ),
     )
+
+
+def test_ntk_scaling_network_and_step():
+    """scaling="ntk": Phi = J^(-1/2) sum_j f(theta_j, x), and a step is theta - h grad E."""
+    x, y = _data()
+    gen = torch.Generator().manual_seed(5)
+    net = MeanFieldReLU(1, 9, generator=gen, scaling="ntk", dtype=torch.float64)
+    mf = MeanFieldReLU(1, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    torch.testing.assert_close(net(x), mf(x) * 3.0)  # sqrt(9) / 9 * 9 = 3 times the mean
+    params = (net.a, net.b, net.c)
+    E = 0.5 * (net(x) - y).pow(2).mean()
+    grads = torch.autograd.grad(E, params)
+    expected = [(p - 0.1 * g).detach() for p, g in zip(params, grads, strict=True)]
+    velocities = net.particle_velocities(x, y)
+    before = net.particles()
+    train_mean_field(net, x, y, lr=0.1, steps=1)
+    for p, e in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.detach(), e)
+    torch.testing.assert_close(net.particles(), before + 0.1 * velocities)
+    with pytest.raises(ValueError, match="scaling"):
+        MeanFieldReLU(1, 3, scaling="lazy")
+
+
+def test_particle_velocities_are_the_mean_field_step(dtype):
+    """One unregularised step of (62) moves the particles by h times particle_velocities."""
+    x, y = _data(dtype)
+    net = MeanFieldReLU(2, 7, generator=torch.Generator().manual_seed(6), dtype=dtype)
+    x2 = torch.cat([x, -x], 1)
+    V = net.particle_velocities(x2, y)
+    assert V.shape == (7, 2 + 2)
+    before = net.particles()
+    train_mean_field(net, x2, y, lr=0.05, steps=1)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(net.particles(), before + 0.05 * V, atol=tol, rtol=0)
+    with pytest.raises(ValueError, match="x must"):
+        net.particle_velocities(x, y[:3])
+
+
+def test_nested_deviation():
+    P = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    Q = torch.tensor([[0.0, 1.0], [3.0, 4.0], [9.0, 9.0]])
+    assert nested_deviation(P, Q) == pytest.approx((1 / 2) ** 0.5)  # rows 0, 1 only
+    assert nested_deviation(P, P) == 0.0
+    with pytest.raises(ValueError, match="J' >= J"):
+        nested_deviation(Q, P)
+
+
+def test_from_particles_round_trip(dtype):
+    net = MeanFieldReLU(2, 5, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    copy = MeanFieldReLU.from_particles(net.particles())
+    x = torch.randn(4, 2, dtype=dtype)
+    assert torch.equal(copy.particles(), net.particles()) and torch.equal(copy(x), net(x))
+    ntk = MeanFieldReLU.from_particles(net.particles(), scaling="ntk")
+    torch.testing.assert_close(ntk(x), net(x) * 5**0.5)
+    with pytest.raises(ValueError, match="P must"):
+        MeanFieldReLU.from_particles(torch.zeros(4, 2, dtype=dtype))

@@ -2,10 +2,20 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from spdl_ref.optim import Adam, ConformalHamiltonian, camelback, optimise_path
+from spdl_ref.optim import (
+    Adam,
+    ConformalHamiltonian,
+    camelback,
+    camelback_gradient,
+    optimise_path,
+)
 from spdl_ref.train import NonFiniteError
 
 
@@ -140,3 +150,36 @@ def test_bad_input(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         optimise_path(**args)
+
+
+@given(
+    xy=arrays(np.float64, st.tuples(st.integers(1, 4), st.just(2)), elements=st.floats(-3.0, 3.0))
+)
+def test_camelback_gradient_equals_autograd(xy):
+    """The closed-form gradient of Figure 4's function against autograd, for drawn points."""
+    xy = torch.from_numpy(xy)
+    auto = torch.func.vmap(torch.func.grad(camelback))(xy)
+    torch.testing.assert_close(camelback_gradient(xy), auto, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="xy"):
+        camelback_gradient(torch.zeros(3))
+    with pytest.raises(TypeError, match="xy"):
+        camelback_gradient(torch.zeros(2, dtype=torch.long))
+
+
+def test_callbacks_see_the_optimiser_after_every_step():
+    seen = []
+
+    def make(p):
+        return ConformalHamiltonian(p, lr=0.1, gamma=1.0)
+
+    def record(i, opt):
+        (state,) = opt.state.values()
+        seen.append((i, state["momentum"].clone()))
+
+    path, _, _ = optimise_path(camelback, make, 4, dtype=torch.float64, callbacks=[record])
+    assert [i for i, _ in seen] == [0, 1, 2, 3]
+    # the momentum of step i moved theta from path[i] to path[i + 1]: theta' = theta + h p / mu
+    for i, p in seen:
+        torch.testing.assert_close(path[i + 1] - path[i], 0.1 * p)
+    with pytest.raises(TypeError, match="callbacks"):
+        optimise_path(camelback, make, 1, callbacks=[3])

@@ -3,6 +3,7 @@ spdl_ref.optim.riemannian."""
 
 import copy
 import itertools
+import math
 
 import mpmath
 import pytest
@@ -320,3 +321,27 @@ def test_expm1_is_accurate_for_small_and_large_matrices():
 def test_bad_low_rank_argument():
     with pytest.raises(TypeError, match="low_rank"):
         StiefelSGD([torch.nn.Parameter(torch.eye(3))], lr=0.1, low_rank=1)
+
+
+@pytest.mark.parametrize("low_rank", [True, False])
+def test_reorthonormalise_at_switches_the_correction(low_rank):
+    """The threshold option: inf never corrects, 0 corrects in every step, None is the default."""
+    g = torch.Generator().manual_seed(4)
+    theta0 = random_stiefel(24, 4, generator=g, dtype=torch.float32)
+    grads = [torch.randn(24, 4, generator=g) / 5 for _ in range(60)]
+    counts, errors = {}, {}
+    for at in (None, math.inf, 0.0):
+        theta = torch.nn.Parameter(theta0.clone())
+        opt = StiefelSGD([theta], lr=0.1, momentum=0.5, low_rank=low_rank, reorthonormalise_at=at)
+        for G in grads:
+            theta.grad = G.clone()
+            opt.step()
+        counts[at], errors[at] = opt.state[theta]["reorthonormalisations"], stiefel_error(theta)
+    assert counts[math.inf] == 0 and counts[0.0] == 60 and 0 <= counts[None] <= 60
+    assert errors[0.0] < 2e-6 and errors[None] < 2e-6
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), "often", True])
+def test_bad_reorthonormalise_at(bad):
+    with pytest.raises((TypeError, ValueError), match="reorthonormalise_at"):
+        StiefelSGD([torch.nn.Parameter(torch.eye(3))], lr=0.1, reorthonormalise_at=bad)

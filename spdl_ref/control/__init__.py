@@ -18,6 +18,8 @@ Every algorithm here works on any network of the layered-network protocol
 * :mod:`spdl_ref.control.time_steps` -- proximal-gradient training, e.g. of the ResNet with learnt
   steps (38), :class:`spdl_ref.ode.VariableStepResNet`, which is also importable from here;
 * :mod:`spdl_ref.control.deep_limits` -- the problems (40) for growing depth (Theorem 3.3);
+* :mod:`spdl_ref.control.continuous_problem` -- the continuous problem (41) on piecewise-linear
+  controls, evaluated by a fine ODE solve, and the :math:`L^2` distance of controls;
 * :mod:`spdl_ref.control.gradients` -- gradients as dictionaries by parameter name: autograd's,
   their norm and relative differences, for comparing the adjoints.
 """
@@ -25,13 +27,15 @@ Every algorithm here works on any network of the layered-network protocol
 from ..ode.resnet import VariableStepResNet
 from .adjoint import (
     adjoint_step,
+    backward_sweep,
     costates,
     discrete_adjoint,
     discrete_costates,
     terminal_costate,
 )
 from .continuous_adjoint import continuous_adjoint, ode_flow
-from .deep_limits import deep_limit_objective, deep_limit_sequence, l2_distance, minimise, prolong
+from .continuous_problem import PiecewiseLinearControl, continuous_objective, l2_distance
+from .deep_limits import deep_limit_objective, deep_limit_sequence, minimise, prolong
 from .gradients import autograd_gradient, gradient_norm, relative_error
 from .msa import (
     extended_hamiltonian,
@@ -40,7 +44,14 @@ from .msa import (
     maximise_hamiltonian,
     msa,
 )
-from .problems import SquaredFit, full_space_objective, reduced_objective, sgd, squared_fit
+from .problems import (
+    SquaredFit,
+    full_space_objective,
+    minibatches,
+    reduced_objective,
+    sgd,
+    squared_fit,
+)
 from .regularisers import (
     h1_discrete,
     l1_norm,
@@ -51,15 +62,21 @@ from .regularisers import (
     squared_l2_norm,
     squared_l2_prox,
     time_step_indicator,
+    tv_denoise,
+    tv_norm,
+    tv_prox,
 )
 from .time_steps import proximal_gradient
 
 __all__ = [
+    "PiecewiseLinearControl",
     "SquaredFit",
     "VariableStepResNet",
     "adjoint_step",
     "autograd_gradient",
+    "backward_sweep",
     "continuous_adjoint",
+    "continuous_objective",
     "costates",
     "deep_limit_objective",
     "deep_limit_sequence",
@@ -75,6 +92,7 @@ __all__ = [
     "l1_prox",
     "l2_distance",
     "maximise_hamiltonian",
+    "minibatches",
     "minimise",
     "msa",
     "ode_flow",
@@ -91,4 +109,7 @@ __all__ = [
     "squared_l2_prox",
     "terminal_costate",
     "time_step_indicator",
+    "tv_denoise",
+    "tv_norm",
+    "tv_prox",
 ]

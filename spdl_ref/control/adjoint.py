@@ -56,6 +56,7 @@ from ..ode.runge_kutta import ButcherTableau
 
 __all__ = [
     "adjoint_step",
+    "backward_sweep",
     "check_batch",
     "costates",
     "discrete_adjoint",
@@ -72,6 +73,8 @@ def check_batch(model, x, name: str = "x") -> torch.Tensor:
     _validate.tensor(x, name)
     if x.dim() != 2 or x.shape[1] != model.dim:
         raise ValueError(f"{name} must have shape (N, {model.dim}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(x.shape)}")
     param = next(iter(model.parameters()), None)
     if param is not None and x.dtype != param.dtype:
         raise TypeError(f"{name} must have the model's dtype {param.dtype}, got {x.dtype}")
@@ -123,6 +126,12 @@ def adjoint_step(
         The costate :math:`p^k`, ``{name: gradient with respect to layer k's slice}`` (summed
         over the batch), and the derivative with respect to the step :math:`h_k` (a 0-d tensor).
     """
+    model = check_layered(model)
+    if _validate.nonnegative_int(k, "k") >= model.depth:
+        raise ValueError(f"k must be a layer, 0 <= k < {model.depth}, got {k}")
+    _validate.boolean(printed_sign, "printed_sign")
+    _validate.floating_tensor(u, "u")
+    _validate.same_shape(u, _validate.floating_tensor(lam, "lam"), "u", "lam")
     theta = model.layer_parameters(k) if theta is None else theta
     h = model.step_size(k)
     integrator = model.integrator
@@ -178,13 +187,43 @@ def _prepare(model, x, grad_zK, name):
     return model, states, lam
 
 
-def _costates(model, states, lam, printed_sign=False):
-    out = [lam]
+def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool = False):
+    r"""The backward pass of (28) from given states: costates and gradients, few checks.
+
+    ``states`` are :math:`u^0, \dots, u^K` from :func:`spdl_ref.ode.network_states` and
+    ``lam`` is the terminal costate :math:`p^K` of the lifted state. Runs :func:`adjoint_step`
+    from layer :math:`K - 1` down to 0 and returns ``(grads, costates)``: ``{name: gradient}``
+    for every parameter of the model (zeros for one the field does not use; the learnt steps of
+    (38) under their name) and the list :math:`[p^0, \dots, p^K]`. A parameter that no layer
+    owns keeps a zero gradient (:func:`discrete_adjoint` refuses such a model first).
+
+    This is the body of :func:`discrete_adjoint`, for the training drivers that check their
+    arguments once (:func:`spdl_ref.control.sgd`, :func:`spdl_ref.control.msa`): only the
+    model's protocol and the number of states are checked, and a non-finite ``lam`` gives
+    non-finite gradients, which the guard of
+    :func:`spdl_ref.loop.train_loop` then reports before any parameter changes.
+    """
+    check_layered(model, "model")  # cheap: attribute look-ups, no pass over the data
+    if not isinstance(states, (list, tuple)) or len(states) != model.depth + 1:
+        raise TypeError(
+            f"states must be the list u^0, ..., u^K of the model's {model.depth + 1} states "
+            f"(spdl_ref.ode.network_states), got {type(states).__name__}"
+            + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else "")
+        )
+    per_layer = list(model.layer_parameters(0))
+    step_name = getattr(model, "step_parameter", None)
     with torch.no_grad():
+        grads = {n: torch.zeros_like(v) for n, v in model.named_parameters()}
+        out = [lam]
         for k in reversed(range(model.depth)):
-            lam = adjoint_step(model, k, states[k], lam, printed_sign=printed_sign)[0]
+            lam, layer_grads, dh = adjoint_step(model, k, states[k], lam, printed_sign=printed_sign)
+            for name in per_layer:
+                if name in layer_grads:  # a parameter the field does not use keeps zero
+                    grads[name][k] = layer_grads[name]
+            if step_name is not None:
+                grads[step_name][k] = dh
             out.append(lam)
-    return out[::-1]
+    return grads, out[::-1]
 
 
 def discrete_costates(
@@ -204,17 +243,22 @@ def discrete_costates(
     :meth:`spdl_ref.ode.LayeredNetwork.costates` (e.g. ``ResNet.costates``) is this function.
     """
     model, states, lam = _prepare(model, x, grad_zK, name)
-    return _costates(model, states, lam, printed_sign)
+    return backward_sweep(model, states, lam, printed_sign=printed_sign)[1]
 
 
-def costates(model, x: torch.Tensor, loss):
+def costates(model, x: torch.Tensor, loss, *, return_gradients: bool = False):
     r"""States (31) and Pontryagin costates (32) of a layered network on a batch (Section 3.1.2).
 
     Returns ``(z, p, value)``: ``z`` of shape ``(K + 1, N, D)`` from the forward pass, ``p`` of
     the same shape with :math:`p_n^K = -L_n'(z_n^K)` (the derivative of ``-N * loss``, so one
     costate per sample without the factor :math:`1/N`) propagated backwards by the discrete
-    adjoint (28) (:func:`discrete_costates`, whose recursion this is, with Pontryagin's sign),
-    and the scalar loss. ``loss(z_K)`` is the mean data fit of the network's outputs.
+    adjoint (28) (:func:`backward_sweep`, the recursion of :func:`discrete_costates`, with
+    Pontryagin's sign), and the scalar loss. ``loss(z_K)`` is the mean data fit of the
+    network's outputs. With ``return_gradients=True`` a fourth entry holds the gradient of the
+    loss with respect to every parameter (``{name: tensor}``), which the same sweep yields:
+    :math:`-\frac1N \sum_n \partial_\theta \langle p_n^{k+1}, \cdot \rangle`, i.e. minus the
+    gradient of the layer Hamiltonians (34). No finiteness check is made on the derivative of
+    the loss: a non-finite one gives non-finite costates and gradients.
     """
     model = check_layered(model)
     x = check_batch(model, x)
@@ -228,8 +272,12 @@ def costates(model, x: torch.Tensor, loss):
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ValueError("loss must return a scalar tensor")
         (g,) = torch.autograd.grad(value, uK)
-    p = _costates(model, states, -x.shape[0] * g)
-    return torch.stack(states), torch.stack(p), value.detach()
+    N = x.shape[0]
+    grads, p = backward_sweep(model, states, -N * g)
+    out = (torch.stack(states), torch.stack(p), value.detach())
+    if return_gradients:
+        return (*out, {name: v / -N for name, v in grads.items()})
+    return out
 
 
 def terminal_costate(model, x: torch.Tensor, loss) -> torch.Tensor:
@@ -296,21 +344,12 @@ def discrete_adjoint(
     >>> bool(torch.allclose(g["A"], auto[0]) and torch.allclose(g["b"], auto[1]))
     True
     """
+    _validate.boolean(return_costates, "return_costates")
     model, states, lam = _prepare(model, x, grad_zK, "grad_zK")
-    per_layer, step_name = parameter_layout(model)
+    parameter_layout(model)
     if return_costates and "p" in dict(model.named_parameters()):
         raise ValueError("return_costates needs the key 'p', which names a parameter of model")
-    with torch.no_grad():
-        grads = {n: torch.zeros_like(v) for n, v in model.named_parameters()}
-        costates = [lam]
-        for k in reversed(range(model.depth)):
-            lam, layer_grads, dh = adjoint_step(model, k, states[k], lam)
-            for name in per_layer:
-                if name in layer_grads:  # a parameter the field does not use keeps zero
-                    grads[name][k] = layer_grads[name]
-            if step_name is not None:
-                grads[step_name][k] = dh
-            costates.append(lam)
+    grads, costates = backward_sweep(model, states, lam)
     if return_costates:
-        grads["p"] = torch.stack(costates[::-1])
+        grads["p"] = torch.stack(costates)
     return grads

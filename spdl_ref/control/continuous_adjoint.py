@@ -128,6 +128,7 @@ def continuous_adjoint(
         :math:`\int_{t^k}^{t^{k+1}} \partial_\theta f^T p\,dt` (27)), plus ``"loss"`` (scalar)
         and ``"z_T"`` (shape ``(N, M)``), and ``"p"`` when ``return_costates``.
     """
+    _validate.boolean(return_costates, "return_costates")
     model, x, tableau, n, options = _setup(model, x, method, steps_per_layer, rk_kwargs)
     if not callable(loss):
         raise TypeError(f"loss must be callable, got {type(loss).__name__}")

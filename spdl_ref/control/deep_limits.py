@@ -5,7 +5,7 @@ For each depth :math:`K` the ResNet (6) on :math:`[0, T]` is trained on
 .. math::
 
     E^{(K)}(\theta) = \frac1N \sum_n L_n(\Psi(x_n, \theta))
-    + \lambda \Big( \|\theta^0\|^2 + \frac1h \sum_k \|\theta^{k+1} - \theta^k\|^2 \Big),
+    + \lambda \Big( \|\theta^0\|^2 + \frac1h \sum_{k=0}^{K-2} \|\theta^{k+1} - \theta^k\|^2 \Big),
 
 (40), and the minimisers are compared as piecewise-constant functions of :math:`t` in
 :math:`L^2(0, T)`. Theorem 3.3 says the minimal values converge to that of the continuous
@@ -15,9 +15,11 @@ minimisers of this non-convex problem, each depth starts from the previous solut
 
 What each function needs: :func:`deep_limit_objective` any
 :class:`spdl_ref.ode.LayeredNetwork` with fixed steps (it uses :func:`h1_discrete`);
-:func:`prolong`, :func:`l2_distance` and :func:`deep_limit_sequence` a
-:class:`spdl_ref.ode.ResNet` with fixed steps, since they build the deeper ResNet that carries
-the same :math:`\theta(t)`. Anything else gets a :class:`TypeError`.
+:func:`prolong` and :func:`deep_limit_sequence` a :class:`spdl_ref.ode.ResNet` with fixed steps,
+since they build the deeper ResNet that carries the same :math:`\theta(t)`. Anything else gets a
+:class:`TypeError`. The distances are :func:`spdl_ref.control.l2_distance`, and the continuous
+problem (41) is in :mod:`spdl_ref.control.continuous_problem`. (The sum in (40) runs to
+:math:`k = K - 2`; see :func:`h1_discrete` and the book's errata, E3.2.)
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .. import _validate
+from ..loop import train_loop
 from ..ode.layered import check_layered, network_states
 from ..ode.resnet import ResNet
 from .adjoint import check_batch
+from .continuous_problem import l2_distance
 from .regularisers import h1_discrete
 
-__all__ = ["deep_limit_objective", "deep_limit_sequence", "l2_distance", "minimise", "prolong"]
+__all__ = ["deep_limit_objective", "deep_limit_sequence", "minimise", "prolong"]
 
 
 def _check_resnet(model, name="model"):
@@ -83,37 +87,41 @@ def prolong(model, factor: int = 2) -> ResNet:
     return new
 
 
-def l2_distance(model_a, model_b) -> float:
-    r""":math:`\|\theta_a - \theta_b\|_{L^2(0, T)}` of two ResNets' controls (Section 3.3).
-
-    The depths must divide one another and the final times agree; both are refined to the finer
-    grid and :math:`\big(h \sum_k \|\theta_a^k - \theta_b^k\|^2\big)^{1/2}` is returned.
-    """
-    a, b = _check_resnet(model_a, "model_a"), _check_resnet(model_b, "model_b")
-    if a.dim != b.dim or abs(a.T - b.T) > 1e-12 * a.T:
-        raise ValueError("model_a and model_b must have the same dim and T")
-    if a.depth > b.depth:
-        a, b = b, a
-    if b.depth % a.depth:
-        raise ValueError(f"the depths must divide one another, got {a.depth} and {b.depth}")
-    a = prolong(a, b.depth // a.depth)
-    with torch.no_grad():
-        d = (a.A - b.A).pow(2).sum() + (a.b - b.b).pow(2).sum()
-        return float((b.h * d).sqrt())
-
-
 def minimise(
     model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10
 ) -> float:
     r"""Minimise ``objective()`` over the model's parameters by full-batch L-BFGS (Section 3.3).
 
-    A strong Wolfe line search; used for the deep-limit problems (40) of Theorem 3.3, where
-    minimisers (not just low loss) are compared. Returns the final objective value.
+    A strong Wolfe line search; used for the deep-limit problems (40) and (41) of Theorem 3.3,
+    where minimisers (not just low loss) are compared. ``model`` is a module (its parameters
+    that require gradients) or a dict ``{name: leaf tensor}`` (e.g. the node values of a
+    :class:`~spdl_ref.control.PiecewiseLinearControl`). Returns the final objective value.
+
+    It is one iteration of :func:`spdl_ref.loop.train_loop` whose step is L-BFGS with the loop's
+    guarded evaluation as its closure: an objective or gradient that is not finite at any trial
+    point stops it with :class:`spdl_ref.loop.NonFiniteError`, the parameters as they were.
+
+    Examples
+    --------
+    >>> w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    >>> value = minimise({"w": w}, lambda: (w - 1).pow(2).sum() + (w - 1).pow(4).sum())
+    >>> round(value, 12), [round(v, 6) for v in w.tolist()]
+    (0.0, [1.0, 1.0])
     """
     max_iter = _validate.positive_int(max_iter, "max_iter")
     tol = _validate.positive_real(tol, "tol")
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    if isinstance(model, dict):
+        tensors = list(model.values())
+    elif isinstance(model, torch.nn.Module):
+        tensors = [p for p in model.parameters() if p.requires_grad]
+    else:
+        raise TypeError(
+            f"model must be a torch.nn.Module or a dict of tensors, got {type(model).__name__}"
+        )
     opt = torch.optim.LBFGS(
-        model.parameters(),
+        tensors,
         lr=1.0,
         max_iter=max_iter,
         tolerance_grad=tol,
@@ -121,14 +129,14 @@ def minimise(
         history_size=50,
         line_search_fn="strong_wolfe",
     )
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        value = objective()
-        value.backward()
-        return value
-
-    opt.step(closure)
+    train_loop(
+        model,
+        lambda _: objective(),
+        iterations=1,
+        optimizer=opt,
+        step=opt.step,
+        description="L-BFGS (Section 3.3)",
+    )
     with torch.no_grad():
         return float(objective())
 

@@ -97,5 +97,7 @@ def relative_error(g: dict, reference: dict) -> float:
                 f"g[{key!r}] must have the shape {tuple(ref.shape)} of reference, "
                 f"got {tuple(g[key].shape)}"
             )
+    if gradient_norm(reference) == 0:
+        raise ValueError("reference must not be zero: the relative error is undefined")
     diff = {key: g[key].detach() - ref.detach() for key, ref in reference.items()}
     return gradient_norm(diff) / gradient_norm(reference)

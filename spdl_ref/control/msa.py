@@ -39,15 +39,15 @@ linear in :math:`h_k` and has no maximiser.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 
 import torch
 
 from .. import _validate
+from ..loop import History, train_loop
 from ..ode.layered import check_layered, layer_step, parameter_layout
-from ..train import History
 from .adjoint import adjoint_step, check_batch, costates
+from .problems import minibatches
 
 __all__ = [
     "costates",
@@ -206,7 +206,9 @@ def maximise_hamiltonian(
     one layer's parameters, e.g. quantised weights, where :math:`f` need not be differentiable in
     the underlying weights) an exhaustive search, layer by layer. ``z`` and ``p`` are states and
     Pontryagin costates from :func:`costates`. Returns the new parameters
-    ``{name: tensor (K, ...)}``; the model is not changed.
+    ``{name: tensor (K, ...)}``; the model is not changed. The Adam steps run on
+    :func:`spdl_ref.loop.train_loop`, so a non-finite Hamiltonian or gradient stops them with
+    :class:`spdl_ref.loop.NonFiniteError`.
     """
     model = check_layered(model)
     parameter_layout(model)  # every parameter is a layer's (or the held-fixed steps)
@@ -218,11 +220,13 @@ def maximise_hamiltonian(
     theta = _stacked_theta(model, None)
     if candidates is None:
         variables = {n: v.detach().clone().requires_grad_(True) for n, v in theta.items()}
-        opt = torch.optim.Adam(variables.values(), lr=inner_lr)
-        for _ in range(inner_steps):
-            opt.zero_grad(set_to_none=True)
-            (-extended_hamiltonian(model, z, p, rho, variables).sum()).backward()
-            opt.step()
+        train_loop(
+            variables,
+            lambda _: -extended_hamiltonian(model, z, p, rho, variables).sum(),
+            iterations=inner_steps,
+            optimizer=torch.optim.Adam(variables.values(), lr=inner_lr),
+            description="maximise the Hamiltonian (33)",
+        )
         return {n: v.detach() for n, v in variables.items()}
     candidates = _check_candidates(model, candidates)
     new = {n: v.detach().clone() for n, v in theta.items()}
@@ -262,6 +266,12 @@ def msa(
     layer's :math:`\theta^k` is replaced by a maximiser of the (extended) Hamiltonian
     (:func:`maximise_hamiltonian`). Learnt step sizes (38) are held fixed.
 
+    It runs on :func:`spdl_ref.loop.train_loop`: the same backward sweep that gives the
+    costates gives the gradient of the loss (minus that of the Hamiltonians, (34)), which the
+    loop's guard checks before the update. A loss whose derivative is not finite (such as
+    :math:`|z|^{1/2}` at 0) therefore stops the training with
+    :class:`spdl_ref.loop.NonFiniteError`, the parameters those of the last finite iteration.
+
     Parameters
     ----------
     model : spdl_ref.ode.LayeredNetwork
@@ -284,14 +294,29 @@ def msa(
         the ResNet ``{"A": (C, M, M), "b": (C, M)}``; e.g. quantised weights, where :math:`f` is
         not differentiable in the underlying weights) and the maximisation is exhaustive.
     batch_size, generator
-        Minibatch size (``None``: all samples) and its random source.
+        Minibatch size (``None``: all samples, drawn uniformly without replacement) and its
+        random source.
     full_loss : bool
-        Record the loss on all of ``x`` after each iteration (else the minibatch loss before it).
+        Also record, after each iteration, the loss on all of ``x`` (the series
+        ``"full_loss"`` of the result).
 
     Returns
     -------
-    spdl_ref.train.History
-        ``loss`` (and ``data_fit``, equal here) and ``seconds`` per iteration.
+    spdl_ref.loop.History
+        ``loss`` (and ``data_fit``, equal here): the minibatch loss before each iteration;
+        ``seconds``; with ``full_loss``, ``series["full_loss"]``: the loss on all samples after
+        each iteration.
+
+    Examples
+    --------
+    >>> from spdl_ref.ode import ResNet
+    >>> from spdl_ref.control import squared_fit
+    >>> net = ResNet(2, 3, T=1.0, generator=torch.Generator().manual_seed(0))
+    >>> x = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+    >>> fit = squared_fit(torch.sign(x[:, 0]))
+    >>> history = msa(net, x, fit, iterations=5, rho=1.0, inner_steps=5, inner_lr=0.1)
+    >>> history.series["full_loss"][-1] < history.loss[0]
+    True
     """
     model = check_layered(model)
     parameter_layout(model)
@@ -302,32 +327,28 @@ def msa(
     rho = _validate.nonnegative_real(rho, "rho")
     inner_steps = _validate.positive_int(inner_steps, "inner_steps")
     inner_lr = _validate.positive_real(inner_lr, "inner_lr")
-    N = x.shape[0]
-    if batch_size is not None:
-        batch_size = _validate.positive_int(batch_size, "batch_size")
-        if batch_size > N:
-            raise ValueError(f"batch_size must be <= the number of samples {N}, got {batch_size}")
+    batches = minibatches(x, batch_size, generator)
+    full_loss = _validate.boolean(full_loss, "full_loss")
     if candidates is not None:
         candidates = _check_candidates(model, candidates)
     params = dict(model.named_parameters())
-    everyone = torch.arange(N, device=x.device)
-    history = History()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        idx = (
-            everyone
-            if batch_size is None
-            else torch.randperm(N, generator=generator)[:batch_size].to(x.device)
+    pairs = {}  # the states and costates of the current iteration, for the update
+
+    def objective(batch):
+        z, p, value, grads = costates(
+            model, batch["x"], _batch_loss(loss, batch["idx"]), return_gradients=True
         )
-        z, p, value = costates(model, x[idx], _batch_loss(loss, idx))
-        if not bool(torch.isfinite(value)):
-            raise FloatingPointError(
-                f"the loss became non-finite after {len(history.loss)} iterations"
-            )
+        for name, param in params.items():
+            param.grad = grads[name]
+        pairs.update(z=z, p=p)
+        return value
+
+    def step(evaluate):
+        evaluate()
         new = maximise_hamiltonian(
             model,
-            z,
-            p,
+            pairs["z"],
+            pairs["p"],
             rho=rho,
             inner_steps=inner_steps,
             inner_lr=inner_lr,
@@ -336,9 +357,20 @@ def msa(
         with torch.no_grad():
             for name, value_k in new.items():
                 params[name].copy_(value_k)
-            if full_loss:
-                value = loss(model(x), everyone)
-        history.loss.append(float(value))
-        history.data_fit.append(float(value))
-        history.seconds.append(time.perf_counter() - start)
-    return history
+
+    everyone = torch.arange(x.shape[0], device=x.device)
+
+    def record_full_loss(_i, history):
+        with torch.no_grad():
+            history.record(full_loss=float(loss(model(x), everyone)))
+
+    return train_loop(
+        params,
+        objective,
+        iterations=iterations,
+        step=step,
+        batches=batches,
+        backward=False,
+        callbacks=[record_full_loss] if full_loss else [],
+        description="msa (31)-(33)",
+    )

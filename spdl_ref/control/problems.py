@@ -10,17 +10,23 @@ use, :math:`L_n(z) = \frac12 (z_c - y_n)^2`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 
 from .. import _validate
-from ..ode.layered import check_layered, layer_step, network_states
-from ..train import History
-from .adjoint import check_batch, discrete_adjoint
+from ..loop import History, train_loop
+from ..ode.layered import check_layered, layer_step, network_states, parameter_layout
+from .adjoint import backward_sweep, check_batch
 
-__all__ = ["SquaredFit", "full_space_objective", "reduced_objective", "sgd", "squared_fit"]
+__all__ = [
+    "SquaredFit",
+    "full_space_objective",
+    "minibatches",
+    "reduced_objective",
+    "sgd",
+    "squared_fit",
+]
 
 
 class SquaredFit:
@@ -147,6 +153,42 @@ def full_space_objective(
     return loss(model.project(z[-1])) + _reg(model, regulariser), torch.stack(res)
 
 
+def minibatches(x: torch.Tensor, batch_size: int | None = None, generator=None):
+    r"""The minibatch draw of SGD (25): ``batches(i)`` for :func:`spdl_ref.loop.train_loop`.
+
+    ``batches(i)`` returns ``{"x": x[idx], "idx": idx}``: all samples (``batch_size=None``), or
+    a set :math:`\mathcal S^j` of ``batch_size`` indices drawn uniformly without replacement by
+    ``torch.randperm`` from ``generator`` (on the CPU, so that the draws do not depend on the
+    device), moved to ``x``'s device. Used by :func:`sgd` and :func:`spdl_ref.control.msa`.
+
+    Examples
+    --------
+    >>> batches = minibatches(torch.zeros(5, 2), 2, torch.Generator().manual_seed(0))
+    >>> batch = batches(0)
+    >>> tuple(batch["x"].shape), batch["idx"].numel()
+    ((2, 2), 2)
+    """
+    _validate.floating_tensor(x, "x")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got shape {tuple(x.shape)}")
+    N = x.shape[0]
+    if batch_size is not None:
+        batch_size = _validate.positive_int(batch_size, "batch_size")
+        if batch_size > N:
+            raise ValueError(f"batch_size must be <= the number of samples {N}, got {batch_size}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    everyone = torch.arange(N, device=x.device)
+
+    def batches(_i):
+        if batch_size is None:
+            return {"x": x, "idx": everyone}
+        idx = torch.randperm(N, generator=generator)[:batch_size].to(x.device)
+        return {"x": x[idx], "idx": idx}
+
+    return batches
+
+
 def sgd(
     model,
     x: torch.Tensor,
@@ -159,46 +201,66 @@ def sgd(
 ) -> History:
     r"""Stochastic gradient descent (25) on the reduced problem, with the discrete adjoint (28).
 
-    Each iteration draws a minibatch :math:`\mathcal S^j`, computes
-    :math:`\frac{1}{|\mathcal S^j|} \sum_{n \in \mathcal S^j}
-    (L_n \circ \Psi(x_n, \cdot))'(\theta^j)` with :func:`spdl_ref.control.discrete_adjoint`
-    and steps :math:`\theta^{j+1} = \theta^j - \tau g` in every parameter (the learnt steps of
-    (38) included). ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`; ``loss(z_K, idx)`` is
-    the mean data fit of samples ``idx`` given their outputs. Returns a
-    :class:`spdl_ref.train.History` of the minibatch loss before each step.
+    Each iteration draws a minibatch :math:`\mathcal S^j` (uniformly, without replacement),
+    computes :math:`g = \frac{1}{|\mathcal S^j|} \sum_{n \in \mathcal S^j}
+    (L_n \circ \Psi(x_n, \cdot))'(\theta^j)` with the discrete adjoint
+    (:func:`~spdl_ref.control.adjoint.backward_sweep`, the body of
+    :func:`~spdl_ref.control.discrete_adjoint`) and steps :math:`\theta^{j+1} = \theta^j -
+    \tau g` in every parameter (the learnt steps of (38) included). :math:`g` is an unbiased
+    estimate of the gradient of the data fit :math:`\frac1N \sum_n L_n \circ \Psi`; there is
+    no regulariser here (with one, (25) would need :math:`R'(\theta^j)` added: see the book's
+    errata). ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`; ``loss(z_K, idx)`` is the
+    mean data fit of samples ``idx`` given their outputs.
+
+    It runs on :func:`spdl_ref.loop.train_loop` (the adjoint fills the gradients,
+    ``backward=False``, then a manual step :math:`\theta \leftarrow \theta - \tau g`), so a
+    non-finite loss or gradient stops it with :class:`spdl_ref.loop.NonFiniteError` and the
+    parameters of the last finite step. Returns the :class:`spdl_ref.loop.History` of the
+    minibatch loss before each step.
+
+    Examples
+    --------
+    >>> from spdl_ref.ode import ResNet
+    >>> net = ResNet(2, depth=3, init_std=0.0)  # z^K = x: the loss is |x_1 - 1|^2 / 2 at first
+    >>> x = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    >>> history = sgd(net, x, squared_fit(torch.ones(2)), tau=0.5, iterations=20)
+    >>> round(history.loss[0], 4), history.loss[-1] < history.loss[0]
+    (0.5, True)
     """
     model = check_layered(model)
+    parameter_layout(model)
     x = check_batch(model, x)
     if not callable(loss):
         raise TypeError(f"loss must be callable, got {type(loss).__name__}")
     tau = _validate.positive_real(tau, "tau")
     iterations = _validate.positive_int(iterations, "iterations")
-    N = x.shape[0]
-    if batch_size is not None:
-        batch_size = _validate.positive_int(batch_size, "batch_size")
-        if batch_size > N:
-            raise ValueError(f"batch_size must be <= the number of samples {N}, got {batch_size}")
-    history, start = History(), time.perf_counter()
-    for _ in range(iterations):
-        idx = (
-            torch.arange(N)
-            if batch_size is None
-            else torch.randperm(N, generator=generator)[:batch_size]
-        )
-        idx = idx.to(x.device)
-        with torch.enable_grad():
-            zK = model.project(network_states(model, x[idx])[-1]).detach().requires_grad_(True)
-            value = loss(zK, idx)
-            (g,) = torch.autograd.grad(value, zK)
-        if not bool(torch.isfinite(value)):
-            raise FloatingPointError(
-                f"the loss became non-finite after {len(history.loss)} iterations; lower tau"
-            )
-        grads = discrete_adjoint(model, x[idx], g)
+    batches = minibatches(x, batch_size, generator)
+    params = dict(model.named_parameters())
+
+    def objective(batch):
         with torch.no_grad():
-            for name, param in model.named_parameters():
-                param -= tau * grads[name]
-        history.loss.append(float(value.detach()))
-        history.data_fit.append(float(value.detach()))
-        history.seconds.append(time.perf_counter() - start)
-    return history
+            states = network_states(model, batch["x"])
+        with torch.enable_grad():
+            uK = states[-1].requires_grad_(True)
+            value = loss(model.project(uK), batch["idx"])
+            (g,) = torch.autograd.grad(value, uK)
+        grads = backward_sweep(model, states, g)[0]
+        for name, param in params.items():
+            param.grad = grads[name]
+        return value.detach()
+
+    def step(evaluate):
+        evaluate()
+        with torch.no_grad():
+            for param in params.values():
+                param -= tau * param.grad
+
+    return train_loop(
+        params,
+        objective,
+        iterations=iterations,
+        step=step,
+        batches=batches,
+        backward=False,
+        description="sgd (25)",
+    )

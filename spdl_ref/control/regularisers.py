@@ -4,6 +4,8 @@ r"""Regularisers for training (Section 3.2) and their proximal maps.
   proximal maps (soft thresholding for the 1-norm, a shrinking for the squared 2-norm);
 * the squared :math:`H^1` norm (37), :math:`\|\theta(0)\|^2 + \int_0^T \|\dot\theta\|^2 dt`, in
   its discrete form from (40) for a piecewise-constant :math:`\theta`;
+* the total variation across layers, :math:`\sum_k \|\theta^{k+1} - \theta^k\|_1` (the
+  topology that Section 3.4.3 asks about), with its exact proximal map :func:`tv_denoise`;
 * the indicator (39) of admissible time steps :math:`\{h \ge 0, \sum_k h^k = T\}` for the
   variable-step ResNet (38), whose proximal map is the Euclidean projection
   :func:`project_simplex`.
@@ -11,7 +13,7 @@ r"""Regularisers for training (Section 3.2) and their proximal maps.
 The norms of a network act on its layer parameters :math:`\theta^k` (every parameter of a
 :class:`spdl_ref.ode.LayeredNetwork` but learnt step sizes); :func:`h1_discrete` also needs fixed
 step sizes, the spacing of its time grid. The proximal maps are made by :func:`l1_prox`,
-:func:`squared_l2_prox` and :func:`simplex_prox` in the form
+:func:`squared_l2_prox`, :func:`tv_prox` and :func:`simplex_prox` in the form
 :func:`spdl_ref.control.proximal_gradient` calls, ``prox(theta, tau)``.
 """
 
@@ -34,6 +36,9 @@ __all__ = [
     "squared_l2_norm",
     "squared_l2_prox",
     "time_step_indicator",
+    "tv_denoise",
+    "tv_norm",
+    "tv_prox",
 ]
 
 
@@ -158,6 +163,7 @@ def time_step_indicator(h: torch.Tensor, T: float, tol: float = 1e-10) -> float:
     """
     h = _check_vector(h, "h")
     T = _validate.positive_real(T, "T")
+    tol = _validate.nonnegative_real(tol, "tol")
     ok = bool((h >= -tol).all()) and abs(float(h.sum()) - T) <= tol * max(1.0, T)
     return 0.0 if ok else float("inf")
 
@@ -204,5 +210,133 @@ def simplex_prox(T: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
 
     def prox(h: torch.Tensor, tau: float) -> torch.Tensor:
         return project_simplex(h, T)
+
+    return prox
+
+
+def tv_norm(model) -> torch.Tensor:
+    r"""The total variation of :math:`\theta` across the layers (Section 3.4.3).
+
+    :math:`\mathrm{TV}(\theta) = \sum_{k=0}^{K-2} \|\theta^{k+1} - \theta^k\|_1`. For the
+    piecewise-constant :math:`\theta(t) = \theta^k` on :math:`[t^k, t^{k+1})` this is the
+    (anisotropic) total variation of the function :math:`t \mapsto \theta(t)`: the sum of the
+    sizes of its jumps, which, unlike the :math:`H^1` term of (40), does not depend on the grid.
+    ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`.
+    """
+    params = _layer_params(model)
+    return sum((p[1:] - p[:-1]).abs().sum() for p in params)
+
+
+def tv_denoise(y: torch.Tensor, lam: float) -> torch.Tensor:
+    r"""The proximal map of :math:`\lambda\,\mathrm{TV}`: 1-D total-variation denoising (§3.4.3).
+
+    Returns the minimiser :math:`x` of
+    :math:`\frac12 \sum_k (x_k - y_k)^2 + \lambda \sum_k |x_{k+1} - x_k|` along the first axis of
+    ``y`` (shape ``(K, ...)``), for every other index separately. Exact, by Condat's direct
+    algorithm (L. Condat, IEEE Signal Process. Lett. 20 (2013) 1054-1057), which runs in Python
+    over the entries: meant for the short sequences of a network's layers.
+
+    Examples
+    --------
+    A step of height 1 between two flat pieces of length 2 is lowered by :math:`\lambda / 2` on
+    the high side and raised by :math:`\lambda / 2` on the low side:
+
+    >>> tv_denoise(torch.tensor([0.0, 0.0, 1.0, 1.0]), 0.5)
+    tensor([0.2500, 0.2500, 0.7500, 0.7500])
+    """
+    _validate.tensor(y, "y")
+    lam = _validate.nonnegative_real(lam, "lam")
+    if y.dim() == 0 or y.shape[0] == 0:
+        raise ValueError(f"y must have a first axis of length >= 1, got shape {tuple(y.shape)}")
+    columns = y.detach().reshape(y.shape[0], -1).T.tolist()
+    out = [_condat(col, lam) for col in columns]
+    return torch.tensor(out, dtype=y.dtype, device=y.device).T.reshape(y.shape)
+
+
+def _condat(y: list, lam: float) -> list:
+    """Condat's direct algorithm for 1-D TV denoising of the list ``y`` (a transcription)."""
+    n = len(y)
+    x = [0.0] * n
+    if n == 1 or lam == 0.0:
+        return list(y)
+    k = k0 = kplus = kminus = 0
+    umin, umax = lam, -lam
+    vmin, vmax = y[0] - lam, y[0] + lam
+    while True:
+        while k == n - 1:  # the right end: close the last segments
+            if umin < 0.0:  # vmin is too high: a negative jump
+                while True:
+                    x[k0] = vmin
+                    k0 += 1
+                    if k0 > kminus:
+                        break
+                k = kminus = k0
+                vmin = y[k]
+                umin = lam
+                umax = vmin + umin - vmax
+            elif umax > 0.0:  # vmax is too low: a positive jump
+                while True:
+                    x[k0] = vmax
+                    k0 += 1
+                    if k0 > kplus:
+                        break
+                k = kplus = k0
+                vmax = y[k]
+                umax = -lam
+                umin = vmax + umax - vmin
+            else:
+                vmin += umin / (k - k0 + 1)
+                while True:
+                    x[k0] = vmin
+                    k0 += 1
+                    if k0 > k:
+                        break
+                return x
+        umin += y[k + 1] - vmin
+        if umin < -lam:  # a negative jump
+            while True:
+                x[k0] = vmin
+                k0 += 1
+                if k0 > kminus:
+                    break
+            k = kminus = kplus = k0
+            vmin = y[k]
+            vmax = vmin + 2 * lam
+            umin, umax = lam, -lam
+            continue
+        umax += y[k + 1] - vmax
+        if umax > lam:  # a positive jump
+            while True:
+                x[k0] = vmax
+                k0 += 1
+                if k0 > kplus:
+                    break
+            k = kminus = kplus = k0
+            vmax = y[k]
+            vmin = vmax - 2 * lam
+            umin, umax = lam, -lam
+            continue
+        k += 1  # no jump: extend the segment
+        if umin >= lam:
+            kminus = k
+            vmin += (umin - lam) / (kminus - k0 + 1)
+            umin = lam
+        if umax <= -lam:
+            kplus = k
+            vmax += (umax + lam) / (kplus - k0 + 1)
+            umax = -lam
+
+
+def tv_prox(lam: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    r"""The proximal map of :math:`R = \lambda\,\mathrm{TV}` for a step :math:`\tau` (§3.4.3).
+
+    Returns ``prox(theta, tau)`` :math:`= \operatorname{prox}_{\tau R}(\theta)`:
+    :func:`tv_denoise` at :math:`\lambda\tau` along the layer axis of a stacked parameter
+    ``theta`` (shape ``(K, ...)``), for :func:`spdl_ref.control.proximal_gradient`.
+    """
+    lam = _validate.nonnegative_real(lam, "lam")
+
+    def prox(theta: torch.Tensor, tau: float) -> torch.Tensor:
+        return tv_denoise(theta, lam * _validate.nonnegative_real(tau, "tau"))
 
     return prox

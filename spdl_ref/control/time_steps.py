@@ -12,15 +12,14 @@ soft thresholding).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .. import _validate
+from ..loop import History, train_loop
 from ..ode.resnet import VariableStepResNet  # noqa: F401 (re-exported, see above)
-from ..train import History
 
 __all__ = ["proximal_gradient"]
 
@@ -44,11 +43,27 @@ def proximal_gradient(
     named in ``prox``, ``param <- prox[name](param, tau)`` (e.g. ``{"steps": simplex_prox(T)}``
     for (39), or ``{"A": l1_prox(lam)}`` for the 1-norm; see
     :mod:`spdl_ref.control.regularisers`). Parameters not in ``prox`` take plain gradient steps.
-    Returns the data fit before each step.
+
+    It runs on :func:`spdl_ref.loop.train_loop` with the proximal map after the gradient step,
+    so a non-finite loss or gradient, or a proximal map that writes a non-finite value, stops
+    it with :class:`spdl_ref.loop.NonFiniteError` and the parameters of the last finite step.
+    Returns the :class:`spdl_ref.loop.History` of the data fit before each step.
+
+    Examples
+    --------
+    >>> from spdl_ref.control import squared_fit, simplex_prox
+    >>> net = VariableStepResNet(2, 4, T=2.0, generator=torch.Generator().manual_seed(0))
+    >>> x = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+    >>> history = proximal_gradient(
+    ...     net, x, squared_fit(torch.sign(x[:, 0])), prox={"steps": simplex_prox(2.0)}
+    ... )
+    >>> history.loss[-1] < history.loss[0], round(float(net.steps.detach().sum()), 6)
+    (True, 2.0)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _validate.tensor(x, "x")
+    _validate.function(loss, "loss")
     tau = _validate.positive_real(tau, "tau")
     iterations = _validate.positive_int(iterations, "iterations")
     params = dict(model.named_parameters())
@@ -59,15 +74,9 @@ def proximal_gradient(
             )
         if not callable(prox[name]):
             raise TypeError(f"prox[{name!r}] must be callable")
-    history, start = History(), time.perf_counter()
-    for _ in range(iterations):
-        model.zero_grad(set_to_none=True)
-        value = loss(model(x))
-        if not bool(torch.isfinite(value)):
-            raise FloatingPointError(
-                f"the loss became non-finite after {len(history.loss)} iterations; lower tau"
-            )
-        value.backward()
+
+    def step(evaluate):
+        evaluate()
         with torch.no_grad():
             for name, p in params.items():
                 if p.grad is None:
@@ -75,7 +84,11 @@ def proximal_gradient(
                 p -= tau * p.grad
                 if name in prox:
                     p.copy_(prox[name](p, tau))
-        history.loss.append(float(value.detach()))
-        history.data_fit.append(float(value.detach()))
-        history.seconds.append(time.perf_counter() - start)
-    return history
+
+    return train_loop(
+        model,
+        lambda _: loss(model(x)),
+        iterations=iterations,
+        step=step,
+        description="proximal gradient (Section 3.2)",
+    )

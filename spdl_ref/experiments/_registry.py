@@ -273,7 +273,11 @@ def run_tasks(
     ``python -m spdl_ref.reproduce`` runs it on any backend, so both give the same numbers.
     """
     exp = get(experiment) if isinstance(experiment, str) else experiment
-    device = torch.device(device)
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"experiment must be an Experiment or a name, got {type(exp).__name__}")
+    device = _validate.device(device, "device")
+    if device is None:
+        raise TypeError("device must be a torch.device or a string, got None")
     tasks = exp.make_tasks(budget, runs, seed)
     return tasks, [run_task(exp, t, budget=budget, device=device) for t in tasks]
 
@@ -290,6 +294,12 @@ def aggregate(tasks: Sequence[Task], results: Sequence[Metrics]) -> list[dict[st
         raise ValueError(
             f"tasks and results must have the same length, got {len(tasks)} and {len(results)}"
         )
+    for task, res in zip(tasks, results, strict=True):
+        if not isinstance(task, dict) or not isinstance(res, dict):
+            raise TypeError(
+                "tasks and results must hold dicts (a task's parameters, a run's metrics), got "
+                f"{type(task).__name__} and {type(res).__name__}"
+            )
     groups: dict[str, dict[str, Any]] = {}
     for task, res in zip(tasks, results, strict=True):
         params = {k: v for k, v in task.items() if k != "seed"}

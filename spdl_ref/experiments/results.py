@@ -74,6 +74,7 @@ def load(name: str, budget: str, root: Path | str | None = None) -> dict[str, An
 
 def pending_message(name: str) -> str:
     """The line a table shows where ``name`` has no paper-budget artifact yet."""
+    artifact_path(name, "paper")  # name must be a plain folder name, as in the command
     return (
         "pending: no paper-budget artifact yet "
         f"(run `python -m spdl_ref.reproduce {name} --budget paper`)"

@@ -152,7 +152,7 @@ class SplineCoupling(_Coupling):
 
     Parameters
     ----------
-    dim, mask, flip, hidden, zero_init :
+    dim, mask, flip, hidden, zero_init, activation :
         As in :class:`~spdl_ref.invertible.AdditiveCoupling`.
     bins : int
         Number of spline bins :math:`K \ge 2`.
@@ -171,12 +171,14 @@ class SplineCoupling(_Coupling):
         bound=3.0,
         device=None,
         dtype=None,
+        *,
+        activation="tanh",
     ):
         self.bins = _validate.positive_int(bins, "bins")
         if not 2 <= self.bins < round(1 / MIN_BIN):
             raise ValueError(f"bins must satisfy 2 <= bins < {round(1 / MIN_BIN)}, got {bins}")
         self.n_params = 3 * self.bins - 1
-        super().__init__(dim, mask, flip, hidden, zero_init, device, dtype)
+        super().__init__(dim, mask, flip, hidden, zero_init, device, dtype, activation=activation)
         self.bound = _validate.positive_real(bound, "bound")
 
     def _transform(self, x, p, inverse):

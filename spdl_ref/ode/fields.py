@@ -49,6 +49,7 @@ __all__ = [
     "activation_derivative",
     "affine_field",
     "affine_field_vjp",
+    "frozen_field",
 ]
 
 
@@ -484,3 +485,28 @@ class HamiltonianField(_LayeredField):
 
     def extra_repr(self):
         return super().extra_repr() + f", variant={self.variant}"
+
+
+def frozen_field(field, k: int):
+    r"""Layer ``k`` of a field as an autonomous field :math:`f(t, z) = f(z, \theta^k)` (§2.1).
+
+    The parameters of layer :math:`k` are frozen, so the ODE (7) becomes autonomous; the result
+    takes ``(t, z)`` (``t`` ignored), the signature of :func:`~spdl_ref.ode.rk_step` and
+    :func:`~spdl_ref.ode.odeint`, so that the integrators of Section 2.2 can be compared on one
+    layer.
+
+    Examples
+    --------
+    >>> field = GradientField(2, 3, dtype=torch.float64)
+    >>> z = torch.ones(4, 2, dtype=torch.float64)
+    >>> torch.equal(frozen_field(field, 1)(0.7, z), field(1, z))
+    True
+    """
+    if not isinstance(field, _LayeredField):
+        raise TypeError(f"field must be a field of spdl_ref.ode.fields, got {type(field).__name__}")
+    k = field._k(k)
+
+    def f(t, z: torch.Tensor) -> torch.Tensor:
+        return field(k, z)
+
+    return f

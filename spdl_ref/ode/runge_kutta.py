@@ -17,6 +17,8 @@ the coefficients as Python floats, so they follow the state's dtype and device.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 
 import torch
@@ -29,8 +31,10 @@ __all__ = [
     "as_tableau",
     "butcher_tableau",
     "check_solver_options",
+    "fitted_order",
     "is_algebraically_stable",
     "is_explicit",
+    "observed_orders",
     "odeint",
     "rk_step",
 ]
@@ -183,7 +187,8 @@ def _checked_entries(A, b, c, name):
             value = value.detach().to(device="cpu", dtype=torch.float64)
         else:
             try:
-                value = torch.as_tensor(value, dtype=torch.float64)
+                # on the CPU whatever the default device (the tableaux are shared constants)
+                value = torch.as_tensor(value, dtype=torch.float64, device="cpu")
             except (TypeError, ValueError, RuntimeError) as err:
                 raise TypeError(
                     f"{name}: {part} must be a tensor of real numbers, got {type(value).__name__}"
@@ -457,3 +462,52 @@ def odeint(
     for n in range(steps):
         out.append(tableau.step(f, t0 + n * h, out[-1], h, **options))
     return torch.stack(out)
+
+
+def _check_convergence_data(sizes, errors):
+    if not isinstance(sizes, (list, tuple)) or not isinstance(errors, (list, tuple)):
+        raise TypeError("sizes and errors must be lists (or tuples) of numbers")
+    if len(sizes) != len(errors) or len(sizes) < 2:
+        raise ValueError(
+            f"sizes and errors must have the same length >= 2, got {len(sizes)} and {len(errors)}"
+        )
+    sizes = [_validate.positive_real(n, "sizes") for n in sizes]
+    errors = [_validate.positive_real(e, "errors") for e in errors]
+    if any(b <= a for a, b in itertools.pairwise(sizes)):
+        raise ValueError(f"sizes must increase, got {sizes}")
+    return sizes, errors
+
+
+def observed_orders(sizes, errors) -> list[float]:
+    r"""Observed orders :math:`\log(e_i / e_{i+1}) / \log(n_{i+1} / n_i)` of a convergent sequence.
+
+    ``sizes`` :math:`n_i` are increasing numbers of steps (or layers :math:`K`), ``errors``
+    :math:`e_i > 0` the errors at those sizes; an error :math:`C n^{-q}` gives :math:`q` for
+    every pair (Section 2.2; the rates in :math:`K` of Section 3.3).
+
+    Examples
+    --------
+    >>> observed_orders([4, 8, 16], [1.0, 0.25, 0.0625])
+    [2.0, 2.0]
+    """
+    sizes, errors = _check_convergence_data(sizes, errors)
+    pairs = itertools.pairwise(zip(sizes, errors, strict=True))
+    return [math.log(e0 / e1) / math.log(n1 / n0) for (n0, e0), (n1, e1) in pairs]
+
+
+def fitted_order(sizes, errors) -> float:
+    r"""The least-squares slope :math:`q` of :math:`\log e = c - q \log n` over all sizes.
+
+    One number for the rate of a sequence (see :func:`observed_orders` for the pairwise ones).
+
+    Examples
+    --------
+    >>> round(fitted_order([4, 8, 16, 32], [3.0, 1.5, 0.75, 0.375]), 12)
+    1.0
+    """
+    sizes, errors = _check_convergence_data(sizes, errors)
+    xs = [math.log(n) for n in sizes]
+    ys = [math.log(e) for e in errors]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return -sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx

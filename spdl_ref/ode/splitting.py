@@ -22,7 +22,15 @@ from torch import nn
 
 from .. import _validate
 
-__all__ = ["ShearNet", "jacobian_determinant", "shear_p", "shear_z", "standard_map"]
+__all__ = [
+    "ShearNet",
+    "jacobian_determinant",
+    "polygon_area",
+    "shear_p",
+    "shear_z",
+    "square_boundary",
+    "standard_map",
+]
 
 
 def _split(u, name="u"):
@@ -107,6 +115,12 @@ class ShearNet(nn.Module):
     increments are gradients, :math:`g_k = A_k^T\sigma(A_k p + a_k)`, :math:`f_k = -B_k^T
     \sigma(B_k z + b_k)`, and the map is symplectic Euler (22) for a Hamiltonian of Section 2.1.2.
 
+    In :math:`\mathbb R^2` (``dim=2``) the network is symplectic whatever ``gradient`` says:
+    there a map is symplectic exactly when it preserves area, and the one-dimensional
+    :math:`g_k`, :math:`f_k` are derivatives of their antiderivatives. From
+    :math:`\mathbb R^4` on, ``gradient=False`` gives volume-preserving layers whose Jacobian
+    :math:`M` has :math:`M^TJM \ne J` in general: divergence free without being Hamiltonian.
+
     Parameters
     ----------
     dim : int
@@ -115,9 +129,25 @@ class ShearNet(nn.Module):
         Number of layers :math:`K`.
     T : float
         Final time; :math:`h = T/K`.
+    gradient : bool
+        Whether the increments are gradients (a symplectic network).
+    init_std : float
+        Scale of the initial parameters.
+    generator : torch.Generator or None
+        Draw the initial parameters from this generator (``None``: the global one).
     """
 
-    def __init__(self, dim, depth, T=1.0, gradient=False, init_std=1.0, device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        depth,
+        T=1.0,
+        gradient=False,
+        init_std=1.0,
+        device=None,
+        dtype=None,
+        generator=None,
+    ):
         super().__init__()
         dim = _validate.positive_int(dim, "dim")
         if dim % 2:
@@ -127,12 +157,15 @@ class ShearNet(nn.Module):
         self.T = _validate.positive_real(T, "T")
         self.gradient = _validate.boolean(gradient, "gradient")
         std = _validate.nonnegative_real(init_std, "init_std")
-        fk = {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}
+        device = _validate.device(device)
+        _validate.generator(generator)
+        where = device if generator is None else generator.device
+        fk = {"device": where, "dtype": _validate.float_dtype(dtype), "generator": generator}
         K, m = self.depth, self.m
-        self.A = nn.Parameter(torch.randn(K, m, m, **fk) * std / m**0.5)
-        self.a = nn.Parameter(torch.randn(K, m, **fk) * std)
-        self.B = nn.Parameter(torch.randn(K, m, m, **fk) * std / m**0.5)
-        self.b = nn.Parameter(torch.randn(K, m, **fk) * std)
+        self.A = nn.Parameter((torch.randn(K, m, m, **fk) * std / m**0.5).to(device))
+        self.a = nn.Parameter((torch.randn(K, m, **fk) * std).to(device))
+        self.B = nn.Parameter((torch.randn(K, m, m, **fk) * std / m**0.5).to(device))
+        self.b = nn.Parameter((torch.randn(K, m, **fk) * std).to(device))
 
     def _g(self, k, p):
         s = torch.tanh(p @ self.A[k].mT + self.a[k])
@@ -171,3 +204,35 @@ class ShearNet(nn.Module):
         r""":math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
         self._check(u)
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)
+
+
+def square_boundary(n: int, dtype=None, device=None) -> torch.Tensor:
+    """``4 n`` points in order around the boundary of the unit square :math:`[0, 1]^2` (§2.4.2).
+
+    Counter-clockwise from the origin, ``n`` points per side (each side's end point is the next
+    side's first); a polygon whose area, after a map, approximates the area of the image of the
+    square (:func:`polygon_area`). Returns shape ``(4 n, 2)``.
+    """
+    n = _validate.positive_int(n, "n")
+    s = torch.linspace(0, 1, n + 1, dtype=dtype or torch.get_default_dtype(), device=device)[:-1]
+    zeros, ones = torch.zeros_like(s), torch.ones_like(s)
+    sides = ((s, zeros), (ones, s), (1 - s, ones), (zeros, 1 - s))
+    return torch.cat([torch.stack(side, -1) for side in sides])
+
+
+def polygon_area(P: torch.Tensor) -> float:
+    r"""The area enclosed by a closed polygon, by the shoelace formula (Section 2.4.2).
+
+    ``P`` holds the vertices in order, shape ``(n, 2)`` with :math:`n \ge 3`;
+    :math:`\tfrac12|\sum_i x_i y_{i+1} - x_{i+1} y_i|` (indices modulo :math:`n`).
+
+    Examples
+    --------
+    >>> polygon_area(square_boundary(10, dtype=torch.float64))
+    1.0
+    """
+    _validate.tensor(P, "P")
+    if P.dim() != 2 or P.shape[-1] != 2 or P.shape[0] < 3:
+        raise ValueError(f"P must have shape (n, 2) with n >= 3, got {tuple(P.shape)}")
+    x, y = P[:, 0], P[:, 1]
+    return 0.5 * float((x * y.roll(-1) - x.roll(-1) * y).sum().abs())

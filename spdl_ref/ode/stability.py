@@ -13,6 +13,10 @@ Two nearby solutions obey (13), :math:`\|z_2(T) - z_1(T)\| \le C \|z_2(0) - z_1(
 
 :func:`theorem21_interval` gives the interval :math:`[-\mu_*^2, 0]` of Theorem 2.1 (2), and
 :func:`perturbation_growth` measures the ratio in (13) through a network.
+
+:func:`gradient_flow_field` makes the field :math:`-\nabla V` of a potential (Theorem 2.1 (1)).
+Bounds for trained networks and the frozen-time counterexample are in
+:mod:`spdl_ref.ode.growth_bounds`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .. import _validate
 __all__ = [
     "contraction_ratios",
     "diagonal_nu_bound",
+    "gradient_flow_field",
     "lipschitz_bound",
     "one_sided_lipschitz_jacobian",
     "one_sided_lipschitz_pairs",
@@ -186,7 +191,8 @@ def perturbation_growth(
         raise ValueError(f"x must have shape (N, M) with M >= 1, got {tuple(x.shape)}")
     eps = _validate.positive_real(eps, "eps")
     _validate.generator(generator)
-    d = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    where = torch.device("cpu") if generator is None else generator.device
+    d = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
     d = eps * d / d.norm(dim=-1, keepdim=True)
     with torch.no_grad():
         return (net(x + d) - net(x)).norm(dim=-1) / eps
@@ -206,3 +212,22 @@ def contraction_ratios(step: Callable, z1: torch.Tensor, z2: torch.Tensor) -> to
         raise ValueError("z1 and z2 must differ in every row")
     with torch.no_grad():
         return (step(z1) - step(z2)).norm(dim=-1) / d0
+
+
+def gradient_flow_field(V: Callable) -> Callable:
+    r"""The gradient field :math:`f(z) = -\nabla V(z)` of a potential (Theorem 2.1 (1)).
+
+    ``V`` maps a state of shape ``(M,)`` to a scalar (and batches of shape ``(N, M)`` to
+    ``(N,)``); the returned field maps ``(N, M)`` to ``(N, M)``, by
+    :func:`torch.func.vmap` of :func:`torch.func.grad`.
+    """
+    _validate.function(V, "V")
+    gradient = torch.func.vmap(torch.func.grad(V))
+
+    def field(z: torch.Tensor) -> torch.Tensor:
+        _validate.floating_tensor(z, "z")
+        if z.dim() != 2:
+            raise ValueError(f"z must have shape (N, M), got {tuple(z.shape)}")
+        return -gradient(z)
+
+    return field

@@ -40,11 +40,14 @@ from typing import ClassVar
 import torch
 
 from .. import _validate
+from ..ode import canonical_J
 from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, flag, one_of
 
 __all__ = [
     "ConformalHamiltonian",
     "conformal_step",
+    "conformal_step_map",
+    "conformal_symplecticity_defect",
     "heavy_ball_parameters",
     "kinetic_energy",
     "kinetic_gradient",
@@ -163,6 +166,62 @@ def conformal_step(
     p_new = decay * p - h * g
     q = decay * p_new - h * g if nesterov else p_new
     return theta + h * _velocity(q, mass, kinetic, eps), p_new
+
+
+def conformal_step_map(
+    grad_E: Callable[[torch.Tensor], torch.Tensor],
+    h: float,
+    gamma: float,
+    mass: float = 1.0,
+    kinetic: str = "quadratic",
+    eps: float = 1.0,
+    nesterov: bool = False,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""One step of :func:`conformal_step` as a map of the stacked state :math:`u = (\theta, p)`
+    (Section 6.1, eq. (56)).
+
+    Returns ``step(u)`` for ``u`` of shape ``(2d,)`` (:math:`\theta` first, as the Darboux matrix
+    :func:`spdl_ref.ode.canonical_J` orders positions and momenta), whose Jacobian
+    (:func:`spdl_ref.ode.step_jacobian`) is what :func:`conformal_symplecticity_defect` tests.
+    The arguments are those of :func:`conformal_step`, checked when ``step`` is called.
+
+    >>> step = conformal_step_map(lambda t: 2 * t, h=0.1, gamma=1.0)
+    >>> step(torch.tensor([1.0, 0.0]))
+    tensor([ 0.9800, -0.2000])
+    """
+    if not callable(grad_E):
+        raise TypeError(f"grad_E must be callable, got {type(grad_E).__name__}")
+
+    def step(u: torch.Tensor) -> torch.Tensor:
+        _validate.tensor(u, "u")
+        if u.dim() != 1 or u.shape[0] % 2:
+            raise ValueError(f"u must be a vector (theta, p) of even length, got {tuple(u.shape)}")
+        d = u.shape[0] // 2
+        theta, p = conformal_step(
+            u[:d], u[d:], grad_E, h, gamma, mass=mass, kinetic=kinetic, eps=eps, nesterov=nesterov
+        )
+        return torch.cat([theta, p])
+
+    return step
+
+
+def conformal_symplecticity_defect(M: torch.Tensor, gamma: float, h: float) -> torch.Tensor:
+    r"""The defect :math:`\max_{ij}|(M^TJM - e^{-\gamma h}J)_{ij}|` of a step's Jacobian (Section
+    6.1).
+
+    Zero (to round-off) when the step with Jacobian :math:`M` is conformal symplectic, i.e. it
+    multiplies the symplectic form by :math:`e^{-\gamma h}`, as the exact flow of (56) over a
+    time :math:`h` does; :math:`J` is :func:`spdl_ref.ode.canonical_J` (the check
+    :math:`M^TJM = J` of Chapter 2, :func:`spdl_ref.ode.symplecticity_defect`, is the case
+    :math:`\gamma = 0`). ``M`` has shape ``(..., 2d, 2d)``; :math:`\gamma \ge 0`, :math:`h > 0`.
+    """
+    _validate.tensor(M, "M")
+    if M.dim() < 2 or M.shape[-1] != M.shape[-2] or M.shape[-1] % 2:
+        raise ValueError(f"M must have shape (..., 2d, 2d), got {tuple(M.shape)}")
+    gamma = _validate.nonnegative_real(gamma, "gamma")
+    h = _validate.positive_real(h, "h")
+    J = canonical_J(M.shape[-1], dtype=M.dtype, device=M.device)
+    return (M.mT @ J @ M - math.exp(-gamma * h) * J).abs().amax(dim=(-2, -1))
 
 
 def heavy_ball_parameters(lr: float, momentum: float, h: float = 1.0) -> dict:

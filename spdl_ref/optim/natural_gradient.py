@@ -44,8 +44,10 @@ def _names_and_params(model: nn.Module):
     return [n for n, _ in named], [p for _, p in named]
 
 
-def _check_xy(x, y=None):
+def _check_xy(x, y=None, model=None):
     _validate.tensor(x, "x")
+    if isinstance(model, nn.Module):
+        _validate.like(x, next(model.parameters(), None), "x", "model")
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(
             f"x must have a leading sample dimension N >= 1, got shape {tuple(x.shape)}"
@@ -100,7 +102,7 @@ def _solve_fisher(G: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Ten
 def squared_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""The loss :math:`E(\theta) = \frac{1}{2N}\sum_n \|\Psi(x_n,\theta) - y_n\|^2` of Section
     6.2.2."""
-    _check_xy(x, y)
+    _check_xy(x, y, model)
     r = _residual(model, x, y)
     return 0.5 * r.pow(2).reshape(x.shape[0], -1).sum(1).mean()
 
@@ -113,7 +115,7 @@ def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     treat samples independently (no batch statistics): it is evaluated one sample at a time under
     :func:`torch.func.vmap`.
     """
-    _check_xy(x)
+    _check_xy(x, model=model)
     names, params = _names_and_params(model)
 
     def single(ps, xn):  # the model on one sample: per-sample Jacobians by vmap
@@ -195,7 +197,7 @@ def gauss_newton_step(
     ``y`` must have the shape of the model's output. Returns the loss before the step.
     """
     damping = _validate.nonnegative_real(damping, "damping")
-    _check_xy(x, y)
+    _check_xy(x, y, model)
     _, params = _names_and_params(model)
     with torch.no_grad():
         r = _residual(model, x, y).reshape(-1)

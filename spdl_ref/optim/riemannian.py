@@ -43,6 +43,14 @@ def _squarings(A: torch.Tensor) -> int:
     return max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
 
 
+def _square(A, name: str = "A") -> torch.Tensor:
+    """Raise unless ``A`` is a finite floating tensor of square matrices ``(..., n, n)``."""
+    _validate.tensor(A, name)
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"{name} must have shape (..., n, n), got {tuple(A.shape)}")
+    return A
+
+
 def expm(A: torch.Tensor) -> torch.Tensor:
     r"""Matrix exponential :math:`\exp(A)` by scaling and squaring (Section 6.2.1).
 
@@ -52,6 +60,7 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     to round-off. (On small CPU matrices this is much faster than :func:`torch.linalg.matrix_exp`.)
     ``A`` has shape ``(..., n, n)``.
     """
+    _square(A)
     s = _squarings(A)
     B = A / 2**s
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
@@ -109,6 +118,7 @@ def _expm_action(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 def cayley(A: torch.Tensor) -> torch.Tensor:
     r"""Cayley transform :math:`(I - A/2)^{-1}(I + A/2)`, a rational map :math:`\mathfrak{so}(n) \to
     SO(n)` (Section 6.2.1, footnote 6). ``A`` has shape ``(..., n, n)``."""
+    _square(A)
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     return torch.linalg.solve(eye - 0.5 * A, eye + 0.5 * A)
 
@@ -128,6 +138,8 @@ def project_stiefel(theta: torch.Tensor) -> torch.Tensor:
     r"""The nearest point of :math:`V_{n,p}` in the Frobenius norm: the polar factor :math:`UV^T` of
     :math:`\theta = U\Sigma V^T` (the projection fix of Section 6.2.1 experiments)."""
     _validate.tensor(theta, "theta")
+    if theta.dim() < 2 or theta.shape[-1] > theta.shape[-2]:
+        raise ValueError(f"theta must have shape (..., n, p) with p <= n, got {tuple(theta.shape)}")
     U, _, Vh = torch.linalg.svd(theta, full_matrices=False)
     return U @ Vh
 
@@ -139,7 +151,8 @@ def random_stiefel(n: int, p: int, *, generator=None, device=None, dtype=None) -
     p = _validate.positive_int(p, "p")
     if p > n:
         raise ValueError(f"p must be <= n for V_(n,p), got n={n}, p={p}")
-    dtype = dtype or torch.get_default_dtype()
+    _validate.generator(generator)
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
     g = torch.randn(n, p, generator=generator, dtype=dtype, device="cpu").to(device or "cpu")
     Q, R = torch.linalg.qr(g)
     return Q * torch.sign(torch.diagonal(R)).where(torch.diagonal(R) != 0, torch.ones_like(Q[0]))
@@ -164,8 +177,16 @@ def _low_rank(value, name: str):
 REORTHONORMALISE_AT = 2.0
 
 
-def _tolerance(theta: torch.Tensor) -> float:
-    return REORTHONORMALISE_AT * torch.finfo(theta.dtype).eps * math.sqrt(theta.shape[-1])
+def _tolerance(theta: torch.Tensor, units: float | None) -> float:
+    units = REORTHONORMALISE_AT if units is None else units
+    return units * torch.finfo(theta.dtype).eps * math.sqrt(theta.shape[-1])
+
+
+def _units(value, name: str) -> float | None:
+    """``None``, ``math.inf`` or a finite real >= 0 (the re-orthonormalisation threshold)."""
+    if value is None or (isinstance(value, float) and value == math.inf):
+        return value
+    return _validate.nonnegative_real(value, name)
 
 
 def _low_rank_step(theta, X, h, retraction, transport):
@@ -257,7 +278,7 @@ class StiefelSGD(CheckedOptimizer):
     :math:`\theta^T\theta = I` holds up to the rounding of each step, which accumulates slowly
     over many steps. The step measures :math:`E = \theta^T\theta - I` (free in the low-rank form:
     a block of :math:`U^TU`) and, when :math:`\|E\|_F` exceeds
-    ``REORTHONORMALISE_AT`` :math:`\cdot\,\epsilon\sqrt p` (:math:`\epsilon` the machine epsilon),
+    ``reorthonormalise_at`` :math:`\cdot\,\epsilon\sqrt p` (:math:`\epsilon` the machine epsilon),
     applies one Newton--Schulz step of the polar decomposition to the result,
     :math:`\theta_{k+1} \leftarrow \theta_{k+1}(I - E/2)`, which leaves an error of order
     :math:`\|E\|^2`: a :math:`p \times p` product on the :math:`2p \times p` block of
@@ -277,6 +298,10 @@ class StiefelSGD(CheckedOptimizer):
     low_rank : bool or None
         Step through the :math:`2p \times 2p` matrix (``True``), the :math:`n \times n` one
         (``False``), or choose by shape (``None``: low rank when :math:`2p < n`).
+    reorthonormalise_at : float or None
+        The threshold of the re-orthonormalisation in units of :math:`\epsilon\sqrt p`:
+        ``None`` for the module default ``REORTHONORMALISE_AT`` (2), ``math.inf`` never to
+        re-orthonormalise, ``0`` to do it in every step.
 
     Notes
     -----
@@ -302,6 +327,7 @@ class StiefelSGD(CheckedOptimizer):
         "momentum": _momentum,
         "retraction": one_of(RETRACTIONS),
         "low_rank": _low_rank,
+        "reorthonormalise_at": _units,
     }
 
     def __init__(
@@ -311,10 +337,17 @@ class StiefelSGD(CheckedOptimizer):
         momentum: float = 0.0,
         retraction: str = "exp",
         low_rank: bool | None = None,
+        reorthonormalise_at: float | None = None,
     ):
         defaults = check_hyperparameters(
             self.hyperparameter_checks,
-            dict(lr=lr, momentum=momentum, retraction=retraction, low_rank=low_rank),
+            dict(
+                lr=lr,
+                momentum=momentum,
+                retraction=retraction,
+                low_rank=low_rank,
+                reorthonormalise_at=reorthonormalise_at,
+            ),
         )
         super().__init__(params, defaults)
 
@@ -324,13 +357,13 @@ class StiefelSGD(CheckedOptimizer):
         for p in params:
             if p.dim() < 2 or p.shape[-1] > p.shape[-2]:
                 raise ValueError(
-                    "StiefelSGD parameters must have shape (..., n, p) with p <= n, got "
+                    "params of StiefelSGD must have shape (..., n, p) with p <= n, got "
                     f"{tuple(p.shape)}"
                 )
             err = float(stiefel_error(p.detach()).max())
             if err > 1e-4 * p.shape[-1]:
                 raise ValueError(
-                    f"StiefelSGD parameters must have orthonormal columns (theta^T theta = I); "
+                    f"params of StiefelSGD must have orthonormal columns (theta^T theta = I); "
                     f"got ||theta^T theta - I|| = {err:.2e}"
                 )
 
@@ -360,7 +393,8 @@ class StiefelSGD(CheckedOptimizer):
                     U, D, E = _low_rank_step(theta, X, h, group["retraction"], beta > 0)
                 else:
                     out, E = _dense_step(theta, X, h, group["retraction"], beta > 0)
-                if float(torch.linalg.matrix_norm(E).max()) > _tolerance(theta):
+                tol = _tolerance(theta, group["reorthonormalise_at"])
+                if tol < math.inf and float(torch.linalg.matrix_norm(E).max()) > tol:
                     # one Newton-Schulz step of the polar decomposition: theta (I - E/2)
                     half = 0.5 * E
                     if low:  # on the theta columns of D: (e + D)(I - E/2) - e, e = [0; I]

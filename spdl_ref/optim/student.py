@@ -94,6 +94,7 @@ def stiefel_student(
         raise ValueError(f"p must be <= n for V_(n,p), got n={n}, p={p}")
     samples = _validate.positive_int(samples, "samples")
     seed = _validate.nonnegative_int(seed, "seed")
+    _validate.float_dtype(dtype)
     geoopt = _import_geoopt() if kind == "geoopt" else None
     dtype = dtype or torch.get_default_dtype()
 

@@ -22,7 +22,13 @@ import torch
 from .. import _validate
 from ..loop import NonFiniteError, train_loop
 
-__all__ = ["camelback", "camelback_stationary_points", "nearest_stationary_point", "optimise_path"]
+__all__ = [
+    "camelback",
+    "camelback_gradient",
+    "camelback_stationary_points",
+    "nearest_stationary_point",
+    "optimise_path",
+]
 
 #: The starting point of Figure 4.
 CAMELBACK_START = (-0.5, 0.8)
@@ -51,6 +57,26 @@ def camelback(xy: torch.Tensor) -> torch.Tensor:
     return 2 * x2 - 1.05 * x2 * x2 + x2 * x2 * x2 / 6 + x * y + y * y
 
 
+def camelback_gradient(xy: torch.Tensor) -> torch.Tensor:
+    r"""The gradient :math:`\nabla V(x, y)` of the camelback function of Figure 4, in closed form.
+
+    :math:`\partial_x V = 4x - 4.2x^3 + x^5 + y` and :math:`\partial_y V = x + 2y`, for points of
+    shape ``(..., 2)`` (checked as in :func:`camelback`); returns shape ``(..., 2)``. This is the
+    :math:`\nabla E` of (54)-(57) for the test problem of Section 6.1.
+
+    >>> camelback_gradient(torch.tensor([1.0, 0.5]))
+    tensor([1.3000, 2.0000])
+    """
+    if not isinstance(xy, torch.Tensor):
+        raise TypeError(f"xy must be a torch.Tensor, got {type(xy).__name__}")
+    if not xy.is_floating_point():
+        raise TypeError(f"xy must have a floating-point dtype, got {xy.dtype}")
+    _validate.last_dim(xy, 2, "xy")
+    x, y = xy[..., 0], xy[..., 1]
+    x2 = x * x
+    return torch.stack([x * (4 - 4.2 * x2 + x2 * x2) + y, x + 2 * y], dim=-1)
+
+
 def camelback_stationary_points(*, device=None, dtype=None) -> dict[str, torch.Tensor]:
     r"""The five stationary points of the camelback function of Figure 4, by name.
 
@@ -59,7 +85,8 @@ def camelback_stationary_points(*, device=None, dtype=None) -> dict[str, torch.T
     :math:`x^2 = 2.1 \pm \sqrt{0.91}` (the larger root a minimum, the smaller a saddle).
     Keys: ``"global"``, ``"local+"``, ``"local-"``, ``"saddle+"``, ``"saddle-"``.
     """
-    dtype = dtype or torch.get_default_dtype()
+    device = _validate.device(device)
+    dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
     xm = math.sqrt(2.1 + math.sqrt(0.91))
     xs = math.sqrt(2.1 - math.sqrt(0.91))
     pts = {
@@ -91,6 +118,7 @@ def optimise_path(
     *,
     device=None,
     dtype=None,
+    callbacks: Sequence[Callable[[int, torch.optim.Optimizer], object]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
     r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section
     6.1).
@@ -118,6 +146,9 @@ def optimise_path(
         never modified.
     device, dtype : optional
         Of the iterate. By default those of a tensor ``start``, else the CPU and the default dtype.
+    callbacks : sequence of callables
+        Each is called as ``callback(i, optimizer)`` after step ``i`` (counted from 0), e.g. to
+        record the momentum in ``optimizer.state`` along the run.
 
     Returns
     -------
@@ -152,6 +183,10 @@ def optimise_path(
             ) from err
         if not bool(torch.isfinite(xy).all()):
             raise ValueError(f"start must contain only finite values, got {start!r}")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must hold callables, got {type(cb).__name__}")
     opt = make_optimizer([xy])
     if not isinstance(opt, torch.optim.Optimizer):
         raise TypeError(
@@ -173,7 +208,10 @@ def optimise_path(
         objective,
         iterations=steps,
         optimizer=opt,
-        callbacks=[lambda i, h: path.append(xy.detach().clone())],
+        callbacks=[
+            lambda i, h: path.append(xy.detach().clone()),
+            *(lambda i, h, cb=cb: cb(i, opt) for cb in callbacks),
+        ],
     )
     with torch.no_grad():
         last = objective(None)
@@ -184,5 +222,5 @@ def optimise_path(
             kind="loss",
             iteration=steps,
         )
-    losses = torch.tensor([*history.loss, last.item()], dtype=xy.dtype)
+    losses = torch.tensor([*history.loss, last.item()], dtype=xy.dtype, device="cpu")
     return torch.stack(path), losses, opt

@@ -119,6 +119,8 @@ def versions(peers: Sequence[str] = ()) -> dict[str, str | None]:
 
     from .. import __version__
 
+    if isinstance(peers, str) or not all(isinstance(p, str) for p in peers):
+        raise TypeError(f"peers must be a sequence of distribution names (str), got {peers!r}")
     out: dict[str, str | None] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -146,6 +148,8 @@ def git_commit(root: Path | str | None = None) -> tuple[str | None, bool | None]
     or git is missing. ``dirty`` says whether tracked files outside ``results/`` differ from
     the commit. Section: reproduction (what ``result.json`` records).
     """
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path, a string or None, got {type(root).__name__}")
     root = Path(root) if root is not None else _repository()
 
     def git(*args: str) -> str | None:
@@ -239,8 +243,8 @@ def prepare(
             if not kept:
                 keys = sorted({k for t in tasks for k in t} - {"seed"})
                 raise ValueError(
-                    f"no task of {exp.name!r} has {_label(dict(only))}; its task parameters: "
-                    f"{', '.join(keys) or 'only seed'}"
+                    f"only selects nothing: no task of {exp.name!r} has {_label(dict(only))}; "
+                    f"its task parameters: {', '.join(keys) or 'only seed'}"
                 )
             tasks = kept
     target = artifact_path(exp.name, SMOKE if smoke else budget, out).parent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from .. import config
@@ -85,6 +86,23 @@ def _list() -> int:
     return 0
 
 
+#: The arguments of :func:`spdl_ref.reproduce.reproduce` that a flag sets, in the order a
+#: message is searched for them.
+_FLAGS = ("runs", "seed", "budget", "device", "backend", "workers", "address", "time_limit")
+_FLAGS += ("only", "smoke", "out")
+
+
+def _naming_the_flag(message: str) -> str:
+    """``message`` of a check of :func:`~spdl_ref.reproduce.reproduce`, led by the flag that set
+    the argument it names (``runs must be >= 1`` -> ``--runs: runs must be >= 1``)."""
+    if re.search(r"(?<![\w-])--[a-z]", message):
+        return message
+    for name in _FLAGS:
+        if re.search(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_])", message):
+            return f"--{name.replace('_', '-')}: {message}"
+    return message
+
+
 def _fail(message: str) -> int:
     print(f"reproduce: error: {message}", file=sys.stderr)
     return USAGE_ERROR
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             only[key] = value
     if args.backend not in BACKENDS:
-        return _fail(f"unknown backend {args.backend!r}; known: {', '.join(BACKENDS)}")
+        return _fail(f"--backend: unknown backend {args.backend!r}; known: {', '.join(BACKENDS)}")
     try:
         plan = prepare(
             args.name,
@@ -131,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         plan.backend.start()
     except (ValueError, TypeError, ImportError) as err:
-        return _fail(" ".join(str(err).split()))
+        return _fail(_naming_the_flag(" ".join(str(err).split())))
     try:
         try:
             plan.backend.check_device(plan.device)
         except ValueError as err:
-            return _fail(" ".join(str(err).split()))
+            return _fail(_naming_the_flag(" ".join(str(err).split())))
         record = execute_plan(plan)
     finally:
         plan.backend.close()

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from .. import _validate
 from .._optional import optional_dependency
 from ..experiments._registry import execute
 
@@ -72,7 +73,7 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, workers: int = 1):
-        self.workers = workers
+        self.workers = _validate.positive_int(workers, "workers")
         self.versions: dict[str, str] = {}
 
     def start(self) -> None:
@@ -142,7 +143,9 @@ class DaskBackend:
     name = "dask"
 
     def __init__(self, workers: int = 1, address: str | None = None):
-        self.workers = workers
+        self.workers = _validate.positive_int(workers, "workers")
+        if address is not None:
+            _validate.instance(address, str, "address")
         self.address = address
         self.client = None
         self.cluster = None
