@@ -452,6 +452,66 @@ CASES = [
         note="irrep",
     ),
     C(
+        "escnn_bridge.escnn_precision",
+        lambda: eb.escnn_precision(dtype=torch.int64).__enter__(),
+        "dtype",
+    ),
+    # --- Section 5.1.2 over a group, 5.2 noise, 5.3.2 approximation ---
+    C(
+        E + "group_commutation_error",
+        lambda: eq.group_commutation_error(torch.tanh, img(1, 1, 4, 4), "trivial"),
+        "rho_in",
+    ),
+    C(
+        E + "group_commutation_error",
+        lambda: eq.group_commutation_error(torch.tanh, img(1, 1, 4, 4), TRIV, REG.matrices),
+        "rho_out",
+    ),
+    C(
+        E + "group_commutation_error",
+        lambda: eq.group_commutation_error(
+            torch.tanh, img(1, 1, 4, 4), TRIV, D4.representation("trivial")
+        ),
+        "rho_out",
+        note="groups",
+    ),
+    C(
+        E + "group_commutation_error",
+        lambda: eq.group_commutation_error(1, img(1, 1, 4, 4), TRIV),
+        "F",
+    ),
+    C(E + "add_noise", lambda: eq.add_noise(img(2, 4, 4), 0.1), "clean"),
+    C(E + "add_noise", lambda: eq.add_noise(img(2, 1, 4, 4), -0.1), "noise"),
+    C(E + "add_noise", lambda: eq.add_noise(img(2, 1, 4, 4), 0.1, 0), "generator"),
+    C(E + "gradient_magnitude", lambda: eq.gradient_magnitude(img(4, 4)), "x"),
+    C(E + "gradient_magnitude", lambda: eq.gradient_magnitude(img(1, 1, 4, 4), eps=0), "eps"),
+    C(
+        E + "fit_map",
+        lambda: eq.fit_map(
+            ordinary(), eq.gradient_magnitude, img(2, 1, 4, 4), iterations=0, batch_size=1
+        ),
+        "iterations",
+    ),
+    C(
+        E + "fit_map",
+        lambda: eq.fit_map(
+            ordinary(), eq.gradient_magnitude, img(2, 1, 4, 4), iterations=1, batch_size=3
+        ),
+        "batch_size",
+    ),
+    C(
+        E + "fit_map",
+        lambda: eq.fit_map(ordinary(), "F", img(2, 1, 4, 4), iterations=1, batch_size=1),
+        "target",
+    ),
+    C(
+        E + "fit_map",
+        lambda: eq.fit_map(
+            ordinary(), eq.gradient_magnitude, img(2, 4, 4), iterations=1, batch_size=1
+        ),
+        "inputs",
+    ),
+    C(
         "equivariant_denoiser.EquivariantDenoiser",
         lambda: EquivariantDenoiser(8, 1, fields="x"),
         "fields",

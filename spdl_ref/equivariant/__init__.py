@@ -10,7 +10,12 @@ r"""Equivariant networks (Section 5 of the review).
 * :mod:`~spdl_ref.equivariant.denoisers`, :mod:`~spdl_ref.equivariant.training` -- the two
   denoisers of Figure 3 and the denoising problem (52);
 * :mod:`~spdl_ref.equivariant.sample_complexity` -- test error against the number of training
-  images (Section 5.3).
+  images (Section 5.3.1);
+* :mod:`~spdl_ref.equivariant.approximation` -- fitting a known equivariant map (Section 5.3.2).
+
+The experiments that the chapter and ``python -m spdl_ref.reproduce`` run on these pieces
+(Figure 3, the sample-complexity sweep, the approximation study) live in
+:mod:`spdl_ref.experiments`.
 
 Importing this package does not import escnn: only
 :mod:`~spdl_ref.equivariant.escnn_bridge`, :mod:`~spdl_ref.equivariant.equivariant_denoiser`
@@ -18,8 +23,14 @@ and ``make_denoiser("equivariant")`` do.
 """
 
 from .actions import act_on_field, act_on_image, reflect, rotate, rotate90, translate
+from .approximation import fit_map, gradient_magnitude
 from .denoisers import OrdinaryDenoiser, make_denoiser, parameter_count
-from .equivariance import commutation_error, disc_mask, equivariance_error
+from .equivariance import (
+    commutation_error,
+    disc_mask,
+    equivariance_error,
+    group_commutation_error,
+)
 from .groups import FiniteGroup, Representation, direct_sum
 from .kernels import (
     SteerableConv2d,
@@ -31,7 +42,7 @@ from .kernels import (
 )
 from .nonlinearities import NormReLU, norm_nonlinearity
 from .sample_complexity import sample_complexity
-from .training import denoising_objective, psnr, smoothed_tv, train_denoiser
+from .training import add_noise, denoising_objective, psnr, smoothed_tv, train_denoiser
 
 __all__ = [
     "FiniteGroup",
@@ -41,6 +52,7 @@ __all__ = [
     "SteerableConv2d",
     "act_on_field",
     "act_on_image",
+    "add_noise",
     "basis_dimension",
     "commutation_error",
     "constraint_matrix",
@@ -48,6 +60,9 @@ __all__ = [
     "direct_sum",
     "disc_mask",
     "equivariance_error",
+    "fit_map",
+    "gradient_magnitude",
+    "group_commutation_error",
     "invariant_vectors",
     "kernel_basis",
     "kernel_constraint_residual",

@@ -105,7 +105,7 @@ def act_on_image(x: torch.Tensor, g, group: FiniteGroup) -> torch.Tensor:
     Every channel is moved as a scalar field. ``x`` has shape ``(B, C, n, n)``.
     """
     _validate.instance(group, FiniteGroup, "group")
-    k, s = group._check(g)
+    k, s = group.check_element(g)
     _image(x, square=group.N == 4)
     y = reflect(x) if s else x
     return torch.rot90(y, (k * 4 // group.N) % 4, dims=(-2, -1)) if k else y

@@ -30,39 +30,37 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ._checks import denoiser_sizes, image_batch
 
 __all__ = ["OrdinaryDenoiser", "make_denoiser", "parameter_count"]
 
 KINDS = ("ordinary", "equivariant")
 
 
-def _check_image(x):
-    _validate.tensor(x, "x")
-    if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(
-            f"x must be a batch of one-channel images (B, 1, H, W), got {tuple(x.shape)}"
-        )
-    return x
-
-
-def _check_sizes(width, depth, kernel_size):
-    """Validate the width, depth and (odd) kernel size shared by both denoisers of Figure 3."""
-    width = _validate.positive_int(width, "width")
-    depth = _validate.positive_int(depth, "depth")
-    k = _validate.positive_int(kernel_size, "kernel_size")
-    if k % 2 == 0:
-        raise ValueError(f"kernel_size must be odd, got {k}")
-    return width, depth, k
-
-
 class OrdinaryDenoiser(nn.Module):
     r"""The ordinary denoiser of Figure 3: lifting, a ResNet (5) of ReLU convolutions, projection
-    (Section 5.2)."""
+    (Section 5.2).
 
-    def __init__(self, width: int, depth: int, kernel_size: int = 3, device=None, dtype=None):
+    ``width`` channels, ``depth`` residual layers, ``kernel_size x kernel_size`` kernels with
+    zero padding; ``bias=False`` drops the convolutions' biases.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
-        self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
-        fk = {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}
+        self.width, self.depth, k = denoiser_sizes(width, depth, kernel_size)
+        fk = {
+            "device": _validate.device(device),
+            "dtype": _validate.float_dtype(dtype),
+            "bias": _validate.boolean(bias, "bias"),
+        }
         self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
         self.layers = nn.ModuleList(
             nn.Conv2d(width, width, k, padding=k // 2, **fk) for _ in range(depth)
@@ -71,7 +69,7 @@ class OrdinaryDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The denoised image: lifting, residual convolution layers, projection."""
-        _check_image(x)
+        image_batch(x)
         _validate.like(x, self.lift.weight, "x", "OrdinaryDenoiser")
         z = self.lift(x)
         for conv in self.layers:
@@ -94,6 +92,7 @@ def make_denoiser(
     fields: str = "regular",
     group_order: int = 8,
     max_order: int = 3,
+    bias: bool = True,
     device=None,
     dtype=None,
 ) -> nn.Module:
@@ -108,8 +107,8 @@ def make_denoiser(
         ``"ordinary"`` or ``"equivariant"``.
     width : int
         Channels of the ResNet's state. For ``"equivariant"`` it must be a multiple of the
-        channels of one field block: :math:`N` (``group_order``) for regular fields,
-        :math:`2M + 1` for harmonic ones.
+        channels of one field block: :math:`N` (``group_order``) for regular fields, one for
+        trivial (scalar) ones, :math:`2M + 1` for harmonic ones.
     depth : int
         Number :math:`K` of residual layers.
     kernel_size : int
@@ -117,6 +116,11 @@ def make_denoiser(
     fields, group_order, max_order
         Only for ``"equivariant"``: see
         :class:`~spdl_ref.equivariant.equivariant_denoiser.EquivariantDenoiser`.
+    bias : bool
+        Whether the convolutions have biases (the norm nonlinearity of ``fields="harmonic"``
+        keeps its own).
+    device, dtype
+        Where and in which floating-point type the parameters (and escnn's bases) are made.
 
     Returns
     -------
@@ -132,7 +136,7 @@ def make_denoiser(
         ):
             if value != default:
                 raise ValueError(f"{name} applies only to kind='equivariant', got {value!r}")
-        return OrdinaryDenoiser(width, depth, kernel_size, device=device, dtype=dtype)
+        return OrdinaryDenoiser(width, depth, kernel_size, bias=bias, device=device, dtype=dtype)
     from .equivariant_denoiser import EquivariantDenoiser
 
     return EquivariantDenoiser(
@@ -142,6 +146,7 @@ def make_denoiser(
         fields=fields,
         group_order=group_order,
         max_order=max_order,
+        bias=bias,
         device=device,
         dtype=dtype,
     )

@@ -2,19 +2,23 @@ r"""Measuring equivariance, eq. (50): :math:`F(T_g x) = T'_g F(x)` (Section 5 an
 
 :func:`commutation_error` compares the two sides for any map :math:`F` and any pair of actions
 :math:`T_g`, :math:`T'_g`; invariance is the case :math:`T'_g = \mathrm{id}`.
-:func:`equivariance_error` is the rotation case used throughout the chapter.
+:func:`equivariance_error` is the rotation case used throughout the chapter, and
+:func:`group_commutation_error` the largest defect over all elements of a finite group acting on
+fields (Section 5.1.2).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 
 from .. import _validate
-from .actions import rotate
+from .actions import act_on_field, rotate
+from .groups import Representation
 
-__all__ = ["commutation_error", "disc_mask", "equivariance_error"]
+__all__ = ["commutation_error", "disc_mask", "equivariance_error", "group_commutation_error"]
 
 
 def disc_mask(size: int, radius: float | None = None, device=None, dtype=None) -> torch.Tensor:
@@ -27,9 +31,9 @@ def disc_mask(size: int, radius: float | None = None, device=None, dtype=None) -
     device, dtype = _validate.device(device), _validate.float_dtype(dtype)
     c = (size - 1) / 2
     radius = c if radius is None else _validate.nonnegative_real(radius, "radius")
-    i = torch.arange(size, dtype=torch.float64) - c
+    i = torch.arange(size, dtype=torch.float64, device=device) - c
     mask = (i[:, None] ** 2 + i[None, :] ** 2) <= radius * radius + 1e-9
-    return mask.to(device=device, dtype=dtype or torch.get_default_dtype())
+    return mask.to(dtype=dtype or torch.get_default_dtype())
 
 
 def commutation_error(
@@ -111,6 +115,46 @@ def equivariance_error(
         mask = disc_mask(x.shape[-1], device=x.device, dtype=x.dtype)
     T_out = (lambda y: y) if invariant else (lambda y: rotate(y, angle))
     return commutation_error(model, x, lambda y: rotate(y, angle), T_out, mask)
+
+
+def group_commutation_error(
+    F: Callable,
+    x: torch.Tensor,
+    rho_in: Representation,
+    rho_out: Representation | None = None,
+) -> float:
+    r"""The largest relative defect of (50) over a finite group acting on fields (Section 5.1.2).
+
+    .. math:: \max_{h \in H} \frac{\|F(T_h x) - T'_h F(x)\|}{\|T'_h F(x)\|}, \qquad
+              [T_h x](p) = \rho_1(h)\, x(h^{-1} p), \quad [T'_h y](p) = \rho_2(h)\, y(h^{-1} p),
+
+    with the actions of :func:`~spdl_ref.equivariant.act_on_field` for ``rho_in`` on the inputs
+    and ``rho_out`` (default: ``rho_in``) on the outputs; scalar images are fields of the
+    trivial representation. Zero (up to round-off) exactly when ``F`` commutes with every
+    element of :math:`H` on ``x``.
+
+    >>> import torch
+    >>> from spdl_ref.equivariant import FiniteGroup
+    >>> rho = FiniteGroup("D4").representation("trivial")
+    >>> x = torch.randn(2, 1, 9, 9, dtype=torch.float64)
+    >>> group_commutation_error(torch.tanh, x, rho)
+    0.0
+    """
+    _validate.function(F, "F")
+    _validate.instance(rho_in, Representation, "rho_in")
+    rho_out = rho_in if rho_out is None else rho_out
+    _validate.instance(rho_out, Representation, "rho_out")
+    if rho_out.group != rho_in.group:
+        raise ValueError("rho_in and rho_out must be representations of the same group")
+    return max(
+        commutation_error(
+            F,
+            x,
+            functools.partial(act_on_field, g=g, rep=rho_in),
+            functools.partial(act_on_field, g=g, rep=rho_out),
+        )
+        for g in rho_in.group.elements
+    )
 
 
 def _result(t, name):

@@ -13,8 +13,8 @@ from torch import nn
 
 from .. import _validate
 from .._optional import optional_dependency
-from .denoisers import _check_image, _check_sizes
-from .escnn_bridge import _escnn_precision
+from ._checks import denoiser_sizes, image_batch
+from .escnn_bridge import escnn_precision
 
 with (
     optional_dependency("equivariant", "make_denoiser('equivariant') (EquivariantDenoiser)"),
@@ -26,7 +26,7 @@ with (
 
 __all__ = ["EquivariantDenoiser"]
 
-FIELDS = ("regular", "harmonic")
+FIELDS = ("regular", "trivial", "harmonic")
 
 
 class EquivariantDenoiser(nn.Module):
@@ -35,6 +35,8 @@ class EquivariantDenoiser(nn.Module):
     ``fields="regular"``: the hidden state is ``width // N`` regular fields of the cyclic group
     :math:`C_N` (``group_order``), :math:`\sigma` is the pointwise ReLU, which commutes with
     the permutation matrices of the regular representation (Section 5.1.3).
+    ``fields="trivial"``: ``width`` scalar fields of :math:`C_N` (so every kernel is
+    :math:`C_N`-invariant, "isotropic") and the pointwise ReLU; a baseline for Section 5.3.2.
     ``fields="harmonic"``: ``width // (2M + 1)`` blocks of :math:`SO(2)` fields of rotation
     orders :math:`0, \dots, M` (``max_order``) and the norm-ReLU of Section 5.1.3, as in
     harmonic networks (the review's [121]).
@@ -44,11 +46,14 @@ class EquivariantDenoiser(nn.Module):
     they are invariant). Input and output are single scalar fields: one-channel images.
     escnn's He initialisation is multiplied by ``init_scale``, which brings the untrained
     network's output to the scale of the ordinary denoiser's (PyTorch's default initialisation).
+    ``bias=False`` drops the convolutions' biases (the norm nonlinearity keeps its own); then a
+    harmonic network is an odd map, :math:`\Psi(-x) = -\Psi(x)` (Section 5.3.2).
 
     With ``dtype=torch.float64`` (given, or the default dtype) escnn samples its kernel bases in
     float64 (:func:`~spdl_ref.equivariant.escnn_bridge.escnn_float64`; escnn alone would keep
     them in float32), so rotations by multiples of 90 degrees commute with the network to float64
-    round-off.
+    round-off. With ``device`` given, escnn builds its bases and parameters there (inside
+    ``with torch.device(device)``).
     """
 
     def __init__(
@@ -60,25 +65,27 @@ class EquivariantDenoiser(nn.Module):
         group_order: int = 8,
         max_order: int = 3,
         init_scale: float = 0.4,
+        bias: bool = True,
         device=None,
         dtype=None,
     ):
         super().__init__()
-        self.width, self.depth, k = _check_sizes(width, depth, kernel_size)
+        self.width, self.depth, k = denoiser_sizes(width, depth, kernel_size)
         self.fields = _validate.choice(fields, FIELDS, "fields")
         init_scale = _validate.positive_real(init_scale, "init_scale")
+        bias = _validate.boolean(bias, "bias")
         device = _validate.device(device)
         dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
-        with _escnn_precision(dtype):
-            self._build(width, depth, k, fields, group_order, max_order, init_scale)
-        self.to(device=device, dtype=dtype)
+        # escnn makes its own tensors (bases, filters, weights): with a device given, they are
+        # made there, as torch layers make theirs with device=; nothing is built and then moved.
+        with escnn_precision(dtype, device):
+            self._build(width, depth, k, fields, group_order, max_order, init_scale, bias)
 
-    def _build(self, width, depth, k, fields, group_order, max_order, init_scale):
-        if fields == "regular":
+    def _build(self, width, depth, k, fields, group_order, max_order, init_scale, bias):
+        if fields in ("regular", "trivial"):
             N = _validate.positive_int(group_order, "group_order")
-            block = N
             gs = gspaces.rot2dOnR2(N=N)
-            reps = [gs.regular_repr]
+            block, reps = (N, [gs.regular_repr]) if fields == "regular" else (1, [gs.trivial_repr])
         else:
             M = _validate.nonnegative_int(max_order, "max_order")
             block = 2 * M + 1
@@ -92,10 +99,10 @@ class EquivariantDenoiser(nn.Module):
         self.in_type = enn.FieldType(gs, [gs.trivial_repr])
         hidden = enn.FieldType(gs, reps * (width // block))
         pad = k // 2
-        kw = dict(padding=pad)
+        kw = dict(padding=pad, bias=bias)
         self.lift = enn.R2Conv(self.in_type, hidden, k, **kw)
         self.convs = nn.ModuleList(enn.R2Conv(hidden, hidden, k, **kw) for _ in range(depth))
-        if fields == "regular":
+        if fields in ("regular", "trivial"):
             self.nonlins = nn.ModuleList(enn.ReLU(hidden) for _ in range(depth))
         else:
             self.nonlins = nn.ModuleList(
@@ -108,7 +115,7 @@ class EquivariantDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The denoised image: lifting, residual steerable layers, projection."""
-        _check_image(x)
+        image_batch(x)
         _validate.like(x, self.lift.weights, "x", "EquivariantDenoiser")
         z = self.lift(enn.GeometricTensor(x, self.in_type))
         for conv, sigma in zip(self.convs, self.nonlins, strict=True):

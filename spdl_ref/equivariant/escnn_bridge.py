@@ -38,7 +38,13 @@ with (
     from escnn import nn as enn
     from escnn.nn.modules.basismanager import basisexpansion_singleblock as _singleblock
 
-__all__ = ["escnn_float64", "escnn_kernel_basis", "escnn_representation", "gspace"]
+__all__ = [
+    "escnn_float64",
+    "escnn_kernel_basis",
+    "escnn_precision",
+    "escnn_representation",
+    "gspace",
+]
 
 # The escnn modules that sample kernel bases: they hard-code float32 when they turn escnn's
 # float64 NumPy data (change-of-basis matrices, Clebsch-Gordan coefficients, ring radii, grid
@@ -107,10 +113,34 @@ def _escnn_float32():
         torch.set_default_dtype(old)
 
 
-def _escnn_precision(dtype):
-    """The context in which to build escnn layers meant for ``dtype`` (default: the default)."""
+#: escnn's caches of sampled bases, one per (device, dtype) that layers were built for: escnn
+#: shares a cached basis module between every layer that needs it, so a basis made for one
+#: device or precision must never be handed to a layer built for another.
+_CACHES: dict[tuple[str, torch.dtype], dict] = {}
+
+
+@contextlib.contextmanager
+def escnn_precision(dtype=None, device=None):
+    r"""The context in which to build escnn layers for ``dtype`` on ``device`` (Section 5.1.2).
+
+    Inside it escnn works in :func:`escnn_float64` for ``torch.float64`` and in its own float32
+    otherwise (whatever the default dtype; ``None`` means the default dtype), makes its tensors
+    on ``device`` (``None``: torch's default device), and shares sampled bases only with layers
+    built for the same device and dtype. Used by
+    :class:`~spdl_ref.equivariant.equivariant_denoiser.EquivariantDenoiser`.
+    """
     dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
-    return escnn_float64() if dtype == torch.float64 else _escnn_float32()
+    device = _validate.device(device)
+    place = contextlib.nullcontext() if device is None else torch.device(device)
+    precision = escnn_float64() if dtype == torch.float64 else _escnn_float32()
+    with _LOCK, place, precision:
+        key = (str(torch.get_default_device()), dtype)
+        saved = _singleblock._stored_filters
+        _singleblock._stored_filters = _CACHES.setdefault(key, {})
+        try:
+            yield
+        finally:
+            _singleblock._stored_filters = saved
 
 
 def gspace(group: FiniteGroup):
@@ -132,7 +162,7 @@ def _escnn_rep(gs, group, kind):
 
 
 def _escnn_element(gs, group, g):
-    k, s = group._check(g)
+    k, s = group.check_element(g)
     fg = gs.fibergroup
     if group.reflections:
         return fg.element((s, k)) if group.N > 1 else fg.element(s)

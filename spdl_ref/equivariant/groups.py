@@ -82,7 +82,8 @@ class FiniteGroup:
         """Number of elements :math:`|H|`."""
         return len(self.elements)
 
-    def _check(self, g, name="g"):
+    def check_element(self, g, name: str = "g") -> tuple[int, int]:
+        """``g`` if it is an element ``(k, s)`` of this group, else a ValueError naming ``name``."""
         if not isinstance(g, tuple) or g not in self.elements:
             raise ValueError(
                 f"{name} must be an element (k, s) of {self.name}, 0 <= k < {self.N}, "
@@ -93,17 +94,17 @@ class FiniteGroup:
     def compose(self, g, h):
         """The product :math:`gh` (apply :math:`h` first): :math:`r^{k_1} f^{s_1} r^{k_2}
         f^{s_2}`."""
-        (k1, s1), (k2, s2) = self._check(g), self._check(h, "h")
+        (k1, s1), (k2, s2) = self.check_element(g), self.check_element(h, "h")
         return ((k1 + (-1) ** s1 * k2) % self.N, (s1 + s2) % 2)
 
     def inverse(self, g):
         """The inverse :math:`g^{-1}`."""
-        k, s = self._check(g)
+        k, s = self.check_element(g)
         return (k, s) if s else ((-k) % self.N, 0)
 
     def matrix(self, g, dtype=torch.float64) -> torch.Tensor:
         """The 2 x 2 matrix :math:`R^k F^s` by which :math:`g` acts on the plane."""
-        k, s = self._check(g)
+        k, s = self.check_element(g)
         _validate.float_dtype(dtype)
         t = 2 * math.pi * k / self.N
         c, sn = round(math.cos(t)), round(math.sin(t))  # exact for N in {1, 2, 4}
@@ -194,7 +195,7 @@ class Representation:
 
     def __call__(self, g) -> torch.Tensor:
         """The matrix :math:`\\rho(g)`."""
-        return self.matrices[self.group.elements.index(self.group._check(g))]
+        return self.matrices[self.group.elements.index(self.group.check_element(g))]
 
     def is_homomorphism(self, tol: float = 1e-12) -> bool:
         r"""Whether :math:`\rho(gh) = \rho(g)\rho(h)` for all pairs (a check of the data)."""

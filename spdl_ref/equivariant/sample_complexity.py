@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import torch
 
 from .. import _validate
+from ._checks import images
 from .actions import rotate
 from .denoisers import KINDS, make_denoiser
 from .equivariance import disc_mask
-from .training import _images, denoising_objective, psnr, train_denoiser
+from .training import add_noise, denoising_objective, psnr, train_denoiser
 
 __all__ = ["sample_complexity"]
 
@@ -79,7 +80,7 @@ def sample_complexity(
         ``test_psnr`` and ``rotated_psnr`` (floats; PSNR in dB, mean over test images).
     """
     for name, u in (("clean", clean), ("clean_val", clean_val), ("clean_test", clean_test)):
-        _images(u, name)
+        images(u, name)
         if u.shape[1] != 1:
             raise ValueError(f"{name} must have one channel, got shape {tuple(u.shape)}")
     batch_size = _validate.positive_int(batch_size, "batch_size")
@@ -100,13 +101,15 @@ def sample_complexity(
     angle = _validate.real(angle, "angle")
     seed = _validate.nonnegative_int(seed, "seed")
     noise = _validate.nonnegative_real(noise, "noise")
+    for name, u in (("clean", clean), ("clean_val", clean_val)):
+        _validate.like(u, clean_test, name, "clean_test")
     fk = {"device": clean_test.device, "dtype": clean_test.dtype}
 
-    g = torch.Generator().manual_seed(seed)
-    noisy_test = clean_test + noise * torch.randn(clean_test.shape, generator=g).to(clean_test)
+    g = torch.Generator(device=clean_test.device).manual_seed(seed)
+    noisy_test = add_noise(clean_test, noise, g)
     rotated = rotate(clean_test, angle)
-    noisy_rot = rotated + noise * torch.randn(rotated.shape, generator=g).to(rotated)
-    mask = disc_mask(clean_test.shape[-1]).to(**fk)
+    noisy_rot = add_noise(rotated, noise, g)
+    mask = disc_mask(clean_test.shape[-1], **fk)
     rows = []
     for kind in kinds:
         for n in sizes:
@@ -124,7 +127,7 @@ def sample_complexity(
                     lam=lam,
                     eps=eps,
                     fresh_noise=fresh_noise,
-                    generator=torch.Generator().manual_seed(seed + r),
+                    generator=torch.Generator(device=clean.device).manual_seed(seed + r),
                 )
                 with torch.no_grad():
                     out = model(noisy_test)

@@ -14,17 +14,15 @@ from torch import nn
 
 from .. import _validate
 from ..loop import History, train_loop
+from ._checks import generator_on, images
 
-__all__ = ["denoising_objective", "psnr", "smoothed_tv", "train_denoiser"]
-
-
-def _images(u, name):
-    _validate.tensor(u, name)
-    if u.dim() != 4 or u.numel() == 0:
-        raise ValueError(
-            f"{name} must have shape (B, C, H, W) with no empty dimension, got {tuple(u.shape)}"
-        )
-    return u
+__all__ = [
+    "add_noise",
+    "denoising_objective",
+    "psnr",
+    "smoothed_tv",
+    "train_denoiser",
+]
 
 
 def smoothed_tv(u: torch.Tensor, eps: float) -> torch.Tensor:
@@ -39,7 +37,7 @@ def smoothed_tv(u: torch.Tensor, eps: float) -> torch.Tensor:
     it vanish for constant images; as :math:`\varepsilon \to 0` it tends to the total variation.
     ``u`` has shape ``(B, C, H, W)``; returns one value per image, shape ``(B,)``.
     """
-    _images(u, "u")
+    images(u, "u")
     eps = _validate.positive_real(eps, "eps")
     dx = torch.zeros_like(u)
     dy = torch.zeros_like(u)
@@ -54,8 +52,8 @@ def denoising_objective(
 ) -> torch.Tensor:
     r"""The sample mean of :math:`\tfrac12(\|\Psi(x) - x^*\|_2^2 + \lambda\|\nabla(\Psi(x) -
     x^*)\|_{1,\varepsilon})`, eq. (52)."""
-    _images(output, "output")
-    _images(target, "target")
+    images(output, "output")
+    images(target, "target")
     _validate.same_shape(output, target, "output", "target")
     _validate.like(target, output, "target", "output")
     lam = _validate.nonnegative_real(lam, "lam")
@@ -80,8 +78,8 @@ def psnr(
     e.g. the inscribed disc of rotated images; it must keep at least one pixel of every image.
     Returns shape ``(B,)``, :math:`+\infty` where the estimate equals the target.
     """
-    _images(estimate, "estimate")
-    _images(target, "target")
+    images(estimate, "estimate")
+    images(target, "target")
     _validate.same_shape(estimate, target, "estimate", "target")
     _validate.like(target, estimate, "target", "estimate")
     data_range = _validate.positive_real(data_range, "data_range")
@@ -102,6 +100,23 @@ def psnr(
             raise ValueError("mask must keep at least one pixel of every image")
     mse = ((estimate - target).pow(2) * m).flatten(1).sum(1) / m.flatten(1).sum(1)
     return 10 * torch.log10(data_range**2 / mse)
+
+
+def add_noise(
+    clean: torch.Tensor, noise: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    r"""Noisy images :math:`x = x^* + \text{noise} \cdot \xi`, :math:`\xi` Gaussian white noise
+    (the inputs of problem (52), Section 5.2).
+
+    The draw is made on the device of ``clean`` with ``generator``, which must live there (a
+    fresh generator seeded 0 when ``None``), in the dtype of ``clean``; nothing crosses devices.
+    """
+    images(clean, "clean")
+    noise = _validate.nonnegative_real(noise, "noise")
+    gen = generator_on(generator, clean)
+    return clean + noise * torch.randn(
+        clean.shape, generator=gen, device=clean.device, dtype=clean.dtype
+    )
 
 
 def train_denoiser(
@@ -133,7 +148,9 @@ def train_denoiser(
     ``factor`` :math:`\in (0, 1)` once the validation objective has not improved for
     ``patience`` validations. The model is left in eval mode. With ``fresh_noise=False`` each
     training image instead gets one noise draw, fixed for the whole run: a finite training set of
-    (noisy, clean) pairs, as in the sample-complexity study of Section 5.3.
+    (noisy, clean) pairs, as in the sample-complexity study of Section 5.3. Noise and minibatches
+    are drawn with ``generator`` (on the device of ``clean``; see :func:`add_noise`), so training
+    on a GPU moves nothing between devices.
 
     Returns
     -------
@@ -144,8 +161,8 @@ def train_denoiser(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _images(clean, "clean")
-    _images(clean_val, "clean_val")
+    images(clean, "clean")
+    images(clean_val, "clean_val")
     noise = _validate.nonnegative_real(noise, "noise")
     iterations = _validate.positive_int(iterations, "iterations")
     batch_size = _validate.positive_int(batch_size, "batch_size")
@@ -161,23 +178,19 @@ def train_denoiser(
             "factor must be < 1: the step size is multiplied by it when the validation "
             f"objective stagnates, so it must shrink; got {factor}"
         )
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    _validate.like(clean_val, clean, "clean_val", "clean")
+    gen = generator_on(generator, clean)
     opt = torch.optim.Adam(model.parameters(), lr=_validate.positive_real(lr, "lr"))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=factor, patience=patience)
     if not isinstance(fresh_noise, bool):
         raise TypeError(f"fresh_noise must be a bool, got {type(fresh_noise).__name__}")
-    noisy_val = clean_val + noise * torch.randn(clean_val.shape, generator=gen).to(clean_val)
-    noisy_train = (
-        None if fresh_noise else clean + noise * torch.randn(clean.shape, generator=gen).to(clean)
-    )
+    noisy_val = add_noise(clean_val, noise, gen)
+    noisy_train = None if fresh_noise else add_noise(clean, noise, gen)
 
     def batches(_):
-        idx = torch.randperm(clean.shape[0], generator=gen)[:batch_size].to(clean.device)
+        idx = torch.randperm(clean.shape[0], generator=gen, device=clean.device)[:batch_size]
         target = clean[idx]
-        if noisy_train is None:
-            x = target + noise * torch.randn(target.shape, generator=gen).to(target)
-        else:
-            x = noisy_train[idx]
+        x = add_noise(target, noise, gen) if noisy_train is None else noisy_train[idx]
         return {"noisy": x, "clean": target}
 
     def objective(batch):
