@@ -159,6 +159,8 @@ def run(task: dict, *, budget: str, device) -> dict[str, float]:
     }
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce equivariant_approximation``.
 EXPERIMENT = register(
     Experiment(
         name="equivariant_approximation",

@@ -65,6 +65,7 @@ __all__ = [
     "training_figure",
 ]
 
+#: The two denoisers of Figure 3: the ordinary CNN and the C8-equivariant one (Section 5.2).
 KINDS = ("ordinary", "equivariant")
 
 #: Sizes of the experiment at each budget ("paper": the review's Section 5.2).
@@ -347,6 +348,8 @@ def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path
     return [path]
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce fig3``.
 EXPERIMENT = register(
     Experiment(
         name="fig3",

@@ -201,6 +201,8 @@ def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path
     return [path]
 
 
+#: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
+#: ``python -m spdl_ref.reproduce sample_complexity``.
 EXPERIMENT = register(
     Experiment(
         name="sample_complexity",
