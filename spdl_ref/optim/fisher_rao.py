@@ -139,7 +139,7 @@ class FisherRaoDescent(CheckedOptimizer):
     >>> opt = FisherRaoDescent([w], lr=1.0)
     >>> (w @ torch.tensor([0.0, 1.0, 2.0])).backward()
     >>> opt.step()
-    >>> [round(v, 4) for v in w.detach().tolist()], round(float(w.sum()), 6)
+    >>> [round(v, 4) for v in w.detach().tolist()], round(float(w.detach().sum()), 6)
     ([0.6652, 0.2447, 0.09], 1.0)
     """
 
