@@ -31,6 +31,7 @@ layer's field.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 
+#: A componentwise activation :math:`\sigma` (or its antiderivative :math:`\gamma`).
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+
 def _identity(s):
     return s
 
@@ -65,7 +70,7 @@ def _log_cosh(s):
 
 #: Antiderivatives :math:`\gamma` with :math:`\gamma' = \sigma` for the activations the fields
 #: accept by name (Section 2.1.1, eq. (16), and Section 2.1.2).
-ANTIDERIVATIVES = {
+ANTIDERIVATIVES: dict[str, tuple[Activation, Activation | None]] = {
     "tanh": (torch.tanh, _log_cosh),
     "relu": (torch.relu, lambda s: 0.5 * torch.relu(s) ** 2),
     "identity": (_identity, lambda s: 0.5 * s**2),
@@ -74,7 +79,7 @@ ANTIDERIVATIVES = {
 }
 
 
-def activation_antiderivative(name: str):
+def activation_antiderivative(name: str) -> tuple[Activation, Activation | None]:
     r"""The activation :math:`\sigma` and its antiderivative :math:`\gamma` (eq. (16)).
 
     Returns ``(sigma, gamma)`` with :math:`\gamma' = \sigma`; ``gamma`` is ``None`` where no
@@ -90,7 +95,7 @@ def activation_antiderivative(name: str):
     return ANTIDERIVATIVES[name]
 
 
-def activation_derivative(activation, a: torch.Tensor) -> torch.Tensor:
+def activation_derivative(activation: Activation, a: torch.Tensor) -> torch.Tensor:
     """The derivative :math:`\\sigma'(a)` of a componentwise activation, entry by entry (eq. (8)).
 
     Closed forms for tanh, sigmoid, ReLU, softplus and the identity; any other callable is
@@ -112,7 +117,9 @@ def activation_derivative(activation, a: torch.Tensor) -> torch.Tensor:
     return torch.func.vmap(torch.func.grad(activation))(flat).reshape(a.shape)
 
 
-def affine_field(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation) -> torch.Tensor:
+def affine_field(
+    z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation: Activation
+) -> torch.Tensor:
     r"""The field (8), :math:`f(z, (A, b)) = \sigma(A z + b)`, for states of shape ``(..., M)``.
 
     ``A`` has shape ``(M, M)`` (or ``(M', M)``), ``b`` shape ``(M,)``; ``activation`` is
@@ -129,7 +136,7 @@ def affine_field(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation) 
 
 
 def affine_field_vjp(
-    z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation, p: torch.Tensor
+    z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, activation: Activation, p: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""The vector-Jacobian products of the field (8) that the adjoints (26)-(28) need.
 
@@ -154,6 +161,8 @@ class _LayeredField(nn.Module):
 
     #: whether the field acts on a doubled phase space (z, p)
     phase_space = False
+    #: ``field(k, z, theta=None)``, :math:`f(z, \theta^k)`: defined by every subclass
+    field: Callable[..., torch.Tensor]
 
     def __init__(self, dim, depth, activation):
         super().__init__()
@@ -212,7 +221,8 @@ class _LayeredField(nn.Module):
         one layer's field (the adjoints of Section 3, eqs. (26)-(28)).
         """
         theta = self._theta(k, theta)
-        _, pullback = torch.func.vjp(lambda v, th: self.field(k, v, th), z, theta)
+        # [1]: the pullback (torch annotates vjp's result as a 2- or 3-tuple, for has_aux)
+        pullback = torch.func.vjp(lambda v, th: self.field(k, v, th), z, theta)[1]
         return pullback(p)
 
     def weight_matrices(self) -> torch.Tensor:
@@ -293,7 +303,7 @@ class DissipativeField(PlainField):
         return self.S - self.S.mT - self.gamma_dissipation * eye
 
     @property
-    def A(self):
+    def A(self) -> torch.Tensor:  # type: ignore[override]  # read-only: derived from S and gamma
         """The weight :math:`A^k = S^k - (S^k)^T - \\gamma I` of Section 2.1.1."""
         return self.weight_matrices()
 
@@ -493,7 +503,7 @@ class HamiltonianField(_LayeredField):
         return super().extra_repr() + f", variant={self.variant}"
 
 
-def frozen_field(field, k: int):
+def frozen_field(field: _LayeredField, k: int) -> Callable[[float, torch.Tensor], torch.Tensor]:
     r"""Layer ``k`` of a field as an autonomous field :math:`f(t, z) = f(z, \theta^k)` (§2.1).
 
     The parameters of layer :math:`k` are frozen, so the ODE (7) becomes autonomous; the result
@@ -512,7 +522,7 @@ def frozen_field(field, k: int):
         raise TypeError(f"field must be a field of spdl_ref.ode.fields, got {type(field).__name__}")
     k = field._k(k)
 
-    def f(t, z: torch.Tensor) -> torch.Tensor:
+    def f(t: float, z: torch.Tensor) -> torch.Tensor:
         return field(k, z)
 
     return f

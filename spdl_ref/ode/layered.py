@@ -25,6 +25,9 @@ approximations, SGD and the objectives of Section 3) goes through them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 from torch import nn
 
@@ -61,6 +64,8 @@ LAYERED_PROTOCOL = (
 #: The members a vector field must provide to be integrated by :class:`~spdl_ref.ode.ODENet`:
 #: those of a layered network that concern the field (its parameters stacked by layer).
 FIELD_PROTOCOL = ("depth", "dim", "field", "layer_parameters", "lift", "project")
+
+_Checked = TypeVar("_Checked")
 
 
 class LayeredNetwork(nn.Module):
@@ -109,6 +114,14 @@ class LayeredNetwork(nn.Module):
     #: Options for the stage equations of an implicit Runge–Kutta integrator (see ``rk_step``).
     solver_options: dict | None = None
 
+    # Members of the protocol that every network defines itself, declared for the type checker
+    # (no value here, so hasattr in check_layered still tells a network that lacks one; depth
+    # and dim are left out, an attribute in some networks and a property in others).
+    integrator: ButcherTableau | SymplecticStepper
+    step_size: Callable[[int], float | torch.Tensor]
+    layer_parameters: Callable[[int], dict[str, torch.Tensor]]
+    field: Callable[..., torch.Tensor]
+
     def lift(self, x: torch.Tensor) -> torch.Tensor:
         """Map input features to the state the field acts on (identity here)."""
         return x
@@ -117,7 +130,9 @@ class LayeredNetwork(nn.Module):
         """Map a state back to features (identity here)."""
         return u
 
-    def vjp(self, k: int, u: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+    def vjp(
+        self, k: int, u: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         r""":math:`(\partial_u f^T p, \{\text{name}: \partial_{\theta^k} f^T p\})` at ``u``.
 
         This default takes :func:`torch.func.vjp` of the one layer's field (so it composes with
@@ -125,7 +140,8 @@ class LayeredNetwork(nn.Module):
         the batch dimensions.
         """
         theta = self.layer_parameters(k) if theta is None else theta
-        _, pullback = torch.func.vjp(lambda v, th: self.field(k, v, th), u, theta)
+        # [1]: the pullback (torch annotates vjp's result as a 2- or 3-tuple, for has_aux)
+        pullback = torch.func.vjp(lambda v, th: self.field(k, v, th), u, theta)[1]
         return pullback(p)
 
     def field_vjp(self, k: int, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -182,7 +198,7 @@ def _require(obj, members, name, what):
     return obj
 
 
-def check_field(field, name: str = "field"):
+def check_field(field: _Checked, name: str = "field") -> _Checked:
     """Return ``field`` if it is a layered field that :class:`~spdl_ref.ode.ODENet` can integrate.
 
     The fields of Section 2.1 all are.
@@ -195,7 +211,7 @@ def check_field(field, name: str = "field"):
     )
 
 
-def check_layered(model, name: str = "model"):
+def check_layered(model: _Checked, name: str = "model") -> _Checked:
     """Return ``model`` if it satisfies the protocol of :class:`LayeredNetwork`, else raise.
 
     Every algorithm of Section 3 checks its network with it.
@@ -203,10 +219,10 @@ def check_layered(model, name: str = "model"):
     Raises :class:`TypeError` naming the argument and the members it lacks (or an integrator
     of the wrong kind), e.g. for a :class:`torch.nn.Linear`.
     """
-    _require(
+    checked: Any = _require(
         model, LAYERED_PROTOCOL, name, "the layered-network protocol spdl_ref.ode.LayeredNetwork"
     )
-    integrator = model.integrator
+    integrator = checked.integrator
     if isinstance(integrator, SymplecticStepper):
         lacking = [m for m in ("dT", "dV") if not hasattr(model, m)]
         if lacking:
@@ -223,7 +239,9 @@ def check_layered(model, name: str = "model"):
     return model
 
 
-def layer_field(model, k: int, theta: dict | None = None):
+def layer_field(
+    model: Any, k: int, theta: dict | None = None
+) -> Callable[[float, torch.Tensor], torch.Tensor]:
     r"""Layer ``k``'s field as a function ``f(t, u)`` for the integrators (Section 1.2).
 
     :math:`\theta(t) = \theta^k` is constant on the layer, so the field does not depend on the
@@ -237,7 +255,13 @@ def layer_field(model, k: int, theta: dict | None = None):
     return field
 
 
-def layer_step(model, k: int, u: torch.Tensor, theta: dict | None = None, h=None) -> torch.Tensor:
+def layer_step(
+    model: Any,
+    k: int,
+    u: torch.Tensor,
+    theta: dict | None = None,
+    h: float | torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""One layer, :math:`u^{k+1} = \Phi_{h_k}(u^k; \theta^k)`, with the network's integrator.
 
     For the ResNet it is the step (5); for other networks, the integrators of Section 2.2.
@@ -262,14 +286,14 @@ def layer_step(model, k: int, u: torch.Tensor, theta: dict | None = None, h=None
             h,
         )
         return torch.cat([z, p], -1)
-    options = {}
+    options: dict[str, Any] = {}
     if not integrator.explicit:
         options = dict(getattr(model, "solver_options", None) or {})
         options.setdefault("tol", max(1e-12, 50 * torch.finfo(u.dtype).eps))
     return integrator.step(layer_field(model, k, theta), 0.0, u, h, **options)
 
 
-def network_states(model, x: torch.Tensor) -> list:
+def network_states(model: Any, x: torch.Tensor) -> list:
     r"""The states :math:`u^0 = \operatorname{lift}(x), \dots, u^K` of a layered network.
 
     The one place where the recursion :math:`u^{k+1} = \Phi_{h_k}(u^k; \theta^k)` is run: every
@@ -294,7 +318,7 @@ def network_states(model, x: torch.Tensor) -> list:
     return out
 
 
-def parameter_layout(model) -> tuple[list, str | None]:
+def parameter_layout(model: Any) -> tuple[list, str | None]:
     """The names of the per-layer parameters and of the step parameter of a layered network.
 
     Checks what the protocol of :class:`LayeredNetwork` asks of the parameters: every name of

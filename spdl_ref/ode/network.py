@@ -10,6 +10,9 @@ accept it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -60,7 +63,17 @@ class ODENet(LayeredNetwork):
     torch.Size([4, 2])
     """
 
-    def __init__(self, field: nn.Module, method="rk4", T: float = 1.0, **solver_kwargs):
+    # Any module with the members of FIELD_PROTOCOL (checked by check_field at run time), so its
+    # members (depth, field, dT, ...) are not known statically.
+    vector_field: Any
+
+    def __init__(
+        self,
+        field: nn.Module,
+        method: str | Sequence[Any] = "rk4",
+        T: float = 1.0,
+        **solver_kwargs: Any,
+    ) -> None:
         super().__init__()
         self.vector_field = check_field(field)
         self.T = _validate.positive_real(T, "T")
@@ -114,7 +127,9 @@ class ODENet(LayeredNetwork):
         """The field :math:`f(u, \\theta^k)` of layer ``k`` (of the field module)."""
         return self.vector_field.field(k, u, self._field_theta(theta))
 
-    def vjp(self, k: int, u: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+    def vjp(
+        self, k: int, u: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The field's vector-Jacobian products (its own ``vjp`` when it has one)."""
         if not hasattr(self.vector_field, "vjp"):
             return super().vjp(k, u, p, theta)

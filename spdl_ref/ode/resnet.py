@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -30,6 +31,8 @@ from .runge_kutta import butcher_tableau
 __all__ = ["ClassifierHead", "ResNet", "VariableStepResNet", "example_control"]
 
 _EXPLICIT_EULER = butcher_tableau("explicit_euler")
+
+_Net = TypeVar("_Net", bound="ResNet")
 
 
 class ResNet(LayeredNetwork):
@@ -92,10 +95,10 @@ class ResNet(LayeredNetwork):
         T: float = 1.0,
         activation: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
         init_std: float = 1.0,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
-    ):
+    ) -> None:
         super().__init__()
         self.dim = _validate.positive_int(dim, "dim")
         self.depth = _validate.positive_int(depth, "depth")
@@ -108,9 +111,9 @@ class ResNet(LayeredNetwork):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         K, M = self.depth, self.dim
         where = device if generator is None else generator.device
-        draw = {"generator": generator, "dtype": dtype, "device": where}
-        A = torch.randn(K, M, M, **draw) * (init_std / M**0.5)
-        b = torch.randn(K, M, **draw) * init_std
+        A = torch.randn(K, M, M, generator=generator, dtype=dtype, device=where)
+        A = A * (init_std / M**0.5)
+        b = torch.randn(K, M, generator=generator, dtype=dtype, device=where) * init_std
         self.A = nn.Parameter(A.to(device))
         self.b = nn.Parameter(b.to(device))
 
@@ -124,8 +127,11 @@ class ResNet(LayeredNetwork):
         """The grid :math:`t^k = k h`, :math:`k = 0, \\dots, K`, shape ``(K + 1,)``."""
         return torch.linspace(0.0, self.T, self.depth + 1, dtype=self.A.dtype, device=self.A.device)
 
-    def step_size(self, k: int):
-        """The step :math:`h_k = h = T/K` of layer ``k`` (eq. (6))."""
+    def step_size(self, k: int) -> float | torch.Tensor:
+        """The step :math:`h_k = h = T/K` of layer ``k`` (eq. (6)).
+
+        A float here; a 0-d tensor in :class:`VariableStepResNet`, whose steps are learnt (38).
+        """
         return self.h
 
     def _layer(self, k):
@@ -149,7 +155,9 @@ class ResNet(LayeredNetwork):
         theta = self.layer_parameters(k) if theta is None else theta
         return affine_field(z, theta["A"], theta["b"], self.activation)
 
-    def vjp(self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None):
+    def vjp(
+        self, k: int, z: torch.Tensor, p: torch.Tensor, theta: dict | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The vector-Jacobian products of the field (8) in closed form, eqs. (26)-(28).
 
         :math:`\\partial_z f^T p`, :math:`\\partial_A f^T p` and :math:`\\partial_b f^T p` by
@@ -195,7 +203,15 @@ class ResNet(LayeredNetwork):
         return torch.func.vmap(torch.func.jacrev(lambda v: layer_step(self, k, v)))(z)
 
     @classmethod
-    def from_control(cls, A, b, depth: int, T: float = 1.0, activation=torch.tanh, dtype=None):
+    def from_control(
+        cls: type[_Net],
+        A: Callable[[float], torch.Tensor],
+        b: Callable[[float], torch.Tensor],
+        depth: int,
+        T: float = 1.0,
+        activation: Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+        dtype: torch.dtype | None = None,
+    ) -> _Net:
         """A ResNet whose parameters sample a control :math:`\\theta(t) = (A(t), b(t))`.
 
         Sets :math:`A^k = A(t^k)` and :math:`b^k = b(t^k)` with :math:`t^k = k T / K`, so that
@@ -254,7 +270,7 @@ class VariableStepResNet(ResNet):
 
     step_parameter = "steps"
 
-    def __init__(self, dim: int, depth: int, T: float = 1.0, **kwargs):
+    def __init__(self, dim: int, depth: int, T: float = 1.0, **kwargs: Any) -> None:
         super().__init__(dim, depth, T=T, **kwargs)
         self.steps = nn.Parameter(torch.full_like(self.b[:, 0], self.T / self.depth).detach())
 
@@ -308,7 +324,14 @@ class ClassifierHead(nn.Module):
         Output activation applied after the affine map.
     """
 
-    def __init__(self, dim: int, out_features: int, activation=None, device=None, dtype=None):
+    def __init__(
+        self,
+        dim: int,
+        out_features: int,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.dim = _validate.positive_int(dim, "dim")
         self.out_features = _validate.positive_int(out_features, "out_features")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -41,8 +42,11 @@ __all__ = [
 
 _S3 = 3.0**0.5
 
+#: A tableau as nested lists of numbers, ``(A, b, c)``.
+_Entries = tuple[list[list[float]], list[float], list[float]]
 
-def _tableaux():
+
+def _tableaux() -> dict[str, _Entries]:
     half = 0.5
     return {
         "explicit_euler": ([[0.0]], [1.0], [0.0]),
@@ -84,7 +88,7 @@ TABLEAUX = {
 }
 
 
-class ButcherTableau(tuple):
+class ButcherTableau(tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
     r"""A checked Runge–Kutta tableau :math:`(A, b, c)` (Section 2.2).
 
     A tuple of three float64 tensors of shapes ``(s, s)``, ``(s,)``, ``(s,)``, so
@@ -95,7 +99,17 @@ class ButcherTableau(tuple):
     checks a tableau given as ``(A, b, c)``).
     """
 
-    def __new__(cls, A, b, c, name: str | None = None, order: int | None = None):
+    name: str | None
+    order: int | None
+    stages: int
+    explicit: bool
+    a_list: list[list[float]]
+    b_list: list[float]
+    c_list: list[float]
+
+    def __new__(
+        cls, A: Any, b: Any, c: Any, name: str | None = None, order: int | None = None
+    ) -> ButcherTableau:
         A, b, c = _checked_entries(A, b, c, "method")
         self = super().__new__(cls, (A, b, c))
         self.name = name
@@ -105,7 +119,7 @@ class ButcherTableau(tuple):
         self.a_list, self.b_list, self.c_list = A.tolist(), b.tolist(), c.tolist()
         return self
 
-    def __getnewargs__(self):
+    def __getnewargs__(self) -> tuple[Any, ...]:
         return (*self, self.name, self.order)
 
     @property
@@ -123,7 +137,14 @@ class ButcherTableau(tuple):
         """The nodes :math:`c_i`, shape ``(s,)``."""
         return self[2]
 
-    def stage_values(self, f: Callable, t, z: torch.Tensor, h, **solver_options):
+    def stage_values(
+        self,
+        f: Callable[..., torch.Tensor],
+        t: float,
+        z: torch.Tensor,
+        h: float | torch.Tensor,
+        **solver_options: Any,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         r"""The stages of one step: values :math:`Z_i` and slopes :math:`f(t + c_i h, Z_i)`.
 
         The building block of :meth:`step` and of the adjoints of Section 3, which need the
@@ -139,7 +160,8 @@ class ButcherTableau(tuple):
         s = self.stages
         if self.explicit:
             a, c = self.a_list, self.c_list
-            Z, F = [], []
+            Z: list[torch.Tensor] = []
+            F: list[torch.Tensor] = []
             for i in range(s):
                 Zi = z
                 for j in range(i):
@@ -151,12 +173,19 @@ class ButcherTableau(tuple):
         solver = solver_options.get("solver", "newton")
         tol = solver_options.get("tol", 1e-12)
         max_iter = solver_options.get("max_iter", 50)
-        A, _, c = (v.to(dtype=z.dtype, device=z.device) for v in self)
-        F = _implicit_stages(f, t, z, h, A, c, solver, tol, max_iter)
+        A, _, c_t = (v.to(dtype=z.dtype, device=z.device) for v in self)
+        F = _implicit_stages(f, t, z, h, A, c_t, solver, tol, max_iter)
         Z = [z + h * sum(A[i, j] * F[j] for j in range(s)) for i in range(s)]
         return Z, F
 
-    def step(self, f: Callable, t, z: torch.Tensor, h, **solver_options) -> torch.Tensor:
+    def step(
+        self,
+        f: Callable[..., torch.Tensor],
+        t: float,
+        z: torch.Tensor,
+        h: float | torch.Tensor,
+        **solver_options: Any,
+    ) -> torch.Tensor:
         """One step :math:`z \\mapsto z + h \\sum_i b_i f(t + c_i h, Z_i)`, unchecked.
 
         :func:`rk_step` without its argument checks, for integrators and networks that check
@@ -165,7 +194,9 @@ class ButcherTableau(tuple):
         _, F = self.stage_values(f, t, z, h, **solver_options)
         return self.update(z, h, F)
 
-    def update(self, z: torch.Tensor, h, F: list) -> torch.Tensor:
+    def update(
+        self, z: torch.Tensor, h: float | torch.Tensor, F: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """:math:`z + h \\sum_i b_i F_i` for the stage slopes ``F`` of :meth:`stage_values`."""
         out = z
         for bi, Fi in zip(self.b_list, F, strict=True):
@@ -178,8 +209,10 @@ class ButcherTableau(tuple):
         return f"ButcherTableau({label}, stages={self.stages}, explicit={self.explicit})"
 
 
-def _checked_entries(A, b, c, name):
-    parts = {}
+def _checked_entries(
+    A: Any, b: Any, c: Any, name: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    parts: dict[str, torch.Tensor] = {}
     for part, value in (("A", A), ("b", b), ("c", c)):
         if isinstance(value, torch.Tensor):
             if value.is_complex() or value.dtype == torch.bool:
@@ -249,7 +282,7 @@ def butcher_tableau(name: str) -> ButcherTableau:
     return ButcherTableau(*table[name], name=name, order=TABLEAUX[name])
 
 
-def as_tableau(method, name: str = "method") -> ButcherTableau:
+def as_tableau(method: str | Sequence[Any], name: str = "method") -> ButcherTableau:
     """Check a Runge–Kutta method given by name or by its tableau (Section 2.2).
 
     ``method`` is a name for :func:`butcher_tableau`, a :class:`ButcherTableau`, or a tuple
@@ -328,7 +361,7 @@ def rk_step(
     t: float,
     z: torch.Tensor,
     h: float,
-    method="rk4",
+    method: str | Sequence[Any] = "rk4",
     *,
     solver: str = "newton",
     tol: float = 1e-12,
@@ -444,7 +477,13 @@ def _newton_update(f, t, z, h, A, c, K):
 
 
 def odeint(
-    f, z0: torch.Tensor, t0: float, T: float, steps: int, method="rk4", **kwargs
+    f: Callable[[float, torch.Tensor], torch.Tensor],
+    z0: torch.Tensor,
+    t0: float,
+    T: float,
+    steps: int,
+    method: str | Sequence[Any] = "rk4",
+    **kwargs: Any,
 ) -> torch.Tensor:
     r"""Integrate :math:`\dot z = f(t, z)` from ``t0`` to ``T`` with ``steps`` equal steps.
 
@@ -480,7 +519,7 @@ def _check_convergence_data(sizes, errors):
     return sizes, errors
 
 
-def observed_orders(sizes, errors) -> list[float]:
+def observed_orders(sizes: Sequence[float], errors: Sequence[float]) -> list[float]:
     r"""Observed orders :math:`\log(e_i / e_{i+1}) / \log(n_{i+1} / n_i)` of a convergent sequence.
 
     ``sizes`` :math:`n_i` are increasing numbers of steps (or layers :math:`K`), ``errors``
@@ -497,7 +536,7 @@ def observed_orders(sizes, errors) -> list[float]:
     return [math.log(e0 / e1) / math.log(n1 / n0) for (n0, e0), (n1, e1) in pairs]
 
 
-def fitted_order(sizes, errors) -> float:
+def fitted_order(sizes: Sequence[float], errors: Sequence[float]) -> float:
     r"""The least-squares slope :math:`q` of :math:`\log e = c - q \log n` over all sizes.
     See Section 2.2 of the review (the rates in K of Section 3.3 are fitted the same way).
 
