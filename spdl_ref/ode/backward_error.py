@@ -124,7 +124,7 @@ def energy_errors(
     t_end = _validate.positive_real(t_end, "t_end")
     if not isinstance(terms, (list, tuple)) or not terms:
         raise ValueError(f"terms must be a non-empty list drawn from 0, 1, 2, got {terms!r}")
-    out = {j: [] for j in terms}
+    out: dict[int, list[float]] = {j: [] for j in terms}
     for h in hs:
         steps = max(1, round(t_end / h))
         energies = [modified_hamiltonian(H, h, j) for j in terms]

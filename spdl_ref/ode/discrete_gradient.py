@@ -37,7 +37,9 @@ __all__ = [
 ]
 
 
-def canonical_J(dim: int, dtype=None, device=None) -> torch.Tensor:
+def canonical_J(
+    dim: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     r"""The Darboux matrix :math:`J = \begin{bmatrix} 0 & I \\ -I & 0 \end{bmatrix}` (Section
     2.1.2).
 

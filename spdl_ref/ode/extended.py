@@ -183,7 +183,9 @@ def extended_energy_error(H: SeparableHamiltonian, h: float) -> Callable:
     return error
 
 
-def form_pullback_defect(phi: Callable, W, x: torch.Tensor) -> torch.Tensor:
+def form_pullback_defect(
+    phi: Callable, W: torch.Tensor | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
     r""":math:`M^T W(\varphi(x))\, M - W(x)`: how far :math:`\varphi` is from preserving a two-form.
 
     Section 2.1.2. For a two-form :math:`\omega(\xi, \eta) = \langle \xi, W\eta\rangle` whose

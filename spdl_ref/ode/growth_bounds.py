@@ -14,10 +14,15 @@ r"""Growth of perturbations through trained ODE networks, and a warning (Section
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from .. import _validate
+
+if TYPE_CHECKING:
+    from .fields import GradientField, HamiltonianField, PlainField
 
 __all__ = ["DERIVATIVE_RANGES", "RotatingFrameSystem", "euler_growth_bound", "field_bounds"]
 
@@ -67,7 +72,11 @@ def _layer_jacobian_builder(field):
     )
 
 
-def field_bounds(field, d_range=None, max_vertices: int = 2**14):
+def field_bounds(
+    field: PlainField | GradientField | HamiltonianField,
+    d_range: Sequence[float] | None = None,
+    max_vertices: int = 2**14,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-layer bounds :math:`(\nu_k, L_k)` on the one-sided Lipschitz and Lipschitz constants.
 
     Section 2.1, (13)-(14). The Jacobian of every field of :mod:`spdl_ref.ode.fields` at any
@@ -205,18 +214,18 @@ class RotatingFrameSystem:
         c, s = torch.cos(self.omega * t), torch.sin(self.omega * t)
         return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
-    def matrix(self, t) -> torch.Tensor:
+    def matrix(self, t: float | torch.Tensor) -> torch.Tensor:
         """:math:`A(t)` at a float or at times of shape ``(...)``; shape ``(..., 2, 2)``."""
         R = self._rotation(t)
         return R @ self.A0 @ R.mT
 
-    def field(self, t, z: torch.Tensor) -> torch.Tensor:
+    def field(self, t: float | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         r"""The field :math:`A(t) z` for states ``z`` of shape ``(..., 2)`` at a time ``t``."""
         _validate.floating_tensor(z, "z")
         _validate.last_dim(z, 2, "z")
         return z @ self.matrix(t).mT
 
-    def solution(self, t, z0: torch.Tensor) -> torch.Tensor:
+    def solution(self, t: float, z0: torch.Tensor) -> torch.Tensor:
         r"""The exact solution :math:`R(\omega t)\exp(t(A_0 - \omega S)) z_0` at a float ``t``."""
         _validate.tensor(z0, "z0")
         _validate.last_dim(z0, 2, "z0")

@@ -127,7 +127,7 @@ def lie_euler(
     method: str = "lie",
     *,
     manifold: str | None = None,
-):
+) -> torch.Tensor:
     r"""Integrate :math:`\dot z = \xi(z) z` with the Lie–Euler method of Section 2.3.
 
     Parameters

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from .. import _validate
+
+if TYPE_CHECKING:
+    from .fields import HamiltonianField
 
 __all__ = [
     "SeparableHamiltonian",
@@ -42,7 +46,7 @@ __all__ = [
 ]
 
 
-def _time(t, like: torch.Tensor) -> torch.Tensor:
+def _time(t: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The time as a tensor on ``like``'s device and dtype, shape ``()`` or ``(..., 1)``."""
     if isinstance(t, torch.Tensor):
         return t.to(dtype=like.dtype, device=like.device)
@@ -83,7 +87,14 @@ class SeparableHamiltonian:
     ([-0.5], [[1.0, -0.0]])
     """
 
-    def __init__(self, T: Callable, V: Callable, dT=None, dV=None, name: str = ""):
+    def __init__(
+        self,
+        T: Callable,
+        V: Callable,
+        dT: Callable | None = None,
+        dV: Callable | None = None,
+        name: str = "",
+    ) -> None:
         self.T = _validate.function(T, "T")
         self.V = _validate.function(V, "V")
         self.dT = _autograd_gradient(T) if dT is None else _validate.function(dT, "dT")
@@ -102,17 +113,17 @@ class SeparableHamiltonian:
         m = u.shape[-1] // 2
         return u[..., :m], u[..., m:]
 
-    def energy(self, u: torch.Tensor, t=0.0) -> torch.Tensor:
+    def energy(self, u: torch.Tensor, t: float | torch.Tensor = 0.0) -> torch.Tensor:
         """:math:`H(t, z, p)` at the stacked states ``u = (z, p)``, shape ``u.shape[:-1]``."""
         z, p = self._split(u)
         return self.T(t, p) + self.V(t, z)
 
-    def gradient(self, t, u: torch.Tensor) -> torch.Tensor:
+    def gradient(self, t: float | torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         r""":math:`\nabla_u H = (\partial_z V, \partial_p T)` at stacked states ``u = (z, p)``."""
         z, p = self._split(u)
         return torch.cat([self.dV(t, z), self.dT(t, p)], -1)
 
-    def field(self, t, u: torch.Tensor) -> torch.Tensor:
+    def field(self, t: float | torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         r"""The Hamiltonian field :math:`(\partial_p T, -\partial_z V)` of (18)-(19) at ``u``."""
         z, p = self._split(u)
         return torch.cat([self.dT(t, p), -self.dV(t, z)], -1)
@@ -250,7 +261,7 @@ def tanh_potential_model(A: torch.Tensor, B: torch.Tensor, b: torch.Tensor) -> S
     return SeparableHamiltonian(_half_square, V, _identity_gradient, dV, name="tanh model")
 
 
-def layer_hamiltonian(field, k: int) -> SeparableHamiltonian:
+def layer_hamiltonian(field: HamiltonianField, k: int) -> SeparableHamiltonian:
     r"""Layer ``k`` of a :class:`~spdl_ref.ode.HamiltonianField` as a separable Hamiltonian.
 
     Section 2.1.2: :math:`T = \gamma_1(A_1^k p + b_1^k)\cdot\mathbf 1` (or
@@ -262,12 +273,13 @@ def layer_hamiltonian(field, k: int) -> SeparableHamiltonian:
 
     _validate.instance(field, HamiltonianField, "field")
     k = field._k(k)
-    if field.gamma is None:
+    gamma = field.gamma  # bound here, so that the closures below see it is not None
+    if gamma is None:
         raise ValueError(f"field has no antiderivative for activation {field.activation_name!r}")
     A2, b2 = field.A2[k], field.b2[k]
 
     def V(t, z):
-        return field.gamma(z @ A2.mT + b2).sum(-1)
+        return gamma(z @ A2.mT + b2).sum(-1)
 
     def dT(t, p):
         return field.dT(k, p)
@@ -281,7 +293,7 @@ def layer_hamiltonian(field, k: int) -> SeparableHamiltonian:
         A1, b1 = field.A1[k], field.b1[k]
 
         def T(t, p):
-            return field.gamma(p @ A1.mT + b1).sum(-1)
+            return gamma(p @ A1.mT + b1).sum(-1)
 
     return SeparableHamiltonian(T, V, dT, dV, name=f"layer {k}")
 

@@ -225,10 +225,10 @@ class SphereODENet(nn.Module):
         field: str = "projected",
         method: str = "lie",
         activation: str = "tanh",
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
-    ):
+    ) -> None:
         super().__init__()
         self.dim = _validate.positive_int(dim, "dim")
         if self.dim < 2:
@@ -242,12 +242,12 @@ class SphereODENet(nn.Module):
         self.activation = activation
         _validate.generator(generator)
         K, W, n = self.depth, self.width, self.dim
-        draw = {"generator": generator, "dtype": dtype}
+        g, dt = generator, dtype
         device = _validate.device(device)
-        self.A = nn.Parameter((torch.randn(K, W, n, **draw) / n**0.5).to(device))
-        self.b = nn.Parameter(torch.randn(K, W, **draw).to(device))
+        self.A = nn.Parameter((torch.randn(K, W, n, generator=g, dtype=dt) / n**0.5).to(device))
+        self.b = nn.Parameter(torch.randn(K, W, generator=g, dtype=dt).to(device))
         if self.field == "projected":
-            self.C = nn.Parameter((torch.randn(K, W, n, **draw) / W**0.5).to(device))
+            self.C = nn.Parameter((torch.randn(K, W, n, generator=g, dtype=dt) / W**0.5).to(device))
 
     @property
     def h(self) -> float:

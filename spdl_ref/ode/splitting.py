@@ -206,7 +206,9 @@ class ShearNet(nn.Module):
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)
 
 
-def square_boundary(n: int, dtype=None, device=None) -> torch.Tensor:
+def square_boundary(
+    n: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``4 n`` points in order around the boundary of the unit square :math:`[0, 1]^2` (§2.4.2).
 
     Counter-clockwise from the origin, ``n`` points per side (each side's end point is the next

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -122,10 +122,10 @@ def one_sided_lipschitz_jacobian(f: Callable, z: torch.Tensor) -> torch.Tensor:
 
 def diagonal_nu_bound(
     A: torch.Tensor,
-    d_range=(0.0, 1.0),
+    d_range: Sequence[float] = (0.0, 1.0),
     exact_max_dim: int = 12,
     samples: int = 4096,
-    generator=None,
+    generator: torch.Generator | None = None,
 ) -> float:
     r"""The bound :math:`\sup_{k, D} \lambda_{\max}\big((DA^k + (DA^k)^T)/2\big)` of Section 2.1.
 
@@ -164,7 +164,7 @@ def diagonal_nu_bound(
     return float(torch.linalg.eigvalsh(0.5 * (DA + DA.mT))[..., -1].max())
 
 
-def theorem21_interval(A: torch.Tensor):
+def theorem21_interval(A: torch.Tensor) -> tuple[float, float]:
     r"""The interval :math:`[-\mu_*^2, 0]` of Theorem 2.1 (2) for the gradient field (16).
 
     :math:`\mu_* = \min_k \mu(A^k)`, :math:`\mu` the smallest singular value. Returns
@@ -178,7 +178,7 @@ def theorem21_interval(A: torch.Tensor):
 
 
 def perturbation_growth(
-    net: Callable, x: torch.Tensor, eps: float = 1e-3, generator=None
+    net: Callable, x: torch.Tensor, eps: float = 1e-3, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     r"""Measured amplification :math:`\|z_2(T) - z_1(T)\| / \|z_2(0) - z_1(0)\|` of (13).
 

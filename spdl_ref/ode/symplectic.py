@@ -136,7 +136,7 @@ def symplectic_euler(
     h: float,
     steps: int,
     t0: float = 0.0,
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Symplectic Euler, eq. (22), for ``steps`` steps of size ``h`` from ``t0``.
 
     Parameters
@@ -168,7 +168,7 @@ def stormer_verlet(
     h: float,
     steps: int,
     t0: float = 0.0,
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Störmer–Verlet (Section 2.2.2, a composition of shears, Section 2.2.3), second order.
 
     Same arguments and result as :func:`symplectic_euler`; each step is
@@ -177,7 +177,16 @@ def stormer_verlet(
     return _integrate(stormer_verlet_step, dT, dV, z0, p0, h, steps, t0)
 
 
-def extended_symplectic_euler(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0, pt0=0.0):
+def extended_symplectic_euler(
+    T: Callable,
+    V: Callable,
+    z0: torch.Tensor,
+    p0: torch.Tensor,
+    h: float,
+    steps: int,
+    t0: float = 0.0,
+    pt0: float | torch.Tensor = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
     r"""Symplectic Euler on the extended phase space, eq. (20).
 
     The extended Hamiltonian :math:`K(z, t, p, p_t) = T(t, p) + V(t, z) + p_t` is autonomous;
@@ -282,7 +291,16 @@ class ExtendedPhaseSpaceRun(NamedTuple):
     p_t: torch.Tensor
 
 
-def extended_phase_space_run(T: Callable, V: Callable, z0, p0, h, steps, t0=0.0, pt0=0.0):
+def extended_phase_space_run(
+    T: Callable,
+    V: Callable,
+    z0: torch.Tensor,
+    p0: torch.Tensor,
+    h: float,
+    steps: int,
+    t0: float = 0.0,
+    pt0: float | torch.Tensor = 0.0,
+) -> ExtendedPhaseSpaceRun:
     r"""Integrate the extended system (20) and record :math:`t`, :math:`H` and :math:`K = H + p_t`.
 
     The steps are those of :func:`extended_symplectic_euler` (symplectic Euler on the extended
