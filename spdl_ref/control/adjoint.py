@@ -42,6 +42,9 @@ SIAM Review 58 (2016) 3-33 (the book's ``sanzserna2016symplectic``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
 import torch
 
 from .. import _validate
@@ -65,7 +68,7 @@ __all__ = [
 ]
 
 
-def check_batch(model, x, name: str = "x") -> torch.Tensor:
+def check_batch(model: Any, x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Raise unless ``x`` is a finite float tensor of shape ``(N, M)`` in the model's dtype.
 
     The inputs :math:`x_n` of the problems (23)-(24) that the adjoints of Section 3 start from.
@@ -90,14 +93,14 @@ def _as_tensor(h, like):
 
 
 def adjoint_step(
-    model,
+    model: Any,
     k: int,
     u: torch.Tensor,
     lam: torch.Tensor,
     theta: dict | None = None,
     *,
     printed_sign: bool = False,
-):
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     r"""One layer of the discrete adjoint, :math:`p^{k+1} \mapsto p^k`, with the layer's gradients.
 
     For an explicit Runge–Kutta layer the recursion of this module's introduction, written out
@@ -142,7 +145,8 @@ def adjoint_step(
     if printed_sign:
         raise ValueError("printed_sign is defined for explicit Runge-Kutta layers only")
     h = _as_tensor(h, u)
-    _, pullback = torch.func.vjp(lambda v, th, hh: layer_step(model, k, v, th, hh), u, theta, h)
+    # [1]: the pullback (torch annotates vjp's result as a 2- or 3-tuple, for has_aux)
+    pullback = torch.func.vjp(lambda v, th, hh: layer_step(model, k, v, th, hh), u, theta, h)[1]
     return pullback(lam)
 
 
@@ -150,8 +154,9 @@ def _explicit_adjoint_step(model, k, u, lam, theta, h, tableau, printed_sign):
     a, b = tableau.a_list, tableau.b_list
     s = tableau.stages
     Z, F = tableau.stage_values(layer_field(model, k, theta), 0.0, u, h)
-    mu = [None] * s
-    grads, dh = {}, 0.0
+    mu: dict[int, torch.Tensor] = {}  # mu[i], set for i = s-1, ..., 0 in turn
+    grads: dict[str, torch.Tensor] = {}
+    dh: float | torch.Tensor = 0.0
     p = lam
     for i in reversed(range(s)):
         terms = [(b[i], lam)] + [(a[j][i], mu[j]) for j in range(i + 1, s)]
@@ -184,12 +189,14 @@ def _prepare(model, x, grad_zK, name):
         raise TypeError(f"{name} must have dtype {x.dtype}, got {grad_zK.dtype}")
     with torch.no_grad():
         states = network_states(model, x)
-        _, pullback = torch.func.vjp(model.project, states[-1])
+        pullback = torch.func.vjp(model.project, states[-1])[1]  # [1]: as in adjoint_step
         (lam,) = pullback(grad_zK)
     return model, states, lam
 
 
-def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool = False):
+def backward_sweep(
+    model: Any, states: list, lam: torch.Tensor, *, printed_sign: bool = False
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
     r"""The backward pass of (28) from given states: costates and gradients, few checks.
 
     ``states`` are :math:`u^0, \dots, u^K` from :func:`spdl_ref.ode.network_states` and
@@ -229,7 +236,7 @@ def backward_sweep(model, states: list, lam: torch.Tensor, *, printed_sign: bool
 
 
 def discrete_costates(
-    model,
+    model: Any,
     x: torch.Tensor,
     grad_zK: torch.Tensor,
     *,
@@ -248,7 +255,26 @@ def discrete_costates(
     return backward_sweep(model, states, lam, printed_sign=printed_sign)[1]
 
 
-def costates(model, x: torch.Tensor, loss, *, return_gradients: bool = False):
+_Loss = Callable[[torch.Tensor], torch.Tensor]
+_States = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+_StatesGradients = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+
+
+@overload
+def costates(
+    model: Any, x: torch.Tensor, loss: _Loss, *, return_gradients: Literal[False] = False
+) -> _States: ...
+@overload
+def costates(
+    model: Any, x: torch.Tensor, loss: _Loss, *, return_gradients: Literal[True]
+) -> _StatesGradients: ...
+@overload
+def costates(
+    model: Any, x: torch.Tensor, loss: _Loss, *, return_gradients: bool
+) -> _States | _StatesGradients: ...
+def costates(
+    model: Any, x: torch.Tensor, loss: _Loss, *, return_gradients: bool = False
+) -> _States | _StatesGradients:
     r"""States (31) and Pontryagin costates (32) of a layered network on a batch (Section 3.1.2).
 
     Returns ``(z, p, value)``: ``z`` of shape ``(K + 1, N, D)`` from the forward pass, ``p`` of
@@ -282,7 +308,7 @@ def costates(model, x: torch.Tensor, loss, *, return_gradients: bool = False):
     return out
 
 
-def terminal_costate(model, x: torch.Tensor, loss) -> torch.Tensor:
+def terminal_costate(model: Any, x: torch.Tensor, loss: _Loss) -> torch.Tensor:
     r"""The terminal costate :math:`p^K = \partial \ell / \partial z^K` of (28), by autograd.
 
     :math:`\ell` = ``loss(model(x))`` is a scalar (e.g. a mean over samples); only its derivative
@@ -305,7 +331,7 @@ def terminal_costate(model, x: torch.Tensor, loss) -> torch.Tensor:
 
 
 def discrete_adjoint(
-    model, x: torch.Tensor, grad_zK: torch.Tensor, *, return_costates: bool = False
+    model: Any, x: torch.Tensor, grad_zK: torch.Tensor, *, return_costates: bool = False
 ) -> dict:
     r"""Gradients of :math:`\ell(z^K)` with respect to every parameter, by eq. (28) (Theorem 3.2).
 

@@ -23,6 +23,9 @@ field, its step sizes and its parameters do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 
 from .. import _validate
@@ -43,7 +46,11 @@ def _setup(model, x, method, steps_per_layer, rk_kwargs):
 
 
 def ode_flow(
-    model, x: torch.Tensor, method="rk4", steps_per_layer: int = 1, **rk_kwargs
+    model: Any,
+    x: torch.Tensor,
+    method: str | Sequence[Any] = "rk4",
+    steps_per_layer: int = 1,
+    **rk_kwargs: Any,
 ) -> torch.Tensor:
     r"""The state :math:`z(T)` of the ODE (24b) with the network's piecewise-constant control.
 
@@ -76,16 +83,16 @@ def _reverse_field(model, k, theta, D, record):
 
 
 def continuous_adjoint(
-    model,
+    model: Any,
     x: torch.Tensor,
-    loss,
+    loss: Callable[[torch.Tensor], torch.Tensor],
     *,
-    method="rk4",
+    method: str | Sequence[Any] = "rk4",
     steps_per_layer: int = 1,
     adjoint: str = "rk",
     return_costates: bool = False,
-    **rk_kwargs,
-):
+    **rk_kwargs: Any,
+) -> dict[str, torch.Tensor]:
     r"""Gradient of :math:`\ell(z(T))` by the continuous adjoint of Theorem 3.1, eqs. (24b)-(27).
 
     Parameters
@@ -191,7 +198,7 @@ def _augmented(model, u, pT, tableau, n, options, per_layer, step_name, out):
         theta, h = model.layer_parameters(k), model.step_size(k) / n
         if step_name is not None:  # <p, f> at t^{k+1}, the derivative by the interval length
             out[step_name][k] = (y[..., D:] * model.field(k, y[..., :D], theta)).sum()
-        record = []
+        record: list[dict[str, torch.Tensor]] = []  # the parameter products of (27), per call
         field = _reverse_field(model, k, theta, D, record)
         for _ in range(n):
             record.clear()

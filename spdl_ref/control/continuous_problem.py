@@ -34,9 +34,11 @@ interpolated values (the fields of :mod:`spdl_ref.ode` depend on the layer only 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
 from .. import _validate
 from ..ode.layered import check_layered, parameter_layout
@@ -89,7 +91,7 @@ class PiecewiseLinearControl:
     (4, True)
     """
 
-    def __init__(self, model, values: dict, T: float):
+    def __init__(self, model: Any, values: dict, T: float) -> None:
         self.model = check_layered(model)
         self.T = _validate.positive_real(T, "T")
         if not isinstance(values, dict):
@@ -112,7 +114,7 @@ class PiecewiseLinearControl:
         self.values = {n: values[n].detach().clone().requires_grad_(True) for n in names}
 
     @classmethod
-    def from_network(cls, model) -> PiecewiseLinearControl:
+    def from_network(cls, model: Any) -> PiecewiseLinearControl:
         r"""The interpolant of a network's piecewise-constant :math:`\theta^{(K)}` (§3.3, (40)).
 
         Nodes :math:`t_k = kT/K`, :math:`\theta(t_k) = \theta^k` for :math:`k < K` and
@@ -164,7 +166,9 @@ class PiecewiseLinearControl:
         jumps = sum((v[1:] - v[:-1]).pow(2).sum() for v in self.values.values())
         return first + jumps * (self.intervals / self.T)
 
-    def flow(self, x: torch.Tensor, steps_per_interval: int = 4, method="rk4") -> torch.Tensor:
+    def flow(
+        self, x: torch.Tensor, steps_per_interval: int = 4, method: str | Sequence[Any] = "rk4"
+    ) -> torch.Tensor:
         r""":math:`\Psi(x, \theta) = z(T)` of the ODE (7) with this control, by a Runge–Kutta solve.
 
         Each interval :math:`[t_j, t_{j+1}]` is split into ``steps_per_interval`` steps of the
@@ -211,7 +215,7 @@ def continuous_objective(
     lam: float,
     *,
     steps_per_interval: int = 4,
-    method="rk4",
+    method: str | Sequence[Any] = "rk4",
 ) -> torch.Tensor:
     r"""The continuous objective :math:`E^\infty(\theta)` of (41) for a piecewise-linear control.
 
@@ -275,7 +279,9 @@ def _evaluate(kind, values, J, T, t, interval):
     ]
 
 
-def l2_distance(a, b) -> float:
+def l2_distance(
+    a: PiecewiseLinearControl | nn.Module, b: PiecewiseLinearControl | nn.Module
+) -> float:
     r""":math:`\|\theta_a - \theta_b\|_{L^2(0, T)}` of two controls (Section 3.3), exactly.
 
     Section 3.3 compares minimisers of (40) for different depths, and with a minimiser of (41),
@@ -314,7 +320,7 @@ def l2_distance(a, b) -> float:
     grid = torch.tensor(nodes, dtype=torch.float64) * (Ta / L)
     left, right = grid[:-1], grid[1:]
     mid = 0.5 * (left + right)
-    total = 0.0
+    total = torch.zeros((), dtype=ref.dtype, device=ref.device)
     weights = ((right - left) / 6).to(dtype=ref.dtype, device=ref.device)
     for points, w in ((left, 1.0), (mid, 4.0), (right, 1.0)):
         t = points.to(dtype=ref.dtype, device=ref.device)

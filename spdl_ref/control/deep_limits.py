@@ -27,8 +27,10 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
 from .. import _validate
 from ..loop import train_loop
@@ -50,7 +52,7 @@ def _check_resnet(model, name="model"):
     return model
 
 
-def deep_limit_objective(model, x: torch.Tensor, loss: Callable, lam: float) -> torch.Tensor:
+def deep_limit_objective(model: Any, x: torch.Tensor, loss: Callable, lam: float) -> torch.Tensor:
     r"""The objective :math:`E^{(K)} = \ell(\Psi(x, \theta)) + \lambda \|\theta\|_{H^1}^2` of (40).
 
     ``loss(z_K)`` is the mean data fit, :math:`\lambda` = ``lam`` :math:`> 0`, the norm
@@ -64,7 +66,7 @@ def deep_limit_objective(model, x: torch.Tensor, loss: Callable, lam: float) -> 
     return loss(model.project(network_states(model, x)[-1])) + lam * h1_discrete(model)
 
 
-def prolong(model, factor: int = 2) -> ResNet:
+def prolong(model: ResNet, factor: int = 2) -> ResNet:
     r"""The same piecewise-constant :math:`\theta(t)` on a grid ``factor`` times finer (§3.3).
 
     Returns a new :class:`spdl_ref.ode.ResNet` of depth ``factor * K`` whose layer
@@ -88,7 +90,11 @@ def prolong(model, factor: int = 2) -> ResNet:
 
 
 def minimise(
-    model, objective: Callable[[], torch.Tensor], *, max_iter: int = 500, tol: float = 1e-10
+    model: nn.Module | dict[str, torch.Tensor],
+    objective: Callable[[], torch.Tensor],
+    *,
+    max_iter: int = 500,
+    tol: float = 1e-10,
 ) -> float:
     r"""Minimise ``objective()`` over the model's parameters by full-batch L-BFGS (Section 3.3).
 
@@ -142,7 +148,7 @@ def minimise(
 
 
 def deep_limit_sequence(
-    model,
+    model: ResNet,
     x: torch.Tensor,
     loss: Callable,
     lam: float,

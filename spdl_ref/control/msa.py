@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -106,7 +107,13 @@ def _layer_objective(model, k, z, p, rho, theta_k):
     return H - 0.5 * rho * (state + costate)
 
 
-def extended_hamiltonian(model, z: torch.Tensor, p: torch.Tensor, rho: float, theta=None):
+def extended_hamiltonian(
+    model: Any,
+    z: torch.Tensor,
+    p: torch.Tensor,
+    rho: float,
+    theta: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
     r"""The extended (ρ-penalised) layer Hamiltonians :math:`\tilde H^k` of Li, Chen, Tai & E.
 
     Section 3.1.2. Same arguments as :func:`hamiltonian`; ``rho`` :math:`= \rho \ge 0` weighs
@@ -125,7 +132,9 @@ def extended_hamiltonian(model, z: torch.Tensor, p: torch.Tensor, rho: float, th
     )
 
 
-def hamiltonian(model, z: torch.Tensor, p: torch.Tensor, theta=None):
+def hamiltonian(
+    model: Any, z: torch.Tensor, p: torch.Tensor, theta: dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
     r"""The layer Hamiltonians of (9) and (33) for the discrete problem.
 
     .. math::
@@ -142,7 +151,7 @@ def hamiltonian(model, z: torch.Tensor, p: torch.Tensor, theta=None):
     return extended_hamiltonian(model, z, p, 0.0, theta)
 
 
-def hamiltonian_stationarity(model, x: torch.Tensor, loss: Callable) -> torch.Tensor:
+def hamiltonian_stationarity(model: Any, x: torch.Tensor, loss: Callable) -> torch.Tensor:
     r"""Per layer, :math:`\| \partial_{\theta^k} H^k \| / h_k`, the left side of (34).
 
     For the ResNet :math:`\| \frac1N \sum_n \partial_\theta f(z_n^k, \theta^k)^T p_n^{k+1} \|`.
@@ -189,7 +198,7 @@ def _check_candidates(model, candidates):
 
 
 def maximise_hamiltonian(
-    model,
+    model: Any,
     z: torch.Tensor,
     p: torch.Tensor,
     *,
@@ -247,7 +256,7 @@ def _batch_loss(loss, idx):
 
 
 def msa(
-    model,
+    model: Any,
     x: torch.Tensor,
     loss: Callable,
     *,
@@ -332,7 +341,7 @@ def msa(
     if candidates is not None:
         candidates = _check_candidates(model, candidates)
     params = dict(model.named_parameters())
-    pairs = {}  # the states and costates of the current iteration, for the update
+    pairs: dict[str, torch.Tensor] = {}  # the states and costates of the current iteration
 
     def objective(batch):
         z, p, value, grads = costates(

@@ -11,6 +11,7 @@ use, :math:`L_n(z) = \frac12 (z_c - y_n)^2`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -100,7 +101,9 @@ def _reg(model, regulariser):
     return regulariser(model)
 
 
-def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None):
+def reduced_objective(
+    model: Any, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None
+) -> torch.Tensor:
     r"""The reduced objective (23), :math:`E(\theta) = \ell(\Psi(x, \theta)) + R(\theta)`.
 
     ``model`` is any :class:`~spdl_ref.ode.LayeredNetwork`, ``loss(z_K)`` the mean data fit
@@ -115,8 +118,12 @@ def reduced_objective(model, x: torch.Tensor, loss: Callable, regulariser: Calla
 
 
 def full_space_objective(
-    model, z: torch.Tensor, x: torch.Tensor, loss: Callable, regulariser: Callable | None = None
-):
+    model: Any,
+    z: torch.Tensor,
+    x: torch.Tensor,
+    loss: Callable,
+    regulariser: Callable | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The full-space objective (24a) and the residual of its constraint (24b), discretised.
 
     Parameters
@@ -153,7 +160,9 @@ def full_space_objective(
     return loss(model.project(z[-1])) + _reg(model, regulariser), torch.stack(res)
 
 
-def minibatches(x: torch.Tensor, batch_size: int | None = None, generator=None):
+def minibatches(
+    x: torch.Tensor, batch_size: int | None = None, generator: torch.Generator | None = None
+) -> Callable[[int], dict[str, torch.Tensor]]:
     r"""The minibatch draw of SGD (25): ``batches(i)`` for :func:`spdl_ref.loop.train_loop`.
 
     ``batches(i)`` returns ``{"x": x[idx], "idx": idx}``: all samples (``batch_size=None``), or
@@ -190,7 +199,7 @@ def minibatches(x: torch.Tensor, batch_size: int | None = None, generator=None):
 
 
 def sgd(
-    model,
+    model: Any,
     x: torch.Tensor,
     loss: Callable,
     *,

@@ -20,6 +20,7 @@ step sizes, the spacing of its time grid. The proximal maps are made by :func:`l
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -42,13 +43,13 @@ __all__ = [
 ]
 
 
-def _layer_params(model) -> list:
+def _layer_params(model: Any) -> list:
     model = check_layered(model)
     params = dict(model.named_parameters())
     return [params[name] for name in parameter_layout(model)[0]]
 
 
-def l1_norm(model) -> torch.Tensor:
+def l1_norm(model: Any) -> torch.Tensor:
     r""":math:`\|\theta\|_1 = \sum_i |\theta_i|` over a network's layer parameters (Section 3.2).
 
     For the ResNet the entries of :math:`A` and :math:`b`; ``model`` is any
@@ -57,7 +58,7 @@ def l1_norm(model) -> torch.Tensor:
     return sum(p.abs().sum() for p in _layer_params(model))
 
 
-def squared_l2_norm(model) -> torch.Tensor:
+def squared_l2_norm(model: Any) -> torch.Tensor:
     r""":math:`\|\theta\|_2^2 = \sum_i \theta_i^2` over a network's layer parameters (Section 3.2).
 
     For the ResNet the entries of :math:`A` and :math:`b`; ``model`` is any
@@ -116,7 +117,7 @@ def squared_l2_prox(lam: float) -> Callable[[torch.Tensor, float], torch.Tensor]
     return prox
 
 
-def h1_discrete(model) -> torch.Tensor:
+def h1_discrete(model: Any) -> torch.Tensor:
     r"""The discrete squared :math:`H^1` norm of (40), of a piecewise-constant :math:`\theta`.
 
     .. math::
@@ -214,7 +215,7 @@ def simplex_prox(T: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
     return prox
 
 
-def tv_norm(model) -> torch.Tensor:
+def tv_norm(model: Any) -> torch.Tensor:
     r"""The total variation of :math:`\theta` across the layers (Section 3.4.3).
 
     :math:`\mathrm{TV}(\theta) = \sum_{k=0}^{K-2} \|\theta^{k+1} - \theta^k\|_1`. For the

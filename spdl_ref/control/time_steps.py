@@ -66,7 +66,7 @@ def proximal_gradient(
     _validate.function(loss, "loss")
     tau = _validate.positive_real(tau, "tau")
     iterations = _validate.positive_int(iterations, "iterations")
-    params = dict(model.named_parameters())
+    params: dict[str, torch.Tensor] = dict(model.named_parameters())
     for name in prox:
         if name not in params:
             raise ValueError(
