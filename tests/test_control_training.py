@@ -125,6 +125,33 @@ def test_costates_and_stationarity_34_equal_minus_gradient():
     assert torch.allclose(s, expect)
 
 
+class _Decay(torch.nn.Module):
+    """A layered field without parameters, f(z) = -z (FIELD_PROTOCOL)."""
+
+    depth, dim = 3, 2
+
+    def field(self, k, z, theta=None):
+        return -z
+
+    def layer_parameters(self, k):
+        return {}
+
+    def lift(self, x):
+        return x
+
+    def project(self, u):
+        return u
+
+
+def test_stationarity_34_of_a_network_without_layer_parameters_is_zero():
+    # every point is critical when there is nothing to train: zeros, not a TypeError from
+    # torch.sqrt of the empty sum 0 (found by mypy)
+    x, t = _data(8)
+    net = ODENet(_Decay(), "explicit_euler")
+    s = control.hamiltonian_stationarity(net, x, control.squared_fit(t))
+    assert s.dtype == D and torch.equal(s, torch.zeros(3, dtype=D))
+
+
 def test_msa_and_emsa_decrease_the_loss():
     x, t = _data(64)
     loss = control.squared_fit(t)

@@ -164,7 +164,9 @@ def hamiltonian_stationarity(model: Any, x: torch.Tensor, loss: Callable) -> tor
     with torch.no_grad():
         for k in range(model.depth):
             grads = adjoint_step(model, k, z[k], p[k + 1])[1]
-            norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
+            # the sum starts from a zero tensor: a network without layer parameters has none
+            zero = torch.zeros((), dtype=x.dtype, device=x.device)
+            norm = torch.sqrt(sum((g.pow(2).sum() for g in grads.values()), zero))
             out.append(norm / (N * model.step_size(k)))
     return torch.stack(out)
 
