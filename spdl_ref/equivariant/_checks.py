@@ -34,7 +34,7 @@ def image_batch(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def denoiser_sizes(width, depth, kernel_size) -> tuple[int, int, int]:
+def denoiser_sizes(width: int, depth: int, kernel_size: int) -> tuple[int, int, int]:
     """The width, depth and (odd) kernel size shared by both denoisers of Figure 3."""
     width = _validate.positive_int(width, "width")
     depth = _validate.positive_int(depth, "depth")
@@ -44,7 +44,7 @@ def denoiser_sizes(width, depth, kernel_size) -> tuple[int, int, int]:
     return width, depth, k
 
 
-def generator_on(generator, like: torch.Tensor) -> torch.Generator:
+def generator_on(generator: torch.Generator | None, like: torch.Tensor) -> torch.Generator:
     """``generator`` if it lives on the device of ``like`` (a fresh one seeded 0 when ``None``).
 
     Random draws for data on a GPU must come from a generator on that GPU; a CPU generator

@@ -19,12 +19,13 @@ Angles are in degrees and counter-clockwise as displayed (row 0 at the top).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as nnf
 
 from .. import _validate
-from .groups import FiniteGroup, Representation
+from .groups import Element, FiniteGroup, Representation
 
 __all__ = ["act_on_field", "act_on_image", "reflect", "rotate", "rotate90", "translate"]
 
@@ -55,7 +56,7 @@ def reflect(x: torch.Tensor) -> torch.Tensor:
     return torch.flip(_image(x), dims=(-2,))
 
 
-def translate(x: torch.Tensor, shift) -> torch.Tensor:
+def translate(x: torch.Tensor, shift: Sequence[int]) -> torch.Tensor:
     r"""Translate images cyclically by ``shift = (rows, columns)`` pixels (Section 5, eq. (50)).
 
     On the torus :math:`\mathbb{Z}_H \times \mathbb{Z}_W` this is the exact translation action;
@@ -98,7 +99,7 @@ def rotate(x: torch.Tensor, angle: float) -> torch.Tensor:
     return nnf.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def act_on_image(x: torch.Tensor, g, group: FiniteGroup) -> torch.Tensor:
+def act_on_image(x: torch.Tensor, g: Element, group: FiniteGroup) -> torch.Tensor:
     r"""The action :math:`[T_g x](p) = x(g^{-1} p)` of :math:`g = r^k f^s \in H` on images (Section
     5.1.2).
 
@@ -111,7 +112,7 @@ def act_on_image(x: torch.Tensor, g, group: FiniteGroup) -> torch.Tensor:
     return torch.rot90(y, (k * 4 // group.N) % 4, dims=(-2, -1)) if k else y
 
 
-def act_on_field(x: torch.Tensor, g, rep: Representation) -> torch.Tensor:
+def act_on_field(x: torch.Tensor, g: Element, rep: Representation) -> torch.Tensor:
     r"""The induced action :math:`[T_g x](p) = \rho(g)\, x(g^{-1} p)` on fields (Section 5.1.2).
 
     ``x`` has shape ``(B, c d, n, n)``: ``c`` fields of the representation ``rep`` of dimension

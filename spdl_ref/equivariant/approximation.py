@@ -46,10 +46,11 @@ def gradient_magnitude(x: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
     """
     images(x, "x")
     eps = _validate.positive_real(eps, "eps")
-    fk = {"device": x.device, "dtype": x.dtype}
-    b = torch.tensor([1.0, 2.0, 1.0], **fk)
+    b = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype)
     blur = (b[:, None] * b[None, :] / 16).expand(x.shape[1], 1, 3, 3)
-    d = torch.tensor([[0.0, 0.0, 0.0], [-0.5, 0.0, 0.5], [0.0, 0.0, 0.0]], **fk)
+    d = torch.tensor(
+        [[0.0, 0.0, 0.0], [-0.5, 0.0, 0.5], [0.0, 0.0, 0.0]], device=x.device, dtype=x.dtype
+    )
     stencils = torch.stack([d, d.T]).unsqueeze(1).repeat(x.shape[1], 1, 1, 1)
     smooth = nnf.conv2d(x, blur, padding=1, groups=x.shape[1])
     grad = nnf.conv2d(smooth, stencils, padding=1, groups=x.shape[1])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._checks import denoiser_sizes, image_batch
@@ -51,21 +52,20 @@ class OrdinaryDenoiser(nn.Module):
         depth: int,
         kernel_size: int = 3,
         bias: bool = True,
-        device=None,
-        dtype=None,
-    ):
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.width, self.depth, k = denoiser_sizes(width, depth, kernel_size)
-        fk = {
-            "device": _validate.device(device),
-            "dtype": _validate.float_dtype(dtype),
-            "bias": _validate.boolean(bias, "bias"),
-        }
-        self.lift = nn.Conv2d(1, width, k, padding=k // 2, **fk)
+        device = _validate.device(device)
+        dtype = _validate.float_dtype(dtype)
+        bias = _validate.boolean(bias, "bias")
+        self.lift = nn.Conv2d(1, width, k, padding=k // 2, bias=bias, device=device, dtype=dtype)
         self.layers = nn.ModuleList(
-            nn.Conv2d(width, width, k, padding=k // 2, **fk) for _ in range(depth)
+            nn.Conv2d(width, width, k, padding=k // 2, bias=bias, device=device, dtype=dtype)
+            for _ in range(depth)
         )
-        self.project = nn.Conv2d(width, 1, k, padding=k // 2, **fk)
+        self.project = nn.Conv2d(width, 1, k, padding=k // 2, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The denoised image: lifting, residual convolution layers, projection."""
@@ -93,8 +93,8 @@ def make_denoiser(
     group_order: int = 8,
     max_order: int = 3,
     bias: bool = True,
-    device=None,
-    dtype=None,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
 ) -> nn.Module:
     r"""One of the two denoisers :math:`\Psi` of Figure 3 (Section 5.2).
 

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 import torch
+from torch.types import Device
 
 from .. import _validate
 from .actions import act_on_field, rotate
@@ -21,7 +22,12 @@ from .groups import Representation
 __all__ = ["commutation_error", "disc_mask", "equivariance_error", "group_commutation_error"]
 
 
-def disc_mask(size: int, radius: float | None = None, device=None, dtype=None) -> torch.Tensor:
+def disc_mask(
+    size: int,
+    radius: float | None = None,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     r"""The pixels of a ``size x size`` grid within ``radius`` of the centre (Section 5.3.3).
 
     The default radius :math:`(n - 1)/2` is the inscribed disc, the part of the image that a

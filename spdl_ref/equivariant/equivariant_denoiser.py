@@ -10,6 +10,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from .._optional import optional_dependency
@@ -66,9 +67,9 @@ class EquivariantDenoiser(nn.Module):
         max_order: int = 3,
         init_scale: float = 0.4,
         bias: bool = True,
-        device=None,
-        dtype=None,
-    ):
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.width, self.depth, k = denoiser_sizes(width, depth, kernel_size)
         self.fields = _validate.choice(fields, FIELDS, "fields")

@@ -22,8 +22,11 @@ import sys
 import threading
 import types
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import torch
+from torch.types import Device
 
 from .. import _validate
 from .._optional import optional_dependency
@@ -63,11 +66,13 @@ class _Float64Torch(types.ModuleType):
     def tensor(data, *args, dtype=None, **kwargs):
         if dtype is torch.float32:
             dtype = torch.float64
-        return torch.tensor(data, *args, dtype=dtype, **kwargs)
+        # torch's stub lists dtype as a positional parameter of torch.tensor; at run time it is
+        # keyword-only (tensor(data, *, dtype=None, ...)), so *args cannot also bind it
+        return torch.tensor(data, *args, dtype=dtype, **kwargs)  # type: ignore[misc]
 
 
 @contextlib.contextmanager
-def escnn_float64():
+def escnn_float64() -> Iterator[None]:
     r"""Within this context escnn builds and samples its kernel bases in float64 (Section 5.1.2).
 
     escnn computes every basis in float32, whatever the default dtype: its modules turn their
@@ -80,7 +85,8 @@ def escnn_float64():
     escnn's cache of sampled bases is replaced by an empty one for the duration, so the layers
     built inside share their float64 bases with each other but never with float32 layers.
     """
-    modules = [
+    # escnn's modules, untyped: each has a module-level name torch, swapped below
+    modules: list[Any] = [
         m
         for name, m in list(sys.modules.items())
         if name.startswith(_BASIS_MODULES) and getattr(m, "torch", None) is torch
@@ -103,7 +109,7 @@ def escnn_float64():
 
 
 @contextlib.contextmanager
-def _escnn_float32():
+def _escnn_float32() -> Iterator[None]:
     """Build escnn layers in float32 (escnn's own precision) whatever the default dtype."""
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
@@ -120,7 +126,7 @@ _CACHES: dict[tuple[str, torch.dtype], dict] = {}
 
 
 @contextlib.contextmanager
-def escnn_precision(dtype=None, device=None):
+def escnn_precision(dtype: torch.dtype | None = None, device: Device = None) -> Iterator[None]:
     r"""The context in which to build escnn layers for ``dtype`` on ``device`` (Section 5.1.2).
 
     Inside it escnn works in :func:`escnn_float64` for ``torch.float64`` and in its own float32
@@ -143,7 +149,7 @@ def escnn_precision(dtype=None, device=None):
             _singleblock._stored_filters = saved
 
 
-def gspace(group: FiniteGroup):
+def gspace(group: FiniteGroup) -> gspaces.GSpace2D:
     r"""The escnn group space :math:`\mathbb{R}^2 \rtimes H` for :math:`H = C_N` or :math:`D_N`
     (Section 5.1.1)."""
     _validate.instance(group, FiniteGroup, "group")
@@ -169,7 +175,7 @@ def _escnn_element(gs, group, g):
     return fg.element(k) if group.N > 1 else fg.identity
 
 
-def escnn_representation(group: FiniteGroup, kind) -> Representation:
+def escnn_representation(group: FiniteGroup, kind: str | tuple[Any, ...]) -> Representation:
     """escnn's matrices of the representation ``kind`` (as in :meth:`FiniteGroup.representation`),
     Section 5.1.2."""
     gs = gspace(group)
@@ -184,7 +190,11 @@ def escnn_representation(group: FiniteGroup, kind) -> Representation:
 
 
 def escnn_kernel_basis(
-    group: FiniteGroup, kind_in, kind_out, size: int, complete: bool = True
+    group: FiniteGroup,
+    kind_in: str | tuple[Any, ...],
+    kind_out: str | tuple[Any, ...],
+    size: int,
+    complete: bool = True,
 ) -> torch.Tensor:
     r"""escnn's basis of equivariant kernels, sampled on the ``size x size`` grid (Section 5.1.2).
 
@@ -195,7 +205,7 @@ def escnn_kernel_basis(
     gs = gspace(group)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
         raise ValueError(f"size must be an odd positive integer, got {size!r}")
-    kw = {}
+    kw: dict[str, Any] = {}  # options of escnn's R2Conv
     if complete:
         c = (size - 1) / 2
         radii = sorted(

@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .. import _validate
 
 __all__ = ["FiniteGroup", "Representation", "direct_sum"]
+
+#: A group element :math:`r^k f^s` as the pair ``(k, s)``.
+Element = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class FiniteGroup:
 
     name: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(
                 f"name must be a string like 'C4' or 'D4', got {type(self.name).__name__}"
@@ -66,12 +70,12 @@ class FiniteGroup:
         return self.name[0] == "D"
 
     @property
-    def elements(self) -> list:
+    def elements(self) -> list[Element]:
         """All elements as pairs ``(k, s)`` meaning :math:`r^k f^s`; the identity comes first."""
         return [(k, s) for s in range(2 if self.reflections else 1) for k in range(self.N)]
 
     @property
-    def generators(self) -> list:
+    def generators(self) -> list[Element]:
         """A generating set (the rotation :math:`r` and, for :math:`D_N`, the reflection
         :math:`f`)."""
         gens = [(1 % self.N, 0)] if self.N > 1 else []
@@ -82,7 +86,7 @@ class FiniteGroup:
         """Number of elements :math:`|H|`."""
         return len(self.elements)
 
-    def check_element(self, g, name: str = "g") -> tuple[int, int]:
+    def check_element(self, g: object, name: str = "g") -> Element:
         """``g`` if it is an element ``(k, s)`` of this group, else a ValueError naming ``name``."""
         if not isinstance(g, tuple) or g not in self.elements:
             raise ValueError(
@@ -91,18 +95,18 @@ class FiniteGroup:
             )
         return g
 
-    def compose(self, g, h):
+    def compose(self, g: Element, h: Element) -> Element:
         """The product :math:`gh` (apply :math:`h` first): :math:`r^{k_1} f^{s_1} r^{k_2}
         f^{s_2}`."""
         (k1, s1), (k2, s2) = self.check_element(g), self.check_element(h, "h")
         return ((k1 + (-1) ** s1 * k2) % self.N, (s1 + s2) % 2)
 
-    def inverse(self, g):
+    def inverse(self, g: Element) -> Element:
         """The inverse :math:`g^{-1}`."""
         k, s = self.check_element(g)
         return (k, s) if s else ((-k) % self.N, 0)
 
-    def matrix(self, g, dtype=torch.float64) -> torch.Tensor:
+    def matrix(self, g: Element, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The 2 x 2 matrix :math:`R^k F^s` by which :math:`g` acts on the plane."""
         k, s = self.check_element(g)
         _validate.float_dtype(dtype)
@@ -111,7 +115,7 @@ class FiniteGroup:
         rot = torch.tensor([[c, -sn], [sn, c]], dtype=dtype)
         return rot @ torch.diag(torch.tensor([1.0, -1.0 if s else 1.0], dtype=dtype))
 
-    def representation(self, kind) -> Representation:
+    def representation(self, kind: str | tuple[Any, ...]) -> Representation:
         """A representation of this group: ``"trivial"``, ``"regular"`` or ``("irrep", ...)``.
 
         See the module docstring for the names of the irreducible representations.
@@ -167,7 +171,7 @@ class Representation:
     ``matrices[a]`` is :math:`\rho(g_a)` for the ``a``-th element of ``group.elements``.
     """
 
-    def __init__(self, group: FiniteGroup, matrices: torch.Tensor, name=None):
+    def __init__(self, group: FiniteGroup, matrices: torch.Tensor, name: object = None) -> None:
         _validate.instance(group, FiniteGroup, "group")
         _validate.tensor(matrices, "matrices")
         if (
@@ -193,7 +197,7 @@ class Representation:
         """The dimension :math:`d` of the representation space :math:`V`."""
         return self.matrices.shape[1]
 
-    def __call__(self, g) -> torch.Tensor:
+    def __call__(self, g: Element) -> torch.Tensor:
         """The matrix :math:`\\rho(g)`."""
         return self.matrices[self.group.elements.index(self.group.check_element(g))]
 
@@ -207,7 +211,7 @@ class Representation:
             for h in G.elements
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Representation({self.group.name}, {self.name!r}, dim={self.dim})"
 
 

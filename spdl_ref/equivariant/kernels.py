@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as nnf
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from .actions import act_on_image
@@ -185,6 +186,9 @@ class SteerableConv2d(nn.Module):
     every element of the group, up to round-off.
     """
 
+    basis: torch.Tensor
+    bias_basis: torch.Tensor
+
     def __init__(
         self,
         rho_in: Representation,
@@ -194,9 +198,9 @@ class SteerableConv2d(nn.Module):
         size: int,
         bias: bool = True,
         support: str = "square",
-        device=None,
-        dtype=None,
-    ):
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         _check_reps(rho_in, rho_out)
         self.rho_in, self.rho_out = rho_in, rho_out
@@ -204,23 +208,23 @@ class SteerableConv2d(nn.Module):
         self.c_out = _validate.positive_int(c_out, "c_out")
         self.size = _check_size(size)
         _validate.boolean(bias, "bias")
-        fk = {
-            "device": _validate.device(device),
-            "dtype": _validate.float_dtype(dtype) or torch.get_default_dtype(),
-        }
+        device = _validate.device(device)
+        dtype = _validate.float_dtype(dtype) or torch.get_default_dtype()
         basis = kernel_basis(rho_in, rho_out, size, support)
         if basis.shape[0] == 0:
             raise ValueError(
                 f"rho_in and rho_out admit no nonzero equivariant kernel of size {size}: "
                 f"none maps {rho_in} to {rho_out}"
             )
-        self.register_buffer("basis", basis.to(**fk))
+        self.register_buffer("basis", basis.to(device=device, dtype=dtype))
         scale = 1.0 / math.sqrt(c_in * basis.shape[0])
-        self.weight = nn.Parameter(scale * torch.randn(c_out, c_in, basis.shape[0], **fk))
-        bias_basis = invariant_vectors(rho_out).to(**fk)
+        self.weight = nn.Parameter(
+            scale * torch.randn(c_out, c_in, basis.shape[0], device=device, dtype=dtype)
+        )
+        bias_basis = invariant_vectors(rho_out).to(device=device, dtype=dtype)
         self.register_buffer("bias_basis", bias_basis)
         self.bias = (
-            nn.Parameter(torch.zeros(c_out, bias_basis.shape[0], **fk))
+            nn.Parameter(torch.zeros(c_out, bias_basis.shape[0], device=device, dtype=dtype))
             if bias and bias_basis.shape[0]
             else None
         )

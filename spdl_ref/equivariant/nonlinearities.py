@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 
@@ -58,7 +59,14 @@ class NormReLU(nn.Module):
     as in harmonic networks (the review's reference [121]).
     """
 
-    def __init__(self, n_fields: int, field_dim: int, eps: float = 1e-6, device=None, dtype=None):
+    def __init__(
+        self,
+        n_fields: int,
+        field_dim: int,
+        eps: float = 1e-6,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.n_fields = _validate.positive_int(n_fields, "n_fields")
         self.field_dim = _validate.positive_int(field_dim, "field_dim")

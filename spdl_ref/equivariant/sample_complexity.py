@@ -103,19 +103,25 @@ def sample_complexity(
     noise = _validate.nonnegative_real(noise, "noise")
     for name, u in (("clean", clean), ("clean_val", clean_val)):
         _validate.like(u, clean_test, name, "clean_test")
-    fk = {"device": clean_test.device, "dtype": clean_test.dtype}
 
     g = torch.Generator(device=clean_test.device).manual_seed(seed)
     noisy_test = add_noise(clean_test, noise, g)
     rotated = rotate(clean_test, angle)
     noisy_rot = add_noise(rotated, noise, g)
-    mask = disc_mask(clean_test.shape[-1], **fk)
+    mask = disc_mask(clean_test.shape[-1], device=clean_test.device, dtype=clean_test.dtype)
     rows = []
     for kind in kinds:
         for n in sizes:
             for r in range(runs):
                 torch.manual_seed(seed + r)
-                model = make_denoiser(kind, width=width, depth=depth, kernel_size=kernel_size, **fk)
+                model = make_denoiser(
+                    kind,
+                    width=width,
+                    depth=depth,
+                    kernel_size=kernel_size,
+                    device=clean_test.device,
+                    dtype=clean_test.dtype,
+                )
                 train_denoiser(
                     model,
                     clean[:n],

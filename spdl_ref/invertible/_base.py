@@ -8,8 +8,12 @@ variables (48) needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol, TypedDict
+
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 
@@ -38,26 +42,42 @@ class InvertibleModule(nn.Module):
         r"""One value :math:`\log|\det \partial_x f(x)|` per sample (shape ``(N,)``), for (48)."""
         raise NotImplementedError
 
-    def forward_and_log_det(self, x: torch.Tensor):
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Return ``(f(x), log|det ∂f(x)|)``; the pair that eq. (48) accumulates layer by layer."""
         check_batch(x, "x", like=reference_tensor(self), owner=type(self).__name__)
         return self(x), self.log_abs_det_jacobian(x)
 
 
-def reference_tensor(module: nn.Module):
+class InvertibleLike(Protocol):
+    """What the containers of Section 4 check that a layer or transform has (it may be any
+    ``nn.Module`` with these methods, not only an :class:`InvertibleModule`)."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor: ...
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def reference_tensor(module: nn.Module) -> torch.Tensor | None:
     """The first floating-point parameter or buffer of ``module`` (``None`` if it has none): the
     dtype and device that its inputs must have."""
     for t in module.parameters():
         if t.is_floating_point():
             return t
-    for t in module.buffers():
-        if t.is_floating_point():
-            return t
+    for b in module.buffers():
+        if b.is_floating_point():
+            return b
     return None
 
 
 def check_batch(
-    x, name: str, feature_shape=None, min_dim: int = 2, like=None, owner: str = "the layer"
+    x: torch.Tensor,
+    name: str,
+    feature_shape: Sequence[int | None] | None = None,
+    min_dim: int = 2,
+    like: torch.Tensor | None = None,
+    owner: str = "the layer",
 ) -> torch.Tensor:
     """Raise unless ``x`` is a finite floating tensor ``(N, *feature_shape)``.
 
@@ -82,7 +102,7 @@ def check_batch(
     return x
 
 
-def feature_shape(size, name: str = "dim") -> tuple:
+def feature_shape(size: int | Sequence[int], name: str = "dim") -> tuple[int, ...]:
     """Normalise a layer size: an int ``M`` (vectors) or a tuple ``(C, H, W)`` (images)."""
     if isinstance(size, (tuple, list, torch.Size)):
         if len(size) not in (1, 3):
@@ -91,6 +111,13 @@ def feature_shape(size, name: str = "dim") -> tuple:
     return (_validate.positive_int(size, name),)
 
 
-def factory(device, dtype) -> dict:
+class FactoryKwargs(TypedDict):
+    """The ``device``/``dtype`` keyword arguments of torch's tensor factories and modules."""
+
+    device: torch.device | None
+    dtype: torch.dtype | None
+
+
+def factory(device: Device, dtype: torch.dtype | None) -> FactoryKwargs:
     """The ``device``/``dtype`` factory keyword arguments, as torch modules take them."""
     return {"device": _validate.device(device), "dtype": _validate.float_dtype(dtype)}

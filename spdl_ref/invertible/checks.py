@@ -16,9 +16,11 @@ r"""Helpers that check invertible layers against their definitions (Sections 4.1
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import check_batch, factory
@@ -123,7 +125,13 @@ def autograd_log_abs_det(layer, x):
     return torch.stack(out)
 
 
-def example_layers(dim=6, image=(2, 4, 4), seed=1, device=None, dtype=None) -> dict:
+def example_layers(
+    dim: int = 6,
+    image: Sequence[int] = (2, 4, 4),
+    seed: int = 1,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     r"""One layer of each kind of Section 4.1, with random parameters, in ``eval`` mode.
 
     Returns ``{name: (layer, shape)}``, ``shape`` the feature shape the layer takes: ``(dim,)``
@@ -159,7 +167,7 @@ def example_layers(dim=6, image=(2, 4, 4), seed=1, device=None, dtype=None) -> d
         return randomise_parameters(layer, generator=seed)
 
     vec, img = (dim,), (c, h, w)
-    layers = {
+    layers: dict[str, tuple[nn.Module, tuple[int, ...]]] = {
         "AdditiveCoupling": (rand(AdditiveCoupling(dim, **kw)), vec),
         "AffineCoupling": (rand(AffineCoupling(dim, "alternating", **kw)), vec),
         "SplineCoupling": (rand(SplineCoupling(dim, "alternating", bins=6, **kw)), vec),

@@ -25,6 +25,9 @@ with no integrator of its own:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 
-def _check_plain_field(field, name="field"):
+def _check_plain_field(field: nn.Module, name: str = "field") -> nn.Module:
     check_field(field, name)
     if getattr(field, "phase_space", False) or getattr(field, "state_dim", field.dim) != field.dim:
         raise ValueError(
@@ -70,6 +73,8 @@ class TraceAugmentedField(nn.Module):
         A layered field of :mod:`spdl_ref.ode.fields` (or any module with the members of
         :data:`~spdl_ref.ode.layered.FIELD_PROTOCOL`) acting on the features themselves.
     """
+
+    base: Any  # a layered field: any module with the members of FIELD_PROTOCOL (duck-typed)
 
     def __init__(self, field: nn.Module):
         super().__init__()
@@ -126,6 +131,8 @@ class TraceAugmentedField(nn.Module):
 class _Substeps(nn.Module):
     """A layered field whose every layer is taken in ``s`` equal steps (same theta(t))."""
 
+    inner: Any  # a layered field: any module with the members of FIELD_PROTOCOL (duck-typed)
+
     def __init__(self, field: nn.Module, substeps: int):
         super().__init__()
         self.inner = field
@@ -142,13 +149,13 @@ class _Substeps(nn.Module):
     def layer_parameters(self, k: int) -> dict:
         return self.inner.layer_parameters(k // self.substeps)
 
-    def field(self, k, u, theta=None):
+    def field(self, k: int, u: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         return self.inner.field(k // self.substeps, u, theta)
 
-    def lift(self, x):
+    def lift(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.lift(x)
 
-    def project(self, u):
+    def project(self, u: torch.Tensor) -> torch.Tensor:
         return self.inner.project(u)
 
 
@@ -200,9 +207,16 @@ class ContinuousFlow(InvertibleModule):
     True
     """
 
+    vector_field: Any  # a layered field: any module with the members of FIELD_PROTOCOL
+
     def __init__(
-        self, field: nn.Module, method="rk4", T: float = 1.0, substeps: int = 1, **solver_kwargs
-    ):
+        self,
+        field: nn.Module,
+        method: str | Sequence[Any] = "rk4",
+        T: float = 1.0,
+        substeps: int = 1,
+        **solver_kwargs: Any,
+    ) -> None:
         super().__init__()
         self.vector_field = _check_plain_field(field)
         if isinstance(method, str) and method in SYMPLECTIC_METHODS:
@@ -227,7 +241,7 @@ class ContinuousFlow(InvertibleModule):
         return self.T / (self.vector_field.depth * self.substeps)
 
     @property
-    def order(self):
+    def order(self) -> int | None:
         """The classical order :math:`p` of the method (``None`` for a tableau given by entries)."""
         return self.tableau.order
 
@@ -244,7 +258,7 @@ class ContinuousFlow(InvertibleModule):
             self.vector_field, self.tableau, self.T, substeps, **self.solver_options
         )
 
-    def _check(self, x, name):
+    def _check(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return check_batch(
             x,
             name,
@@ -258,7 +272,7 @@ class ContinuousFlow(InvertibleModule):
         self._check(x, "x")
         return self.network()(x)
 
-    def forward_and_log_det(self, x: torch.Tensor):
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""``(z(T), ℓ(T))``: the flow and :math:`\int_0^T \operatorname{tr}\partial_z f\,dt`,
         integrated together."""
         self._check(x, "x")
@@ -293,7 +307,9 @@ class ContinuousFlow(InvertibleModule):
         return f"method={m}, T={self.T}, K={self.vector_field.depth}, substeps={self.substeps}"
 
 
-def discretisation_errors(flow: ContinuousFlow, x: torch.Tensor, substeps=(1, 2, 4, 8)) -> dict:
+def discretisation_errors(
+    flow: ContinuousFlow, x: torch.Tensor, substeps: Sequence[int] = (1, 2, 4, 8)
+) -> dict[str, list[float]]:
     r"""How far the trace integral and the backward integration of a :class:`ContinuousFlow` are
     from exact for its discrete map, as the step shrinks (Section 4.2.3, ref. [24]).
 
@@ -322,7 +338,7 @@ def discretisation_errors(flow: ContinuousFlow, x: torch.Tensor, substeps=(1, 2,
     if not isinstance(substeps, (list, tuple)) or not substeps:
         raise TypeError(f"substeps must be a non-empty list of ints, got {substeps!r}")
     substeps = [_validate.positive_int(s, "substeps") for s in substeps]
-    out = {"h": [], "log_det": [], "inverse": []}
+    out: dict[str, list[float]] = {"h": [], "log_det": [], "inverse": []}
     for s in substeps:
         f = flow.with_substeps(s)
         exact = autograd_log_abs_det(f, x).detach()
@@ -335,7 +351,9 @@ def discretisation_errors(flow: ContinuousFlow, x: torch.Tensor, substeps=(1, 2,
     return out
 
 
-def euler_step_inverse(model, y: torch.Tensor, k: int = 0, solver: str = "newton", **options):
+def euler_step_inverse(
+    model: nn.Module, y: torch.Tensor, k: int = 0, solver: str = "newton", **options: Any
+) -> torch.Tensor:
     r"""Invert an explicit Euler step :math:`y = z + h f(z)` by one implicit Euler step of the
     backward ODE :math:`\dot z = -f(z)` (Sections 1.2 and 4.1.2).
 
@@ -420,7 +438,9 @@ def euler_step_inverse(model, y: torch.Tensor, k: int = 0, solver: str = "newton
         return torch.stack(rows).reshape(y.shape)
 
 
-def _euler_layer(model, k, y):
+def _euler_layer(
+    model: object, k: int, y: torch.Tensor
+) -> tuple[Callable[[float, torch.Tensor], torch.Tensor], float | torch.Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(
             "model must be a layered network with explicit Euler or an InvertibleResidual, got "
@@ -432,9 +452,10 @@ def _euler_layer(model, k, y):
                 f"model must be a layered network (spdl_ref.ode.LayeredNetwork) or an "
                 f"InvertibleResidual; {type(model).__name__} has no {member!r}"
             )
+    net: Any = model  # checked above: it has the members of a layered network (duck-typed)
     with torch.device("cpu"):
         euler = butcher_tableau("explicit_euler")
-    integrator = model.integrator
+    integrator = net.integrator
     if not (
         isinstance(integrator, ButcherTableau)
         and integrator.a_list == euler.a_list
@@ -443,8 +464,8 @@ def _euler_layer(model, k, y):
         raise ValueError(
             f"model must step with explicit Euler (a ResNet (6)), got integrator {integrator!r}"
         )
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < model.depth:
-        raise ValueError(f"k must be a layer index in [0, {model.depth - 1}], got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < net.depth:
+        raise ValueError(f"k must be a layer index in [0, {net.depth - 1}], got {k!r}")
     _validate.tensor(y, "y")
-    _validate.last_dim(y, model.dim, "y")
-    return layer_field(model, k), model.step_size(k)
+    _validate.last_dim(y, net.dim, "y")
+    return layer_field(net, k), net.step_size(k)

@@ -15,8 +15,11 @@ partitions of Section 4.1.1 are :func:`partition_mask`'s ``"halves"``, ``"altern
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory, feature_shape
@@ -26,7 +29,14 @@ __all__ = ["AdditiveCoupling", "AffineCoupling", "partition_mask", "subnetwork"]
 MASKS = ("halves", "alternating", "channels", "checkerboard")
 
 
-def partition_mask(shape, kind="halves", flip=False, *, device=None, dtype=None) -> torch.Tensor:
+def partition_mask(
+    shape: int | Sequence[int],
+    kind: str = "halves",
+    flip: bool = False,
+    *,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     r"""The binary mask :math:`m` of a partition :math:`I = I_1 \cup I_2` (Section 4.1.1).
 
     Parameters
@@ -88,15 +98,15 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def subnetwork(
-    shape,
-    outputs_per_entry,
-    hidden=64,
+    shape: int | Sequence[int],
+    outputs_per_entry: int,
+    hidden: int = 64,
     *,
-    zero_init=True,
-    activation="tanh",
-    device=None,
-    dtype=None,
-):
+    zero_init: bool = True,
+    activation: str = "tanh",
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Sequential:
     r"""The sub-network :math:`f` of eq. (42): any network, here a small MLP or CNN.
 
     For vectors (``shape = M``) an MLP :math:`M \to` ``hidden`` :math:`\to` ``hidden``
@@ -113,6 +123,7 @@ def subnetwork(
     _validate.choice(activation, tuple(ACTIVATIONS), "activation")
     act = ACTIVATIONS[activation]
     kw = factory(device, dtype)
+    last: nn.Linear | nn.Conv2d
     if len(shape) == 1:
         last = nn.Linear(hidden, p * shape[0], **kw)
         net = nn.Sequential(
@@ -134,12 +145,15 @@ def subnetwork(
         )
     if zero_init:
         nn.init.zeros_(last.weight)
+        assert last.bias is not None  # built with the default bias=True
         nn.init.zeros_(last.bias)
     return net
 
 
 class _Coupling(InvertibleModule):
     """Shared machinery: mask, sub-network, shape checks (eqs. (42)-(43))."""
+
+    mask: torch.Tensor
 
     n_params = 1
 
@@ -228,7 +242,9 @@ class _Coupling(InvertibleModule):
         """One log-determinant per sample: the block-triangular Jacobian's diagonal."""
         return self.forward_and_log_det(x)[1]
 
-    def reconstruct(self, y: torch.Tensor) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
+    def reconstruct(
+        self, y: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """For the memory-efficient backward (Section 4.2.1): rebuild :math:`x` from :math:`y`
         and re-evaluate the layer with a graph, evaluating :math:`f` once (since
         :math:`x_1 = y_1`). Returns ``(x, leaves, y, logdet)``; the gradient with respect to

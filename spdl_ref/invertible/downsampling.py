@@ -129,6 +129,8 @@ class OrthogonalDownsampling(_Down):
         :math:`s` (default 2).
     """
 
+    channels: int  # never None here: __init__ requires a positive int
+
     def __init__(self, channels, stride=2, device=None, dtype=None):
         super().__init__(_validate.positive_int(channels, "channels"), stride)
         kw = factory(device, dtype)

@@ -14,13 +14,15 @@ Figure 2: a coupling flow and a residual flow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .. import _validate
 from ..loop import History, train_loop
-from ._base import check_batch, factory, reference_tensor
+from ._base import InvertibleLike, check_batch, factory, reference_tensor
 from .coupling import AdditiveCoupling, AffineCoupling
 from .linear import ActNorm
 from .residual import InvertibleResidual
@@ -55,6 +57,10 @@ class NormalisingFlow(nn.Module):
         self.transform = transform
         self.dim = _validate.positive_int(dim, "dim")
 
+    def _transform(self) -> InvertibleLike:
+        # __init__ checked that the module has inverse and log_abs_det_jacobian (duck-typed)
+        return cast(InvertibleLike, self.transform)
+
     def base_log_prob(self, z):
         r""":math:`\log q(z)` of the standard normal, summed over features."""
         check_batch(z, "z", (self.dim,))
@@ -64,10 +70,11 @@ class NormalisingFlow(nn.Module):
         r""":math:`\log p(x) = \log q(\Psi(x)) + \log|\det \partial_x \Psi(x)|`, eq. (48), per
         sample."""
         check_batch(x, "x", (self.dim,), like=reference_tensor(self), owner="NormalisingFlow")
-        if hasattr(self.transform, "forward_and_log_det"):
-            z, logdet = self.transform.forward_and_log_det(x)
+        t = self._transform()
+        if hasattr(t, "forward_and_log_det"):
+            z, logdet = t.forward_and_log_det(x)
         else:
-            z, logdet = self.transform(x), self.transform.log_abs_det_jacobian(x)
+            z, logdet = t(x), t.log_abs_det_jacobian(x)
         _validate.finite_result(z, "Psi(x), the output of the transform")
         _validate.finite_result(logdet, "log|det dPsi(x)|, the transform's log-determinant")
         return _standard_normal_log_prob(z) + logdet
@@ -86,7 +93,7 @@ class NormalisingFlow(nn.Module):
         where = generator.device if generator is not None else (p.device if p is not None else None)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=where)
         z = z.to(torch.get_default_dtype()) if p is None else z.to(p)
-        return self.transform.inverse(z)
+        return self._transform().inverse(z)
 
 
 def _standard_normal_log_prob(z):
@@ -172,7 +179,7 @@ def residual_flow(
     dim = _validate.positive_int(dim, "dim")
     _validate.boolean(actnorm, "actnorm")
     _validate.boolean(memory_efficient, "memory_efficient")
-    layers = []
+    layers: list[nn.Module] = []
     for _ in range(n_blocks):
         if actnorm:
             layers.append(ActNorm(dim, **factory(device, dtype)))
@@ -193,15 +200,15 @@ def residual_flow(
 
 
 def fit_flow(
-    flow,
-    x,
-    iterations=1000,
-    batch_size=256,
-    lr=1e-3,
-    generator=None,
-    callback=None,
-    monitor=None,
-    monitor_every=1,
+    flow: NormalisingFlow,
+    x: torch.Tensor,
+    iterations: int = 1000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, NormalisingFlow], Any] | None = None,
+    monitor: Callable[[NormalisingFlow], Any] | None = None,
+    monitor_every: int = 1,
 ) -> History:
     r"""Minimise the negative log-likelihood (49) of ``x`` with Adam on minibatches.
 
@@ -277,7 +284,12 @@ def _minibatch(n, size, generator, device):
 
 
 @torch.no_grad()
-def log_density_grid(flow, xlim=(-1.5, 2.5), ylim=(-1.0, 1.5), n=100):
+def log_density_grid(
+    flow: NormalisingFlow,
+    xlim: Sequence[float] = (-1.5, 2.5),
+    ylim: Sequence[float] = (-1.0, 1.5),
+    n: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""The learnt :math:`\log p` of eq. (48) on an ``n`` x ``n`` grid (for Figure 2).
 
     Returns ``(X, Y, logp)``, each of shape ``(n, n)``.
@@ -290,13 +302,10 @@ def log_density_grid(flow, xlim=(-1.5, 2.5), ylim=(-1.0, 1.5), n=100):
     if n < 2:
         raise ValueError(f"n must be >= 2 grid points per axis, got {n}")
     p = reference_tensor(flow)
-    kw = (
-        {"dtype": torch.get_default_dtype()}
-        if p is None
-        else {"dtype": p.dtype, "device": p.device}
-    )
-    xs = torch.linspace(*xlim, n, **kw)
-    ys = torch.linspace(*ylim, n, **kw)
+    dtype = torch.get_default_dtype() if p is None else p.dtype
+    device = None if p is None else p.device
+    xs = torch.linspace(*xlim, n, dtype=dtype, device=device)
+    ys = torch.linspace(*ylim, n, dtype=dtype, device=device)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
     with torch.enable_grad():
@@ -304,7 +313,7 @@ def log_density_grid(flow, xlim=(-1.5, 2.5), ylim=(-1.0, 1.5), n=100):
     return gx, gy, logp.reshape(n, n)
 
 
-def _interval(lim, name):
+def _interval(lim: Any, name: str) -> tuple[float, float]:
     if not isinstance(lim, (tuple, list)) or len(lim) != 2:
         raise ValueError(f"{name} must be a pair (low, high), got {lim!r}")
     lo, hi = (_validate.real(v, name) for v in lim)

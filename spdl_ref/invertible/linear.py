@@ -11,6 +11,7 @@ parametrisations are in :mod:`spdl_ref.invertible.orthogonal`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from ._base import InvertibleModule, check_batch, factory, reference_tensor
 __all__ = ["ActNorm", "ChannelLinear", "Invertible1x1Conv"]
 
 
-def _random_orthogonal(n, **kw):
+def _random_orthogonal(n: int, **kw: Any) -> torch.Tensor:
     g = torch.Generator().manual_seed(n)
     q, r = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64, device="cpu"))
     return (q * torch.sign(torch.diagonal(r))).to(**kw)
@@ -36,23 +37,23 @@ class ChannelLinear(InvertibleModule):
     :meth:`log_abs_det_weight`.
     """
 
-    def __init__(self, channels):
+    def __init__(self, channels: Any) -> None:
         super().__init__()
         self.channels = _validate.positive_int(channels, "channels")
 
-    def weight(self):  # pragma: no cover - abstract
+    def weight(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def weight_inverse(self):
+    def weight_inverse(self) -> torch.Tensor:
         """:math:`W^{-1}` (by a linear solve unless a subclass knows better)."""
         w = self.weight()
         return torch.linalg.inv(w)
 
-    def log_abs_det_weight(self):
+    def log_abs_det_weight(self) -> torch.Tensor:
         r""":math:`\log|\det W|`."""
         return torch.linalg.slogdet(self.weight()).logabsdet
 
-    def _check(self, x, name):
+    def _check(self, x: torch.Tensor, name: str) -> torch.Tensor:
         check_batch(x, name, like=reference_tensor(self), owner=type(self).__name__)
         if x.shape[1] != self.channels:
             raise ValueError(
@@ -61,7 +62,7 @@ class ChannelLinear(InvertibleModule):
             )
         return x
 
-    def _mix(self, x, w, name):
+    def _mix(self, x: torch.Tensor, w: torch.Tensor, name: str) -> torch.Tensor:
         self._check(x, name)
         return torch.einsum("ij,nj...->ni...", w, x)
 
@@ -100,6 +101,10 @@ class Invertible1x1Conv(ChannelLinear):
     eps : float
         The floor :math:`\varepsilon > 0` on :math:`|s_i|`.
     """
+
+    perm: torch.Tensor
+    sign: torch.Tensor
+    _tril: torch.Tensor
 
     def __init__(self, channels, eps=1e-3, device=None, dtype=None):
         super().__init__(channels)

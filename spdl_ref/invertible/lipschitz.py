@@ -25,11 +25,14 @@ This module holds the measurements the book's experiments on them use:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch.types import Device
 
 from .. import _validate
-from ._base import check_batch
+from ._base import InvertibleModule, check_batch
 from .continuous import euler_step_inverse
 from .residual import InvertibleResidual
 from .spectral import SpectralNormConv2d, SpectralNormLinear
@@ -44,7 +47,7 @@ __all__ = [
 
 
 @torch.no_grad()
-def norm_estimates(layer) -> dict:
+def norm_estimates(layer: SpectralNormLinear | SpectralNormConv2d) -> dict[str, float]:
     r"""Estimates of the operator norm :math:`\|A_\theta\|_2` of a spectrally normalised layer's
     raw weight (eq. (47)), with their cost.
 
@@ -94,14 +97,14 @@ def norm_estimates(layer) -> dict:
 
 @torch.no_grad()
 def power_method_under_drift(
-    dim=64,
-    steps=200,
-    drift=0.03,
-    iterations=(1, 2, 5),
-    seed=0,
-    device=None,
-    dtype=None,
-) -> dict:
+    dim: int = 64,
+    steps: int = 200,
+    drift: float = 0.03,
+    iterations: Sequence[int] = (1, 2, 5),
+    seed: int = 0,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
     r"""Ratios :math:`\|A_t\|_2 / \hat\sigma_t` along a random walk of weights, for the estimates
     :math:`\hat\sigma_t` of spectral normalisation (47) (Section 4.3.2).
 
@@ -163,7 +166,7 @@ def power_method_under_drift(
         layer.weight.copy_(a)
         layer.power_iteration(100)
         layers[f"power {n}"] = layer
-    ratios = {name: [] for name in [*layers, "frobenius", "holder"]}
+    ratios: dict[str, list[float]] = {name: [] for name in [*layers, "frobenius", "holder"]}
     probe = next(iter(layers.values()))
     for _ in range(steps):
         a = a + drift * scale * torch.randn(dim, dim, generator=gen, device=device, dtype=dtype)
@@ -177,7 +180,7 @@ def power_method_under_drift(
     return {name: torch.tensor(v, dtype=torch.float64, device="cpu") for name, v in ratios.items()}
 
 
-def _jacobian(layer, x):
+def _jacobian(layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     m = x[0].numel()
     out = []
     for xn in x:
@@ -186,7 +189,9 @@ def _jacobian(layer, x):
     return torch.stack(out)
 
 
-def inverse_amplification(layer, x, delta=1e-6, **inverse_options) -> dict:
+def inverse_amplification(
+    layer: InvertibleModule, x: torch.Tensor, delta: float = 1e-6, **inverse_options: Any
+) -> dict[str, torch.Tensor]:
     r"""How much an invertible layer's inverse amplifies a perturbation of its output, in the
     worst direction (Section 4.3.2).
 
@@ -234,7 +239,9 @@ def inverse_amplification(layer, x, delta=1e-6, **inverse_options) -> dict:
     return {"measured": measured, "linearised": 1 / s[:, -1]}
 
 
-def jacobian_fill(layer, x, rtol=1e-12) -> float:
+def jacobian_fill(
+    layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, rtol: float = 1e-12
+) -> float:
     r"""The share of Jacobian entries :math:`\partial y_i / \partial x_j` that are non-zero at
     some sample of ``x`` (Section 4.3.1).
 
@@ -251,7 +258,13 @@ def jacobian_fill(layer, x, rtol=1e-12) -> float:
     return float((jac > rtol * jac.max()).double().mean())
 
 
-def inverse_iterations(layer, y, solver="fixed_point", tol=1e-10, max_iter=100_000) -> int:
+def inverse_iterations(
+    layer: InvertibleResidual,
+    y: torch.Tensor,
+    solver: str = "fixed_point",
+    tol: float = 1e-10,
+    max_iter: int = 100_000,
+) -> int:
     r"""The fewest iterations with which ``solver`` inverts the residual layer (44) at ``y`` to
     ``tol`` (Section 4.3.1).
 

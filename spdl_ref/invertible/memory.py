@@ -10,8 +10,12 @@ not return freed memory).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
+from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import factory
@@ -27,7 +31,7 @@ __all__ = ["coupling_stack", "coupling_step", "coupling_step_memory", "peak_memo
 _KINETO_QUIET = "99"
 
 
-def peak_memory(fn, device=None) -> int:
+def peak_memory(fn: Callable[[], Any], device: Device = None) -> int:
     r"""Peak bytes allocated while ``fn()`` runs, above what was allocated before (Section 4.2.1).
 
     Parameters
@@ -63,8 +67,15 @@ def peak_memory(fn, device=None) -> int:
 
 
 def coupling_stack(
-    depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
-):
+    depth: int,
+    memory_efficient: bool,
+    width: int = 64,
+    hidden: int = 64,
+    batch: int = 256,
+    seed: int = 0,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[InvertibleSequential, torch.Tensor]:
     r"""A stack of ``depth`` additive couplings (42) and a random batch: the network whose training
     step Section 4.2.1's memory measurement times and measures.
 
@@ -113,7 +124,7 @@ def coupling_stack(
     return net, xb
 
 
-def coupling_step(net, xb):
+def coupling_step(net: nn.Module, xb: torch.Tensor) -> None:
     """One training step of :func:`coupling_stack`'s network: forward, mean-square loss,
     backward (Section 4.2.1)."""
     _validate.module(net, "net")
@@ -122,7 +133,14 @@ def coupling_step(net, xb):
 
 
 def coupling_step_memory(
-    depth, memory_efficient, width=64, hidden=64, batch=256, seed=0, device=None, dtype=None
+    depth: int,
+    memory_efficient: bool,
+    width: int = 64,
+    hidden: int = 64,
+    batch: int = 256,
+    seed: int = 0,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
 ) -> int:
     r"""Peak activation memory (bytes) of one training step of a stack of ``depth`` additive
     couplings (42) (Section 4.2.1).

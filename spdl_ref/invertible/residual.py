@@ -158,7 +158,7 @@ class InvertibleResidual(InvertibleModule):
         _validate.boolean(learn_beta, "learn_beta")
         kw = dict(n_power_iterations=n_power_iterations, **factory(device, dtype))
         sizes = [self.shape[0]] + [hidden] * (n_layers - 1) + [self.shape[0]]
-        layers = []
+        layers: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             coeff = self.c if i == n_layers - 1 else 1.0
             if len(self.shape) == 1:

@@ -11,17 +11,21 @@ does not grow with the depth :math:`K` (Section 4.2.1).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from .. import _validate
-from ._base import InvertibleModule, check_batch, reference_tensor
+from ._base import InvertibleLike, InvertibleModule, check_batch, reference_tensor
 from .residual import frozen_power_iteration
 
 __all__ = ["InvertibleSequential"]
 
+_RngState = tuple[torch.Tensor, torch.Tensor | None]
 
-def _rng_state(device, previous=None):
+
+def _rng_state(device: torch.device, previous: _RngState | None = None) -> _RngState:
     """The state of the global generators a layer on ``device`` may draw from (Section 4.2.1).
 
     Returns ``previous`` itself when the state has not changed since, so that a network of
@@ -39,7 +43,7 @@ def _rng_state(device, previous=None):
     return state
 
 
-def _set_rng_state(state, device):
+def _set_rng_state(state: _RngState | None, device: torch.device) -> None:
     if state is None:  # nothing was drawn: nothing to replay
         return
     cpu, cuda = state
@@ -62,7 +66,7 @@ class _MemoryEfficient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, layers, with_log_det, n_params, *params):
-        states = []
+        states: list[_RngState] = []
         with torch.no_grad():
             z = x
             logdet = x.new_zeros(x.shape[0])
@@ -86,7 +90,7 @@ class _MemoryEfficient(torch.autograd.Function):
     def backward(ctx, grad_z, grad_logdet):
         (z,) = ctx.saved_tensors
         layers = ctx.layers
-        grads = {}
+        grads: dict[torch.Tensor, torch.Tensor] = {}
         if grad_z is None:
             grad_z = torch.zeros_like(z)
         outside = _rng_state(z.device) if ctx.rng_states[0] is not None else None
@@ -203,20 +207,21 @@ class InvertibleSequential(InvertibleModule):
             _check_output(x, k, layer)
         return x, logdet
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`z^K = \Psi(x)`."""
         return self._run(x, False)[0]
 
-    def forward_and_log_det(self, x):
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r""":math:`(\Psi(x), \sum_k \log|\det \partial f_k(z^{k-1})|)`, the two terms of eq.
         (48)."""
         return self._run(x, True)
 
-    def inverse(self, y):
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
         r""":math:`\Psi^{-1}(y) = f_1^{-1} \circ \dots \circ f_K^{-1}(y)`."""
         self._check(y, "y")
         for k in reversed(range(len(self.layers))):
-            y = self.layers[k].inverse(y)
+            # __init__ checked that every layer has inverse (layers may be duck-typed)
+            y = cast(InvertibleLike, self.layers[k]).inverse(y)
             _check_output(y, k, self.layers[k], "inverse")
         return y
 
@@ -224,7 +229,7 @@ class InvertibleSequential(InvertibleModule):
         """The sum over the layers of their log-determinants, one value per sample."""
         return self.forward_and_log_det(x)[1]
 
-    def states(self, x):
+    def states(self, x: torch.Tensor) -> list[torch.Tensor]:
         r"""All features :math:`z^0 = x, z^1, \dots, z^K`, as a list."""
         self._check(x, "x")
         zs = [x]

@@ -13,6 +13,7 @@ Lipschitz constant :math:`c\,\|A_\theta\|_2 / \hat\sigma` can exceed :math:`c` (
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,21 +25,31 @@ from ._base import check_batch, factory
 __all__ = ["SpectralNormConv2d", "SpectralNormLinear"]
 
 
-def _unit(t):
+def _unit(t: torch.Tensor) -> torch.Tensor:
     return t / t.norm().clamp_min(torch.finfo(t.dtype).tiny)
 
 
 class _SpectralNorm(nn.Module):
     """Shared power-iteration logic (eq. (47))."""
 
-    def _init_coefficient(self, c, n_power_iterations):
+    # Set by the subclasses: the weight, the singular-vector estimates (buffers), the operator
+    # A_theta v, its adjoint A_theta^T u and its matrix.
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    u: torch.Tensor
+    v: torch.Tensor
+    _apply_op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    _adjoint: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    _matrix: Callable[[torch.Tensor], torch.Tensor]
+
+    def _init_coefficient(self, c: float, n_power_iterations: int) -> None:
         self.c = _validate.positive_real(c, "c")
         self.n_power_iterations = _validate.nonnegative_int(
             n_power_iterations, "n_power_iterations"
         )
 
     @torch.no_grad()
-    def power_iteration(self, n=None):
+    def power_iteration(self, n: int | None = None) -> None:
         r"""Run ``n`` (default ``n_power_iterations``) power iterations on :math:`A_\theta`,
         updating :math:`u, v`."""
         n = self.n_power_iterations if n is None else _validate.nonnegative_int(n, "n")
@@ -49,17 +60,17 @@ class _SpectralNorm(nn.Module):
         self.u.copy_(u)
         self.v.copy_(v)
 
-    def sigma(self):
+    def sigma(self) -> torch.Tensor:
         r""":math:`\hat\sigma = u^\top A_\theta v`, the power-method estimate of
         :math:`\|A_\theta\|_2` (differentiable in :math:`\theta`)."""
         return (self.u * self._apply_op(self.v, self.weight)).sum()
 
-    def normalised_weight(self):
+    def normalised_weight(self) -> torch.Tensor:
         r""":math:`\bar\theta = c\,\theta / \hat\sigma`, eq. (47)."""
         return self.c * self.weight / self.sigma()
 
     @torch.no_grad()
-    def operator_norm(self, normalised=True):
+    def operator_norm(self, normalised: bool = True) -> torch.Tensor:
         r"""The exact :math:`\|A\|_2` (of :math:`A_{\bar\theta}` if ``normalised``), from an SVD of
         the operator's matrix."""
         w = self.normalised_weight() if normalised else self.weight
