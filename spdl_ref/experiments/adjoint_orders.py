@@ -10,11 +10,13 @@ method and one seed (the seed draws the network and the inputs).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .. import _validate, config
 from ..config import BUDGETS
-from ..control import continuous_adjoint, relative_error, squared_fit
+from ..control import SquaredFit, continuous_adjoint, relative_error, squared_fit
 from ..ode import TABLEAUX, ResNet, fitted_order, observed_orders
 from ._registry import Experiment, register
 
@@ -43,7 +45,9 @@ SIZES = {
 }
 
 
-def problem(seed: int, device=None, dtype=torch.float64):
+def problem(
+    seed: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+) -> tuple[ResNet, torch.Tensor, SquaredFit]:
     r"""The test problem: a ResNet (6) (:math:`M = 2`, :math:`K = 4`, :math:`T = 2`), 32 inputs.
 
     The network's parameters, then the inputs :math:`x_n \sim N(0, I)`, are drawn from one
@@ -65,7 +69,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
     return [{"seed": seed + r, "method": m} for r in range(runs) for m in METHODS]
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None) -> dict:
     """Relative gradient errors against the reference, observed and fitted orders, one method.
     See Section 3.1 of the review.
 
@@ -94,12 +98,10 @@ def run(task: dict, *, budget: str, device) -> dict:
     }
 
 
-def plot(task_list: list, results: list, out_dir) -> list:
+def plot(task_list: list, results: list, out_dir: Path | str) -> list[Path]:
     """Figure: relative gradient error against the step size, one curve per method (log-log).
 
     See Section 3.1 of the review."""
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
 
     from ..plotting import use_style

@@ -74,7 +74,9 @@ class _H1:
         return self.lam * h1_discrete(model[0])
 
 
-def train_network(task: dict, *, budget: str, device=None):
+def train_network(
+    task: dict, *, budget: str, device: torch.device | str | None = None
+) -> tuple[ODENet, torch.nn.Sequential, float, torch.Tensor]:
     """Train the network of one task; returns ``(net, model, test_accuracy, x_test)`` (§2.4.1)."""
     from ..config import device as default_device
 
@@ -100,7 +102,7 @@ def train_network(task: dict, *, budget: str, device=None):
     return net, model, test_accuracy, x_test
 
 
-def layer_energies(net: ODENet, x: torch.Tensor):
+def layer_energies(net: ODENet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``(H, H_next)``: :math:`H_k(u^k)` and :math:`H_k(u^{k+1})` along a Hamiltonian network.
 
     Section 2.1.2 / 2.4.1. ``net`` is an :class:`~spdl_ref.ode.ODENet` of a
@@ -117,7 +119,7 @@ def layer_energies(net: ODENet, x: torch.Tensor):
     return H, H_next
 
 
-def run(task: dict, *, budget: str, device=None) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None = None) -> dict:
     """Train with weight ``task["lam"]`` and measure the variation of θ and of H (§2.4.1).
 
     Metrics: ``lam``, ``test_accuracy``, ``theta_variation`` (total variation over layers),

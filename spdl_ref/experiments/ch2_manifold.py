@@ -27,7 +27,7 @@ from .. import _validate
 from ..config import BUDGETS, seed_everything
 from ..ode import ResNet, circle_distance
 from ..ode.sphere import SphereODENet, sphere_constraint
-from ..train import train_loop
+from ..train import History, train_loop
 from ._registry import Experiment, register
 
 __all__ = [
@@ -55,7 +55,12 @@ SIZES = {
 }
 
 
-def circle_data(n: int, seed: int, device=None, dtype=torch.float32):
+def circle_data(
+    n: int,
+    seed: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``(x, target)``: ``n`` points :math:`x = (\cos\vartheta, \sin\vartheta)` and the angles
     :math:`\phi(\vartheta) = \vartheta + 0.5 + 0.4\sin\vartheta` (Section 2.3).
 
@@ -105,7 +110,9 @@ def _trajectory(model, x):
     return model.trajectory(x)
 
 
-def train_model(task: dict, *, budget: str, device=None):
+def train_model(
+    task: dict, *, budget: str, device: torch.device | str | None = None
+) -> tuple[SphereODENet | ResNet, History]:
     """Train the model of one task (Section 2.3); returns ``(model, history)``."""
     from ..config import device as default_device
 
@@ -114,15 +121,20 @@ def train_model(task: dict, *, budget: str, device=None):
     device = default_device() if device is None else torch.device(device)
     x, target = circle_data(sizes["n_train"], 2 * task["seed"] + 1, device, DTYPE)
     seed_everything(task["seed"])
-    kw = {
-        "device": device,
-        "dtype": DTYPE,
-        "generator": torch.Generator().manual_seed(task["seed"]),
-    }
+    generator = torch.Generator().manual_seed(task["seed"])
+    model: SphereODENet | ResNet
     if task["model"] == "intrinsic":
-        model = SphereODENet(2, sizes["K"], T=1.0, width=sizes["width"], **kw)
+        model = SphereODENet(
+            2,
+            sizes["K"],
+            T=1.0,
+            width=sizes["width"],
+            device=device,
+            dtype=DTYPE,
+            generator=generator,
+        )
     else:
-        model = ResNet(2, sizes["K"], T=1.0, **kw)
+        model = ResNet(2, sizes["K"], T=1.0, device=device, dtype=DTYPE, generator=generator)
 
     def objective(_):
         states = _trajectory(model, x)
@@ -136,7 +148,7 @@ def train_model(task: dict, *, budget: str, device=None):
     return model, history
 
 
-def run(task: dict, *, budget: str, device=None) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None = None) -> dict:
     """Train one formulation and measure fit and distance from the circle (Section 2.3).
 
     Metrics: ``model``, ``mu`` (0 for the intrinsic model), ``test_distance`` (mean :math:`d`

@@ -79,7 +79,9 @@ def _sizes(task, budget):
     return sizes
 
 
-def train_network(task: dict, *, budget: str, device=None):
+def train_network(
+    task: dict, *, budget: str, device: torch.device | str | None = None
+) -> tuple[ODENet, float, torch.Tensor]:
     """Train the network of one task; returns ``(net, test_accuracy, x_test)`` (Section 2.1).
 
     Training points from seed 1, test points from seed 2 (of :func:`spdl_ref.data.two_moons`),
@@ -107,7 +109,7 @@ def _ode_flow(net, method, steps_per_layer):
     return functools.partial(ode_flow, net, method=method, steps_per_layer=steps_per_layer)
 
 
-def run(task: dict, *, budget: str, device=None) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None = None) -> dict:
     """Train one network and measure the ratios of (13) and their bounds (Section 2.1).
 
     Metrics: ``kind``, ``test_accuracy``, ``ratios`` (network, one per test point),

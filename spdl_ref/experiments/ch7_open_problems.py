@@ -55,7 +55,7 @@ __all__ = ["metric_flows", "natural_gradient_rates", "port_hamiltonian_compariso
 F64 = torch.float64
 
 
-def _setting(budget: str, device):
+def _setting(budget: str, device: torch.device | str | None) -> torch.device:
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
     return torch.device(default_device() if device is None else device)
@@ -101,7 +101,7 @@ def _conformal_run(theta0, h, gamma, mass, steps):
 def port_hamiltonian_comparison(
     *,
     budget: str,
-    device=None,
+    device: torch.device | str | None = None,
     steps: int | None = None,
     step_sizes: tuple[float, ...] = (0.05, 0.2, 0.5, 0.8, 1.0, 1.5),
     gamma: float = 1.0,
@@ -196,19 +196,21 @@ def _descend(model, x, y, method, h, steps, monitor):
         values.append(monitor(model))
 
     if method == "gd":
-        kwargs = dict(optimizer=torch.optim.SGD(model.parameters(), lr=h))
+        optimizer = torch.optim.SGD(model.parameters(), lr=h)
+        train_loop(model, objective, iterations=steps, callbacks=[record], optimizer=optimizer)
     else:
 
         def step(evaluate):
             evaluate()
             natural_gradient_step(model, x, y, lr=h)
 
-        kwargs = dict(step=step)
-    train_loop(model, objective, iterations=steps, callbacks=[record], **kwargs)
+        train_loop(model, objective, iterations=steps, callbacks=[record], step=step)
     return torch.tensor(values, dtype=F64)
 
 
-def natural_gradient_rates(*, budget: str, device=None, seed: int = 0) -> dict:
+def natural_gradient_rates(
+    *, budget: str, device: torch.device | str | None = None, seed: int = 0
+) -> dict:
     r"""Local rates of descent methods near a minimum of a small network's squared loss
     (Section 6.4.2).
 
@@ -262,7 +264,7 @@ def natural_gradient_rates(*, budget: str, device=None, seed: int = 0) -> dict:
         H = loss_hessian(net, x, y)
         G = fisher_squared_loss(net, x)
         eig = torch.linalg.eigvalsh(H)
-        res = {
+        res: dict[str, object] = {
             "kappa": float(eig[-1] / eig[0]),
             "min_eig": float(eig[0]),
             "grad_norm": float(torch.cat([v.flatten() for v in grads]).norm()),
@@ -288,12 +290,12 @@ def natural_gradient_rates(*, budget: str, device=None, seed: int = 0) -> dict:
                 steps,
                 lambda m, star=star: float((_vector(m) - star).norm()),
             )
-            linear = [float(delta.norm())]
+            linear_norms = [float(delta.norm())]
             e = delta.clone()
             for _ in range(steps):
                 e = iteration @ e
-                linear.append(float(e.norm()))
-            linear = torch.tensor(linear, dtype=F64)
+                linear_norms.append(float(e.norm()))
+            linear = torch.tensor(linear_norms, dtype=F64)
             ok = (errors > floor) & (linear > floor)
             deviation = float(((errors[ok] - linear[ok]).abs() / linear[ok]).max())
             try:
@@ -353,7 +355,14 @@ def _kinks(particles):
     return (-b / a).tolist(), (c * a.abs()).tolist()
 
 
-def metric_flows(*, J: int, seed: int, budget: str, device=None, steps: int | None = None) -> dict:
+def metric_flows(
+    *,
+    J: int,
+    seed: int,
+    budget: str,
+    device: torch.device | str | None = None,
+    steps: int | None = None,
+) -> dict:
     r"""The Wasserstein and the Fisher--Rao gradient flow of one initial particle measure
     (Section 6.4.3).
 

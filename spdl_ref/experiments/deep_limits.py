@@ -34,6 +34,8 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from pathlib import Path
+from typing import TypedDict, cast
 
 import torch
 
@@ -41,6 +43,7 @@ from .. import _validate, config
 from ..config import BUDGETS
 from ..control import (
     PiecewiseLinearControl,
+    SquaredFit,
     autograd_gradient,
     continuous_objective,
     deep_limit_objective,
@@ -78,10 +81,20 @@ FINAL_TIME, LAMBDA, INIT_STD = 2.0, 1e-2, 0.5
 #: Weight of the total variation (and of :math:`\|\theta^0\|^2`) in the TV problems.
 TV_LAMBDA = 1e-2
 
+
+class _Sizes(TypedDict):
+    depths: list[int]
+    max_iter: int
+    reference: int
+    substeps: int
+    tv_depths: list[int]
+    tv_iterations: int
+
+
 #: Sizes by budget: depths K of the cold starts, intervals J and RK4 steps per interval n of the
 #: reference (the fine step T / (J n) of every evaluation of (41)), the TV branch's depths and
 #: proximal-gradient iterations per depth.
-SIZES = {
+SIZES: dict[str, _Sizes] = {
     "ci": {
         "depths": [4, 8, 16, 32],
         "max_iter": 400,
@@ -103,7 +116,9 @@ SIZES = {
 _DISCRETE = ("explicit_euler", "heun")
 
 
-def problem_data(device=None, dtype=torch.float64):
+def problem_data(
+    device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, SquaredFit]:
     """The 32 two-moons points (seed 3, noise 0.1, centred) and their data fit, on ``device``.
     See Theorem 3.3 in Section 3.3 of the review.
 
@@ -117,7 +132,13 @@ def problem_data(device=None, dtype=torch.float64):
     return x, squared_fit(labels_to_signs(y, dtype=dtype)[:, 0].to(x.device))
 
 
-def network(method: str, depth: int, seed: int, device=None, dtype=torch.float64):
+def network(
+    method: str,
+    depth: int,
+    seed: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> ResNet | ODENet:
     r"""A network of ``depth`` layers with a random :math:`\theta` drawn from ``seed``.
 
     ``"explicit_euler"``: the :class:`~spdl_ref.ode.ResNet` (6); ``"heun"``: an
@@ -141,7 +162,7 @@ def network(method: str, depth: int, seed: int, device=None, dtype=torch.float64
     return ODENet(field, method, T=FINAL_TIME)
 
 
-def _layer_rows(model) -> list:
+def _layer_rows(model: ResNet | ODENet) -> list:
     """The parameters of each layer as one row of numbers (JSON), the layer order of the model."""
     params = dict(model.named_parameters())
     names = list(model.layer_parameters(0))
@@ -205,7 +226,8 @@ def _run_continuous(task, sizes, device):
     e_inf, e_inf_fine = _e_infinity(control, x, fit, sizes)
     return {
         "value": value,
-        "gradient_norm": float(torch.sqrt(sum(g.pow(2).sum() for g in grads))),
+        # a tensor: the sum over the (non-empty) gradients of the control's values
+        "gradient_norm": float(torch.sqrt(cast(torch.Tensor, sum(g.pow(2).sum() for g in grads)))),
         "E_infinity": e_inf,
         "solve_error": abs(e_inf_fine - e_inf),
         "theta": _control_rows(control),
@@ -264,7 +286,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
     return out
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str) -> dict:
     """Run one task (see the module text); sizes from ``budget``, everything on ``device``.
     See Theorem 3.3 in Section 3.3 of the review.
 
@@ -291,12 +313,13 @@ def run(task: dict, *, budget: str, device) -> dict:
 
 def _as_control(task, theta):
     """A network or control carrying the ``theta`` rows of a result (for distances)."""
-    cpu = {"dtype": torch.float64, "device": "cpu"}  # results are numbers: rebuilt on the CPU
-    rows = torch.tensor(theta, **cpu)
+    # results are numbers: rebuilt on the CPU, in float64
+    rows = torch.tensor(theta, dtype=torch.float64, device="cpu")
     if task["method"] == "continuous":
         values = {"A": rows[:, :4].reshape(-1, 2, 2), "b": rows[:, 4:]}
-        return PiecewiseLinearControl(ResNet(2, 1, T=FINAL_TIME, **cpu), values, FINAL_TIME)
-    net = ResNet(2, rows.shape[0], T=FINAL_TIME, init_std=0.0, **cpu)
+        resnet = ResNet(2, 1, T=FINAL_TIME, dtype=torch.float64, device="cpu")
+        return PiecewiseLinearControl(resnet, values, FINAL_TIME)
+    net = ResNet(2, rows.shape[0], T=FINAL_TIME, init_std=0.0, dtype=torch.float64, device="cpu")
     with torch.no_grad():
         net.A.copy_(rows[:, :4].reshape(-1, 2, 2))
         net.b.copy_(rows[:, 4:])
@@ -343,7 +366,7 @@ def summarise(task_list: list, results: list) -> dict:
         "h1": {},
     }
     for method in _DISCRETE:
-        rows = {}
+        rows: dict[int, list[tuple[dict, dict]]] = {}
         for task, res in by_kind.get(("h1", method), []):
             rows.setdefault(task["K"], []).append((task, res))
         depths = sorted(rows)
@@ -385,14 +408,12 @@ def summarise(task_list: list, results: list) -> dict:
     return out
 
 
-def plot(task_list: list, results: list, out_dir) -> list:
+def plot(task_list: list, results: list, out_dir: Path | str) -> list[Path]:
     """Figure: values and distances against :math:`K` (log-log), and the TV minimisers' jumps.
     See Theorem 3.3 in Section 3.3 of the review.
 
     Nothing for a list of smoke tasks (their results have another layout).
     """
-    from pathlib import Path
-
     if all(task["problem"] == "smoke" for task in task_list):
         return []
 

@@ -114,7 +114,7 @@ def smoke(seed: int) -> dict:
     }
 
 
-def run(task: dict, *, budget: str, device) -> dict[str, float]:
+def run(task: dict, *, budget: str, device: torch.device | str | None) -> dict[str, float]:
     """Fit one architecture to the gradient magnitude and test it (Section 5.3.2).
 
     Returns ``parameters``, ``test_error`` and ``train_error`` (relative :math:`L^2` errors

@@ -15,8 +15,10 @@ Chapter 1 runs these tasks through :func:`~spdl_ref.experiments.run_tasks`; so d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -25,6 +27,9 @@ from ..config import BUDGETS
 from ..ode import ClassifierHead, ResNet
 from ..train import History, accuracy, fit, l2_regulariser
 from ._registry import Experiment, register
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DATASETS",
@@ -42,13 +47,22 @@ __all__ = [
 ]
 
 #: The three data sets of Figure 1: name -> (generator in :mod:`spdl_ref.data`, dimension, label).
-DATASETS = {
+DATASETS: dict[str, tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], int, str]] = {
     "rings": (data.rings, 2, "rings (2-D)"),
     "spirals": (data.spirals, 2, "spirals (2-D)"),
     "helices": (data.helices, 3, "helices (3-D)"),
 }
+
+
+class _Settings(TypedDict):
+    K: int
+    T: float
+    lam: float
+    lr: float
+
+
 #: Settings shared by both budgets: depth K, final time T, regularisation λ, Adam step.
-SETTINGS = {"K": 20, "T": 5.0, "lam": 1e-4, "lr": 0.02}
+SETTINGS: _Settings = {"K": 20, "T": 5.0, "lam": 1e-4, "lr": 0.02}
 #: Sizes by budget (a task may override them, as :func:`smoke` does).
 SIZES = {
     "ci": {"n_train": 500, "n_test": 2000, "iterations": 1500},
@@ -88,7 +102,13 @@ def _sizes(task: dict, budget: str) -> dict:
     return sizes
 
 
-def train(task: dict, *, budget: str, device=None, progress: bool = False) -> Fig1Run:
+def train(
+    task: dict,
+    *,
+    budget: str,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> Fig1Run:
     """Train the model of one task (Figure 1, Section 1.2) on ``device``.
 
     Training data come from seed ``2 s + 1`` and test data from seed ``2 s + 2`` for the task's
@@ -123,6 +143,13 @@ def train(task: dict, *, budget: str, device=None, progress: bool = False) -> Fi
     return Fig1Run(model, history, x, y, x_test, y_test)
 
 
+def _parts(model: torch.nn.Sequential) -> tuple[ResNet, ClassifierHead]:
+    """The ``ResNet`` and ``ClassifierHead`` of a model of :func:`train`."""
+    net, head = model
+    assert isinstance(net, ResNet) and isinstance(head, ClassifierHead)
+    return net, head
+
+
 def _smallest_layer_determinant(net: ResNet, x: torch.Tensor) -> list[float]:
     with torch.no_grad():
         states = net.trajectory(x)
@@ -132,7 +159,7 @@ def _smallest_layer_determinant(net: ResNet, x: torch.Tensor) -> list[float]:
     ]
 
 
-def run(task: dict, *, budget: str, device=None) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None = None) -> dict:
     """Train one task and return its metrics (JSON-serialisable).
     See Figure 1 in Section 1 of the review.
 
@@ -142,7 +169,7 @@ def run(task: dict, *, budget: str, device=None) -> dict:
     ``state_dict`` as nested lists, for :func:`model_from_result`).
     """
     result = train(task, budget=budget, device=device)
-    net, head = result.model
+    net, head = _parts(result.model)
     with torch.no_grad():
         train_acc = accuracy(head(net(result.x)), result.y)
         test_acc = accuracy(head(net(result.x_test)), result.y_test)
@@ -158,7 +185,12 @@ def run(task: dict, *, budget: str, device=None) -> dict:
     }
 
 
-def training_data(task: dict, result: dict, device=None, dtype=None):
+def training_data(
+    task: dict,
+    result: dict,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)``: the training set of one task of :func:`run`, regenerated (Figure 1).
 
     The same points the model was trained on: the task's data set, ``result["n_train"]``
@@ -171,7 +203,9 @@ def training_data(task: dict, result: dict, device=None, dtype=None):
     return make(result["n_train"], seed=2 * task["seed"] + 1, device=device, dtype=dtype)
 
 
-def model_from_result(result: dict, device=None) -> torch.nn.Sequential:
+def model_from_result(
+    result: dict, device: torch.device | str | None = None
+) -> torch.nn.Sequential:
     """Rebuild the trained ``ResNet`` + ``ClassifierHead`` of one result of :func:`run`.
 
     See Figure 1 in Section 1 of the review."""
@@ -187,7 +221,9 @@ def model_from_result(result: dict, device=None) -> torch.nn.Sequential:
     return model
 
 
-def figure(task_list: list[dict], results: list[dict], layers=None):
+def figure(
+    task_list: list[dict], results: list[dict], layers: Sequence[int] | None = None
+) -> Figure:
     """The review's Figure 1 from results of :func:`run`: one row per task, features by layer.
 
     Each row shows the training points of its task (regenerated from the task's seed and the
@@ -206,7 +242,7 @@ def figure(task_list: list[dict], results: list[dict], layers=None):
     fig = plt.figure(figsize=(2.2 * len(layers), 2.4 * len(results)))
     for row, (task, result) in enumerate(zip(task_list, results, strict=True)):
         M, label = DATASETS[result["dataset"]][1:]
-        net, head = model_from_result(result)
+        net, head = _parts(model_from_result(result))
         x, y = training_data(task, result)
         with torch.no_grad():
             states = net.trajectory(x.to(net.A.dtype))

@@ -25,6 +25,7 @@ import functools
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,14 +33,19 @@ from .. import _validate, data
 from ..invertible import (
     ContinuousFlow,
     InvertibleResidual,
+    NormalisingFlow,
     coupling_flow,
     fit_flow,
     largest_lipschitz_bound,
     log_density_grid,
     residual_flow,
 )
+from ..loop import History
 from ..ode import ReLUField
 from ._registry import Experiment, register
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "EXPERIMENT",
@@ -59,13 +65,13 @@ __all__ = [
 #: The three flows, in the order of the figure.
 MODELS = ("coupling", "residual", "cnf")
 
-_DATA = {
+_DATA: dict[str, dict[str, Any]] = {
     "ci": dict(n_train=1000, n_test=2000, noise=0.05, grid=90, n_samples=1000),
     "paper": dict(n_train=10_000, n_test=10_000, noise=0.05, grid=90, n_samples=1000),
 }
 
 #: Sizes per budget and model; a task holds all of them, so a task can also be made smaller.
-SETTINGS = {
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "ci": {
         "coupling": dict(_DATA["ci"], layers=8, hidden=64, iterations=500, batch_size=256, lr=3e-3),
         "residual": dict(
@@ -155,7 +161,7 @@ def smoke(seed: int) -> dict:
     )
 
 
-def two_moons_data(task: dict, device) -> dict:
+def two_moons_data(task: dict, device: torch.device | str | None) -> dict[str, torch.Tensor]:
     """The training and test samples of ``task`` on ``device`` (seeds ``1000 + seed`` and
     ``2000 + seed``)."""
     # The points are drawn with a CPU generator, so that they are the same on every device, and
@@ -170,7 +176,7 @@ def two_moons_data(task: dict, device) -> dict:
     return {"train": x_train, "test": x_test}
 
 
-def build_flow(task: dict, device):
+def build_flow(task: dict, device: torch.device | str | None) -> NormalisingFlow:
     """The untrained flow of ``task`` (model ``"coupling"``, ``"residual"`` or ``"cnf"``), on
     ``device``, with weights from the global generator."""
     model = _validate.choice(task["model"], MODELS, "model")
@@ -188,14 +194,14 @@ def build_flow(task: dict, device):
             n_power_iterations=task["power_iterations"],
             device=device,
         )
-    from ..invertible import NormalisingFlow
-
     field = ReLUField(2, task["layers"], width=task["hidden"], activation="tanh", device=device)
     cnf = ContinuousFlow(field, task["method"], T=task["T"], substeps=task["substeps"])
     return NormalisingFlow(cnf, 2)
 
 
-def train_flow(task: dict, *, device=None):
+def train_flow(
+    task: dict, *, device: torch.device | str | None = None
+) -> tuple[NormalisingFlow, History, dict[str, torch.Tensor]]:
     r"""Build and fit the flow of ``task`` by (49); returns ``(flow, history, samples)``.
 
     ``samples`` holds the training and test points (``two_moons_data``). The global
@@ -233,7 +239,9 @@ def gaussian_nll(x: torch.Tensor) -> float:
     return 0.5 * m * math.log(2 * math.pi * math.e) + 0.5 * float(torch.logdet(cov))
 
 
-def evaluate(task: dict, flow, history, samples: dict) -> dict:
+def evaluate(
+    task: dict, flow: NormalisingFlow, history: History, samples: dict[str, torch.Tensor]
+) -> dict:
     """The metrics of a trained flow: test NLL (exact log-determinants), the Gaussian baseline,
     training time, the density on a grid, samples, and (residual flow) the Lipschitz record.
     See Figure 2 in Section 4.2.3 of the review."""
@@ -265,7 +273,7 @@ def evaluate(task: dict, flow, history, samples: dict) -> dict:
     return out
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str | None) -> dict:
     """Train and evaluate one flow: ``evaluate(task, *train_flow(task))``.
 
     See Figure 2 in Section 4.2.3 of the review."""
@@ -277,7 +285,7 @@ def run(task: dict, *, budget: str, device) -> dict:
     return out
 
 
-def estimate(task: dict, *, budget: str, device) -> float:
+def estimate(task: dict, *, budget: str, device: torch.device | str | None) -> float:
     """The seconds :func:`run` will take on ``task``: four training steps are run on ``device``;
     the last three give the time per step (the first carries the warm-up), which is scaled to the
     task's ``iterations``, and the rest of the call (data, model, first step) is added once. Used
@@ -302,7 +310,7 @@ XLIM, YLIM = (-1.5, 2.5), (-1.0, 1.5)
 _TITLES = {"coupling": "coupling flow", "residual": "residual flow", "cnf": "ODE flow (CNF)"}
 
 
-def figure(tasks: list[dict], results: list[dict]):
+def figure(tasks: list[dict], results: list[dict]) -> Figure:
     """Figure 2: the training data, and for each model (first seed) its density and samples."""
     import matplotlib.pyplot as plt
     import numpy as np
@@ -310,7 +318,7 @@ def figure(tasks: list[dict], results: list[dict]):
     from ..plotting import use_style
 
     use_style()
-    first = {}
+    first: dict[str, tuple[dict, dict]] = {}
     for t, r in zip(tasks, results, strict=True):
         first.setdefault(t["model"], (t, r))
     models = [m for m in MODELS if m in first]
@@ -345,7 +353,7 @@ def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     return [path]
 
 
-def _device(device):
+def _device(device: torch.device | str | None) -> torch.device:
     if device is None:
         from ..config import device as default_device
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -42,6 +42,9 @@ from ..equivariant import (
 )
 from ..loop import History
 from ._registry import Experiment, register
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "ANGLES",
@@ -135,7 +138,9 @@ def smoke(seed: int) -> dict:
     }
 
 
-def denoising_data(s: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def denoising_data(
+    s: dict, device: torch.device | str | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The clean training, validation and test images :math:`x^*` of Figure 3, on ``device``."""
     n = (s["n_train"], s["n_val"], s["n_test"])
     return tuple(
@@ -144,7 +149,9 @@ def denoising_data(s: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch.T
     )
 
 
-def train(task: dict, *, budget: str, device) -> tuple[nn.Module, History, dict]:
+def train(
+    task: dict, *, budget: str, device: torch.device | str | None
+) -> tuple[nn.Module, History, dict]:
     """Train the denoiser of ``task`` on ``device``; return ``(model, history, sizes)``
     (Section 5.2, problem (52)).
 
@@ -220,19 +227,19 @@ def evaluate(model: nn.Module, history: History, s: dict) -> dict[str, Any]:
             key = angle_key(angle)
             out[f"noisy_psnr_at_{key}"] = float(psnr(noisy, target, mask=mask).mean())
             out[f"psnr_at_{key}"] = float(psnr(model(noisy), target, mask=mask).mean())
-    for angle in ANGLES:
-        err = equivariance_error(model, clean_test, float(angle))
-        out[f"equivariance_error_at_{angle_key(angle)}"] = err
+    for eq_angle in ANGLES:
+        err = equivariance_error(model, clean_test, float(eq_angle))
+        out[f"equivariance_error_at_{angle_key(eq_angle)}"] = err
     return out
 
 
-def run(task: dict, *, budget: str, device) -> dict[str, Any]:
+def run(task: dict, *, budget: str, device: torch.device | str | None) -> dict[str, Any]:
     """Train and evaluate one denoiser: :func:`train` then :func:`evaluate` (Figure 3)."""
     model, history, s = train(task, budget=budget, device=device)
     return evaluate(model, history, s)
 
 
-def angle_key(angle) -> str:
+def angle_key(angle: float) -> str:
     """How an angle in degrees is written in the metrics' keys of :func:`evaluate` (Figure 3):
     ``p`` for the decimal point.
 
@@ -277,7 +284,7 @@ def iterations_to_reach(loss: Sequence[float], level: float, window: int = 10) -
     return math.inf
 
 
-def training_figure(task_list: Sequence[dict], results: Sequence[dict], window: int = 10):
+def training_figure(task_list: Sequence[dict], results: Sequence[dict], window: int = 10) -> Figure:
     """Figure 3, left: the training objective (moving average over ``window`` iterations, or
     over the shortest run if that is shorter) and the validation objective of every run,
     coloured by kind. Returns the matplotlib figure."""
@@ -308,7 +315,7 @@ def training_figure(task_list: Sequence[dict], results: Sequence[dict], window: 
     return fig
 
 
-def example_figure(models: dict, s: dict, angle: float = 30.0, seed: int = 7):
+def example_figure(models: dict, s: dict, angle: float = 30.0, seed: int = 7) -> Figure:
     """Figure 3, right: a test image on the grid and rotated by ``angle`` degrees, the noisy
     inputs and each model's output, with its PSNR. ``models`` maps a title to a denoiser."""
     import matplotlib.pyplot as plt

@@ -23,6 +23,7 @@ recursion of França et al. with :math:`\delta = 1` (:func:`spdl_ref.optim.relat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -39,6 +40,9 @@ from ..optim import (
     relativistic_parameters,
 )
 from ._registry import Experiment, register
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["METHODS", "STARTS", "figure", "make_optimizer", "run"]
 
@@ -81,7 +85,7 @@ def _tasks(budget: str, runs: int, seed: int) -> list[dict]:
     ]
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str) -> dict:
     r"""One optimiser from one start (a task of ``fig4``): its path and what Figure 4 reads off.
 
     Returns JSON-serialisable metrics: ``path`` (the iterates, a list of :math:`(x, y)`),
@@ -127,7 +131,7 @@ def run(task: dict, *, budget: str, device) -> dict:
     }
 
 
-def figure(tasks: list[dict], results: list[dict]):
+def figure(tasks: list[dict], results: list[dict]) -> Figure:
     """Figure 4 from the results of ``fig4``: the loss from the review's start, and the paths
     from each start on the contours of :math:`V`, with a legend on the trajectory panels.
 

@@ -36,6 +36,7 @@ The data: 40 points of :math:`y = |x| - x^2/2 + 0.3\sin 3x` on :math:`[-1, 1]` (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -50,6 +51,9 @@ from ..optim import (
 from ..optim.mean_field import SCALINGS
 from ._registry import Experiment, register
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["SIZES", "data", "figure", "run", "slopes"]
 
 #: Widths, Euler steps and step size at each budget (the time is ``steps * lr``).
@@ -59,7 +63,9 @@ SIZES = {
 }
 
 
-def data(device=None, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+def data(
+    device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The 40 training points :math:`(x_n, y_n)` of the experiment (Section 6.3)."""
     x = torch.linspace(-1, 1, 40, dtype=dtype, device=device)[:, None]
     y = x[:, 0].abs() - 0.5 * x[:, 0] ** 2 + 0.3 * torch.sin(3 * x[:, 0])
@@ -70,7 +76,7 @@ def _tasks(budget: str, runs: int, seed: int) -> list[dict]:
     return [{"seed": seed + r, "scaling": s} for s in SCALINGS for r in range(runs)]
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def run(task: dict, *, budget: str, device: torch.device | str) -> dict:
     """One seed of one scaling over all widths of the budget (a task of ``mean_field``).
     See Theorem 6.1 in Section 6.3 of the review.
 
@@ -151,7 +157,7 @@ def slopes(rows: list[dict], metric: str) -> float:
     return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
 
 
-def figure(tasks: list[dict], results: list[dict]):
+def figure(tasks: list[dict], results: list[dict]) -> Figure:
     """Particle movement and relative deviation against the width, both scalings, log-log.
     See Theorem 6.1 in Section 6.3 of the review.
 

@@ -22,26 +22,52 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
+from torch import nn
 
 from ..invertible import coupling_stack, coupling_step, coupling_step_memory
 from ._registry import Experiment, register
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["EXPERIMENT", "SETTINGS", "figure", "plot", "run", "smoke", "step_seconds", "tasks"]
 
+
+class _Settings(TypedDict):
+    depths: tuple[int, ...]
+    width: int
+    hidden: int
+    batch: int
+    repeats: int
+
+
 #: Sizes per budget.
-SETTINGS = {
-    "ci": dict(depths=(2, 4, 8, 16, 32), width=64, hidden=64, batch=256, repeats=3),
-    "paper": dict(depths=(4, 8, 16, 32, 64, 128), width=256, hidden=256, batch=1024, repeats=7),
+SETTINGS: dict[str, _Settings] = {
+    "ci": {"depths": (2, 4, 8, 16, 32), "width": 64, "hidden": 64, "batch": 256, "repeats": 3},
+    "paper": {
+        "depths": (4, 8, 16, 32, 64, 128),
+        "width": 256,
+        "hidden": 256,
+        "batch": 1024,
+        "repeats": 7,
+    },
 }
 
 
 def tasks(budget: str, runs: int, seed: int) -> list[dict]:
     """One task per depth and seed, with the budget's sizes (Section 4.2.1)."""
     s = SETTINGS[budget]
-    sizes = {k: s[k] for k in ("width", "hidden", "batch", "repeats")}
+    sizes = {
+        "width": s["width"],
+        "hidden": s["hidden"],
+        "batch": s["batch"],
+        "repeats": s["repeats"],
+    }
     return [{"seed": seed + r, "depth": d, **sizes} for d in s["depths"] for r in range(runs)]
 
 
@@ -50,11 +76,13 @@ def smoke(seed: int) -> dict:
     return {"seed": seed, "depth": 2, "width": 4, "hidden": 4, "batch": 8, "repeats": 1}
 
 
-def step_seconds(net, xb, repeats: int) -> float:
+def step_seconds(net: nn.Module, xb: torch.Tensor, repeats: int) -> float:
     """The median wall-clock time of ``repeats`` training steps (after one warm-up step).
 
     See Section 4.2.1 of the review."""
-    sync = torch.cuda.synchronize if xb.device.type == "cuda" else (lambda: None)
+    sync: Callable[[], None] = (
+        torch.cuda.synchronize if xb.device.type == "cuda" else (lambda: None)
+    )
     coupling_step(net, xb)
     times = []
     for _ in range(repeats):
@@ -66,22 +94,27 @@ def step_seconds(net, xb, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(task: dict, *, budget: str, device) -> dict:
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    assert p.grad is not None  # every parameter of a coupling stack takes part in a step
+    return p.grad
+
+
+def run(task: dict, *, budget: str, device: torch.device | str) -> dict:
     """Memory, time and gradient agreement of one depth in both modes (Section 4.2.1)."""
     device = torch.device(device)
     sizes = dict(width=task["width"], hidden=task["hidden"], batch=task["batch"], seed=task["seed"])
-    out = {}
-    nets = {}
+    out: dict[str, float] = {}
+    nets: dict[str, tuple[nn.Module, torch.Tensor]] = {}
     for mode, me in (("autograd", False), ("efficient", True)):
         out[f"memory_{mode}"] = coupling_step_memory(task["depth"], me, device=device, **sizes)
         nets[mode] = coupling_stack(task["depth"], me, device=device, **sizes)
         out[f"seconds_{mode}"] = step_seconds(*nets[mode], task["repeats"])
     out["time_ratio"] = out["seconds_efficient"] / out["seconds_autograd"]
-    grads = {}
+    grads: dict[str, list[torch.Tensor]] = {}
     for mode, (net, xb) in nets.items():
         net.zero_grad()
         coupling_step(net, xb)
-        grads[mode] = [p.grad for p in net.parameters()]
+        grads[mode] = [_grad(p) for p in net.parameters()]
     out["gradient_difference"] = max(
         float((a - b).norm() / b.norm())
         for a, b in zip(grads["efficient"], grads["autograd"], strict=True)
@@ -92,7 +125,7 @@ def run(task: dict, *, budget: str, device) -> dict:
     return out
 
 
-def figure(tasks: list[dict], results: list[dict]):
+def figure(tasks: list[dict], results: list[dict]) -> Figure:
     """Activation memory against depth in both modes (log-log), and the time ratio.
 
     See Section 4.2.1 of the review."""
@@ -101,7 +134,7 @@ def figure(tasks: list[dict], results: list[dict]):
     from ..plotting import plain_log_ticks, use_style
 
     use_style()
-    by_depth = {}
+    by_depth: dict[int, list[dict]] = {}
     for t, r in zip(tasks, results, strict=True):
         by_depth.setdefault(t["depth"], []).append(r)
     depths = sorted(by_depth)

@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["RESULTS", "Comparison", "artifact_path", "ci_vs_paper", "load", "pending_message"]
 
@@ -83,7 +83,7 @@ def pending_message(name: str) -> str:
     )
 
 
-def _is_stat(value: Any) -> bool:
+def _is_stat(value: Any) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(value, Mapping) and all(k in value for k in _STATS)
 
 
@@ -239,13 +239,13 @@ def ci_vs_paper(
     for key in labels:
         entry = table[key]
         for metric in metrics:
-            cells = {}
+            cells: dict[str, dict[str, Any] | None] = {}
             for budget in ("ci", "paper"):
-                row = entry.get(budget)
-                stat = row.get(metric) if row is not None else None
+                found: Mapping[str, Any] | None = entry.get(budget)
+                stat = found.get(metric) if found is not None else None
                 cells[budget] = (
-                    {"mean": stat["mean"], "std": stat["std"], "runs": row["runs"]}
-                    if _is_stat(stat)
+                    {"mean": stat["mean"], "std": stat["std"], "runs": found["runs"]}
+                    if found is not None and _is_stat(stat)
                     else None
                 )
             out.append({"label": entry["label"], "metric": metric, **cells})

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _validate
 from ..config import BUDGETS
@@ -31,6 +31,10 @@ from ..data import random_rectangles
 from ..equivariant import sample_complexity
 from ._registry import Experiment, aggregate, register
 from .fig3 import COLOURS, KINDS
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
 __all__ = ["EXPERIMENT", "RUNS", "SETTINGS", "figure", "run", "settings", "table", "tasks"]
 
@@ -112,7 +116,7 @@ def smoke(seed: int) -> dict:
     }
 
 
-def run(task: dict, *, budget: str, device) -> dict[str, float]:
+def run(task: dict, *, budget: str, device: torch.device | str | None) -> dict[str, float]:
     """Train one denoiser on :math:`n` images and test it (Section 5.3.1).
 
     Returns ``test_objective`` (the objective (52) on the noisy test images), ``test_psnr`` and
@@ -157,7 +161,7 @@ def table(task_list: Sequence[dict], results: Sequence[dict]) -> dict[tuple[str,
     return {(row["kind"], row["n"]): row for row in aggregate(task_list, results)}
 
 
-def figure(task_list: Sequence[dict], results: Sequence[dict]):
+def figure(task_list: Sequence[dict], results: Sequence[dict]) -> Figure:
     """Test objective (52) and PSNR against the number of training images, mean ± one standard
     deviation over seeds, for each kind (Section 5.3.1). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt

@@ -324,7 +324,7 @@ def execute_plan(plan: _Plan) -> dict[str, Any]:
     stopped = False
     # The estimate sizes the runs before they start; the slowest run so far stops them early.
     planned = len(rounds)
-    if estimate:
+    if estimate and plan.time_limit is not None:  # an estimate is made only under a limit
         planned = max(1, min(planned, int(plan.time_limit // estimate)))
     slowest = 0.0
     for r, members in enumerate(rounds):

@@ -27,13 +27,16 @@ import pickle
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .. import _validate
 from .._optional import optional_dependency
 from ..experiments._registry import execute
+
+if TYPE_CHECKING:  # the ``cluster`` extra; imported where a Dask backend starts
+    import distributed
 
 __all__ = ["BACKENDS", "TAKES_ADDRESS", "DaskBackend", "LocalBackend", "open_backend"]
 
@@ -74,7 +77,7 @@ class LocalBackend:
 
     def __init__(self, workers: int = 1):
         self.workers = _validate.positive_int(workers, "workers")
-        self.versions: dict[str, str] = {}
+        self.versions: dict[str, str | None] = {}
 
     def start(self) -> None:
         """Nothing to start: the pool is made per call of :meth:`map`."""
@@ -147,9 +150,15 @@ class DaskBackend:
         if address is not None:
             _validate.instance(address, str, "address")
         self.address = address
-        self.client = None
-        self.cluster = None
-        self.versions: dict[str, str] = {}
+        self.client: distributed.Client | None = None
+        self.cluster: distributed.LocalCluster | None = None
+        self.versions: dict[str, str | None] = {}
+
+    def _started(self) -> distributed.Client:
+        """The client of :meth:`start`."""
+        if self.client is None:
+            raise RuntimeError("the Dask backend is not started: call start() first")
+        return self.client
 
     def start(self) -> None:
         """Start the local cluster, or connect to the one at ``address``."""
@@ -164,8 +173,8 @@ class DaskBackend:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-            self.client = distributed.Client(self.cluster)
-            self.client.run(_init_worker, _threads(self.workers))
+            self.client = client = distributed.Client(self.cluster)
+            client.run(_init_worker, _threads(self.workers))
             return
         # how long to try: Dask's own setting (distributed.comm.timeouts.connect, 30 s)
         kwargs: dict[str, Any] = {}
@@ -174,11 +183,11 @@ class DaskBackend:
         else:
             kwargs["address"] = self.address
         try:
-            self.client = distributed.Client(**kwargs)
+            self.client = client = distributed.Client(**kwargs)
         except (OSError, TimeoutError) as err:
             raise ValueError(f"cannot connect to --address {self.address!r}: {err}") from err
         try:  # workers of a batch job may still be starting
-            self.client.wait_for_workers(1, timeout=_connect_timeout())
+            client.wait_for_workers(1, timeout=_connect_timeout())
         except TimeoutError:
             self.close()
             raise ValueError(f"the cluster at --address {self.address!r} has no workers") from None
@@ -188,7 +197,7 @@ class DaskBackend:
         from . import check_device
 
         try:
-            self.client.run(check_device, str(device))
+            self._started().run(check_device, str(device))
         except ValueError as err:
             raise ValueError(f"on a worker of the cluster: {err}") from err
 
@@ -205,9 +214,10 @@ class DaskBackend:
         """Submit ``execute(run, task, budget, device)`` per task; outcomes in task order."""
         import distributed
 
+        client = self._started()
         tag = uuid.uuid4().hex[:8]
         submitted = [
-            self.client.submit(
+            client.submit(
                 execute, run, task, budget, device, name=name, key=f"{name}-{i}-{tag}", pure=False
             )
             for i, task in enumerate(tasks)
@@ -219,9 +229,9 @@ class DaskBackend:
                 if on_done:
                     on_done(index[f.key], outcome)
         except BaseException:
-            self.client.cancel(submitted)
+            client.cancel(submitted)
             raise
-        return self.client.gather(submitted)
+        return client.gather(submitted)
 
     def close(self) -> None:
         """Disconnect, and stop the cluster if this backend started it."""
