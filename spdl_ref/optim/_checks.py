@@ -12,9 +12,15 @@ later (:meth:`~torch.optim.Optimizer.add_param_group`) go through the same check
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import torch
+
+#: The value a step's closure returns (in practice the loss tensor), passed back by the step.
+Loss = TypeVar("Loss")
+
+#: ``(group, params, grads)`` for every parameter group: what :func:`begin_step` hands a step.
+Work: TypeAlias = list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]
 
 
 class NonFiniteGradientError(ValueError, FloatingPointError):
@@ -23,7 +29,8 @@ class NonFiniteGradientError(ValueError, FloatingPointError):
 
 def grads_of(group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The parameters of a group that have a gradient, and those gradients."""
-    params, grads = [], []
+    params: list[torch.Tensor] = []
+    grads: list[torch.Tensor] = []
     for p in group["params"]:
         if p.grad is None:
             continue
@@ -75,7 +82,11 @@ def check_finite(grads: list[torch.Tensor], name: str) -> None:
         )
 
 
-def begin_step(optimizer, closure=None, check: bool = True):
+def begin_step(
+    optimizer: torch.optim.Optimizer,
+    closure: Callable[[], Loss] | None = None,
+    check: bool = True,
+) -> tuple[Loss | None, Work]:
     """The common start of every optimiser step of :mod:`spdl_ref.optim` (Section 6).
 
     Re-evaluates the loss with ``closure`` (if given) under grad mode, then collects
@@ -84,11 +95,11 @@ def begin_step(optimizer, closure=None, check: bool = True):
     synchronisation per step) *before* anything is returned, so a failing step changes nothing.
     Returns ``(loss, work)``.
     """
-    loss = None
+    loss: Loss | None = None
     if closure is not None:
         with torch.enable_grad():
             loss = closure()
-    work = [(group, *grads_of(group)) for group in optimizer.param_groups]
+    work: Work = [(group, *grads_of(group)) for group in optimizer.param_groups]
     if check:
         check_finite([g for _, _, grads in work for g in grads], type(optimizer).__name__)
     return loss, work
@@ -143,7 +154,7 @@ class CheckedOptimizer(torch.optim.Optimizer):
 # Argument checks used by the optimisers' tables (same form as the spdl_ref._validate helpers).
 
 
-def flag(value, name: str) -> bool:
+def flag(value: Any, name: str) -> bool:
     """Return ``value`` if it is a ``bool`` (``0``/``1`` and strings are refused), else raise."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
@@ -153,7 +164,7 @@ def flag(value, name: str) -> bool:
 def one_of(choices: tuple[str, ...]) -> Callable:
     """A check that accepts exactly the strings in ``choices``."""
 
-    def check(value, name: str) -> str:
+    def check(value: Any, name: str) -> str:
         if not isinstance(value, str) or value not in choices:
             raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         return value

@@ -20,29 +20,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import Any, ClassVar, overload
 
 import torch
 
 from .. import _validate
-from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, flag, one_of
+from ._checks import CheckedOptimizer, Loss, begin_step, check_hyperparameters, flag, one_of
 
 __all__ = ["Adam"]
 
 FORMS = ("kingma_ba", "review")
 
 
-def _betas(value, name: str) -> tuple[float, float]:
+def _betas(value: Any, name: str) -> tuple[float, float]:
     """``(beta_1, beta_2)``, each a real number in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair of floats, got {value!r}")
-    out = []
+    out: list[float] = []
     for i, b in enumerate(value):
         b = _validate.real(b, f"{name}[{i}]")
         if not 0.0 <= b < 1.0:
             raise ValueError(f"{name}[{i}] must lie in [0, 1), got {b}")
         out.append(b)
-    return tuple(out)
+    return out[0], out[1]
 
 
 class Adam(CheckedOptimizer):
@@ -94,7 +94,7 @@ class Adam(CheckedOptimizer):
         self,
         params: Iterable,
         lr: float = 1e-3,
-        betas=(0.9, 0.999),
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         form: str = "kingma_ba",
         check_finite: bool = True,
@@ -105,8 +105,14 @@ class Adam(CheckedOptimizer):
         self.check_finite = flag(check_finite, "check_finite")
         super().__init__(params, defaults)
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], Loss]) -> Loss: ...
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], Loss] | None = None) -> Loss | None:
         """One Adam step (eq. (53) in the chosen form); ``closure`` re-evaluates the loss."""
         loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:
@@ -131,7 +137,16 @@ class Adam(CheckedOptimizer):
         return loss
 
     @staticmethod
-    def _update(params, grads, ms, vs, j, b1, b2, group):
+    def _update(
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        ms: list[torch.Tensor],
+        vs: list[torch.Tensor],
+        j: int,
+        b1: float,
+        b2: float,
+        group: dict[str, Any],
+    ) -> None:
         c1, c2 = 1.0 - b1**j, 1.0 - b2**j
         torch._foreach_lerp_(ms, grads, 1.0 - b1)
         torch._foreach_mul_(vs, b2)

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import Any, ClassVar, TypeAlias, overload
 
 import torch
 
 from .. import _validate
 from ..ode import canonical_J
-from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, flag, one_of
+from ._checks import CheckedOptimizer, Loss, begin_step, check_hyperparameters, flag, one_of
 
 __all__ = [
     "ConformalHamiltonian",
@@ -57,12 +57,15 @@ __all__ = [
 KINETICS = ("quadratic", "relativistic")
 _kinetic = one_of(KINETICS)
 
+# What the torch._foreach_* functions take (their stubs return tuples, our state holds lists).
+_Tensors: TypeAlias = list[torch.Tensor] | tuple[torch.Tensor, ...]
 
-def _check_kinetic(kinetic) -> str:
+
+def _check_kinetic(kinetic: Any) -> str:
     return _kinetic(kinetic, "kinetic")
 
 
-def _energy_arguments(p, mass, kinetic, eps):
+def _energy_arguments(p: Any, mass: Any, kinetic: Any, eps: Any) -> tuple[float, str, float]:
     """The checked arguments of :func:`kinetic_energy` and :func:`kinetic_gradient`."""
     _validate.tensor(p, "p")
     return (
@@ -103,7 +106,7 @@ def kinetic_gradient(
     return _velocity(p, *_energy_arguments(p, mass, kinetic, eps))
 
 
-def _velocity(p, mass, kinetic, eps):
+def _velocity(p: torch.Tensor, mass: float, kinetic: str, eps: float) -> torch.Tensor:
     if kinetic == "quadratic":
         return p / mass
     return p / (mass * torch.sqrt(p.pow(2).sum() / mass + eps))
@@ -265,9 +268,9 @@ def relativistic_parameters(lr: float, momentum: float, delta: float) -> dict:
     )
 
 
-def _squared_norm(tensors: list[torch.Tensor]) -> float:
+def _squared_norm(tensors: _Tensors) -> float:
     r""":math:`\sum_i \|t_i\|^2` over a list of tensors: one fused norm, one host sync."""
-    norms = torch._foreach_norm(tensors)
+    norms: _Tensors = torch._foreach_norm(tensors)
     if len({n.dtype for n in norms}) > 1:
         norms = [n.double() for n in norms]
     return float(torch.stack(norms).square().sum())
@@ -350,7 +353,7 @@ class ConformalHamiltonian(CheckedOptimizer):
         self.check_finite = flag(check_finite, "check_finite")
         super().__init__(params, defaults)
 
-    def _momenta(self, params):
+    def _momenta(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         out = []
         for p in params:
             state = self.state[p]
@@ -359,8 +362,14 @@ class ConformalHamiltonian(CheckedOptimizer):
             out.append(state["momentum"])
         return out
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], Loss]) -> Loss: ...
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], Loss] | None = None) -> Loss | None:
         """One step of the conformal symplectic scheme; ``closure`` re-evaluates the loss."""
         loss, work = begin_step(self, closure, self.check_finite)
         for group, params, grads in work:
@@ -373,6 +382,7 @@ class ConformalHamiltonian(CheckedOptimizer):
             torch._foreach_add_(momenta, grads, alpha=-h)
             scale = h / mass
             if group["kinetic"] == "relativistic":
+                q: _Tensors
                 if group["nesterov"]:
                     q = torch._foreach_mul(momenta, decay)
                     torch._foreach_add_(q, grads, alpha=-h)
@@ -400,7 +410,7 @@ class ConformalHamiltonian(CheckedOptimizer):
             )
         )
 
-    def energy(self, loss) -> torch.Tensor:
+    def energy(self, loss: torch.Tensor | float) -> torch.Tensor:
         r"""The discrete energy :math:`H = T(p) + E(\theta)` of (56), given the loss
         :math:`E(\theta)`."""
         loss = loss.detach() if isinstance(loss, torch.Tensor) else _validate.real(loss, "loss")
@@ -424,7 +434,9 @@ class ConformalHamiltonian(CheckedOptimizer):
             )
         )
 
-    def _sum_over_groups(self, per_group):
+    def _sum_over_groups(
+        self, per_group: Callable[[dict[str, Any], torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
         """Sum ``per_group(group, |p|^2)`` over the groups that have momenta (zero if none)."""
         total = None
         for group in self.param_groups:

@@ -30,14 +30,14 @@ summing to one exactly, as the flow does, and agrees with it to first order in :
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Callable, Iterable
+from typing import ClassVar, overload
 
 import torch
 from torch import nn
 
 from .. import _validate
-from ._checks import CheckedOptimizer, begin_step
+from ._checks import CheckedOptimizer, Loss, begin_step
 from .mean_field import MeanFieldReLU
 
 __all__ = ["FisherRaoDescent", "ReweightedReLU"]
@@ -65,6 +65,8 @@ class ReweightedReLU(nn.Module):
     >>> bool(torch.allclose(net(x), mf(x))), round(net.effective_size(), 6)
     (True, 8.0)
     """
+
+    particles: torch.Tensor
 
     def __init__(self, particles: torch.Tensor, weights: torch.Tensor | None = None):
         super().__init__()
@@ -158,8 +160,14 @@ class FisherRaoDescent(CheckedOptimizer):
             if bool((w <= 0).any()) or abs(float(w.sum()) - 1) > 1e-6:
                 raise ValueError("each parameter must be a probability vector (w > 0, sum 1)")
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], Loss]) -> Loss: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Loss] | None = None) -> Loss | None:
         """One multiplicative step on each weight vector; ``closure`` re-evaluates the loss."""
         loss, work = begin_step(self, closure, True)
         for group, params, grads in work:

@@ -33,7 +33,13 @@ __all__ = ["LieGroupResNet", "fit_orthogonal_resnet"]
 KINDS = ("lie", "free")
 
 
-def _random_rotation(n: int, *, generator=None, device=None, dtype=None) -> torch.Tensor:
+def _random_rotation(
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     r"""A random point of :math:`SO(n)`: a uniform orthogonal matrix with one column's sign
     flipped where its determinant is :math:`-1` (Section 6.2.1)."""
     Q = random_stiefel(n, n, generator=generator, device=device, dtype=dtype)
@@ -103,8 +109,8 @@ class LieGroupResNet(LayeredNetwork):
         retraction: str = "exp",
         init_std: float = 1.0,
         generator: torch.Generator | None = None,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.dim = _validate.positive_int(dim, "dim")
@@ -124,7 +130,7 @@ class LieGroupResNet(LayeredNetwork):
         self.theta0 = nn.Parameter(theta0.to(device))
         self.W = nn.Parameter(W.to(device))
         self.b = nn.Parameter(b.to(device))
-        self._weights = None
+        self._weights: torch.Tensor | None = None
 
     @property
     def h(self) -> float:
@@ -144,7 +150,7 @@ class LieGroupResNet(LayeredNetwork):
         r"""The layer weights :math:`\theta^0, \dots, \theta^{K-1}` of (59), shape ``(K, n, n)``."""
         phi = expm if self.retraction == "exp" else cayley
         steps = phi(self.h * self.generators())
-        theta = [self.theta0]
+        theta: list[torch.Tensor] = [self.theta0]
         for Q in steps:
             theta.append(Q @ theta[-1])
         return torch.stack(theta)
@@ -244,18 +250,22 @@ def fit_orthogonal_resnet(
         head.linear.weight.copy_(torch.randn(1, n, generator=gen, dtype=dtype) / n**0.5)
         head.linear.bias.zero_()
     y = (2.0 * labels - 1.0).to(dtype)[:, None]
+    net: nn.Module
+    weights: Callable[[], torch.Tensor]
+    opts: list[torch.optim.Optimizer]
     if kind == "lie":
         net = lie
         weights = lie.weights
         euclidean = [lie.W, lie.b, *head.parameters()]
         opts = [StiefelSGD([lie.theta0], lr=lr_manifold), torch.optim.Adam(euclidean, lr=lr)]
     else:
-        net = ResNet(n, depth, T=T, init_std=0.0, device=device, dtype=dtype)
+        free = ResNet(n, depth, T=T, init_std=0.0, device=device, dtype=dtype)
         with torch.no_grad():
-            net.A.copy_(lie.weights())
-            net.b.copy_(lie.b)
-        weights = net.A.detach
-        opts = [torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)]
+            free.A.copy_(lie.weights())
+            free.b.copy_(lie.b)
+        net = free
+        weights = free.A.detach
+        opts = [torch.optim.Adam([*free.parameters(), *head.parameters()], lr=lr)]
     model = nn.Sequential(net, head)
 
     def objective(_):

@@ -23,6 +23,7 @@ nonzero residual it converges linearly with :math:`\rho(I - hG^{-1}(G + S))`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -37,11 +38,17 @@ __all__ = ["linearised_rate", "loss_hessian", "observed_order"]
 class _AtVector(nn.Module):
     """``model`` evaluated with its parameters replaced by the entries of a flat vector."""
 
-    def __init__(self, model: nn.Module, names, shapes, flat: torch.Tensor):
+    def __init__(
+        self,
+        model: nn.Module,
+        names: Sequence[str],
+        shapes: Sequence[torch.Size],
+        flat: torch.Tensor,
+    ):
         super().__init__()
         self.model, self.names, self.shapes, self.flat = model, names, shapes, flat
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         chunks = torch.split(self.flat, [s.numel() for s in self.shapes])
         params = {n: c.reshape(s) for n, c, s in zip(self.names, chunks, self.shapes, strict=True)}
         return functional_call(self.model, params, (x,))

@@ -67,11 +67,11 @@ class MeanFieldReLU(nn.Module):
         M: int,
         J: int,
         scale: float = 1.0,
-        generator=None,
+        generator: torch.Generator | None = None,
         *,
         scaling: str = "mean_field",
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         M = _validate.positive_int(M, "M")

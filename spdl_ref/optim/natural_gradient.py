@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def _names_and_params(model: nn.Module):
+def _names_and_params(model: nn.Module) -> tuple[list[str], list[nn.Parameter]]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

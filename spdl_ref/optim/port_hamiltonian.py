@@ -66,7 +66,12 @@ _DISCRETE_GRADIENTS = ("gonzalez", "avf")
 
 
 def descent_structure(
-    n: int, gamma: float, mass: float = 1.0, *, dtype=None, device=None
+    n: int,
+    gamma: float,
+    mass: float = 1.0,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The structure matrices :math:`(J, R)` of the damped system (55) as a port-Hamiltonian
     system on :math:`z = (\theta, p) \in \mathbb{R}^{2n}` (Section 6.4.1).
@@ -413,12 +418,12 @@ def port_hamiltonian_descent(
         supplied.append(step.supplied)
         iterations.append(step.iterations)
     Z = torch.stack(states)
-    f64 = dict(dtype=torch.float64)
+    f64 = torch.float64
     return PortHamiltonianRun(
         theta=Z[:, :n],
         p=Z[:, n:],
-        energy=torch.tensor(energy, **f64),
-        dissipated=torch.tensor(dissipated, **f64),
-        supplied=torch.tensor(supplied, **f64),
+        energy=torch.tensor(energy, dtype=f64),
+        dissipated=torch.tensor(dissipated, dtype=f64),
+        supplied=torch.tensor(supplied, dtype=f64),
         iterations=iterations,
     )

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import Any, ClassVar, overload
 
 import torch
 
 from .. import _validate
-from ._checks import CheckedOptimizer, begin_step, check_hyperparameters, one_of
+from ._checks import CheckedOptimizer, Loss, begin_step, check_hyperparameters, one_of
 
 __all__ = ["StiefelSGD", "cayley", "expm", "project_stiefel", "random_stiefel", "stiefel_error"]
 
@@ -43,7 +43,7 @@ def _squarings(A: torch.Tensor) -> int:
     return max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
 
 
-def _square(A, name: str = "A") -> torch.Tensor:
+def _square(A: Any, name: str = "A") -> torch.Tensor:
     """Raise unless ``A`` is a finite floating tensor of square matrices ``(..., n, n)``."""
     _validate.tensor(A, name)
     if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
@@ -144,7 +144,14 @@ def project_stiefel(theta: torch.Tensor) -> torch.Tensor:
     return U @ Vh
 
 
-def random_stiefel(n: int, p: int, *, generator=None, device=None, dtype=None) -> torch.Tensor:
+def random_stiefel(
+    n: int,
+    p: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     r"""A random point of the Stiefel manifold :math:`V_{n,p}` (Section 6.2.1): the Q factor of a
     Gaussian :math:`n \times p` matrix, with signs fixed so that the law is uniform."""
     n = _validate.positive_int(n, "n")
@@ -158,14 +165,14 @@ def random_stiefel(n: int, p: int, *, generator=None, device=None, dtype=None) -
     return Q * torch.sign(torch.diagonal(R)).where(torch.diagonal(R) != 0, torch.ones_like(Q[0]))
 
 
-def _momentum(value, name: str) -> float:
+def _momentum(value: Any, name: str) -> float:
     value = _validate.nonnegative_real(value, name)
     if value >= 1:
         raise ValueError(f"{name} must lie in [0, 1), got {value}")
     return value
 
 
-def _low_rank(value, name: str):
+def _low_rank(value: Any, name: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{name} must be True, False or None, got {type(value).__name__}")
     return value
@@ -182,14 +189,16 @@ def _tolerance(theta: torch.Tensor, units: float | None) -> float:
     return units * torch.finfo(theta.dtype).eps * math.sqrt(theta.shape[-1])
 
 
-def _units(value, name: str) -> float | None:
+def _units(value: Any, name: str) -> float | None:
     """``None``, ``math.inf`` or a finite real >= 0 (the re-orthonormalisation threshold)."""
     if value is None or (isinstance(value, float) and value == math.inf):
         return value
     return _validate.nonnegative_real(value, name)
 
 
-def _low_rank_step(theta, X, h, retraction, transport):
+def _low_rank_step(
+    theta: torch.Tensor, X: torch.Tensor, h: float, retraction: str, transport: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""The step through the :math:`2p \times 2p` matrix :math:`S = -hV^TU` (see
     :class:`StiefelSGD`): returns ``(U, D, E)`` with :math:`U = [X, \theta]`,
     :math:`D = \phi(S) - I` (only its :math:`\theta` columns unless ``transport``), so that the
@@ -208,7 +217,9 @@ def _low_rank_step(theta, X, h, retraction, transport):
     return U, D, gram[..., p:, p:] - eye
 
 
-def _dense_step(theta, X, h, retraction, transport):
+def _dense_step(
+    theta: torch.Tensor, X: torch.Tensor, h: float, retraction: str, transport: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``(phi(-hB) Y, theta^T theta - I)`` with :math:`Y = [X, \theta]` (or :math:`\theta`) and
     the :math:`n \times n` matrix :math:`B = X\theta^T - \theta X^T` formed explicitly."""
     n, p = theta.shape[-2:]
@@ -367,8 +378,14 @@ class StiefelSGD(CheckedOptimizer):
                     f"got ||theta^T theta - I|| = {err:.2e}"
                 )
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], Loss]) -> Loss: ...
+
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], Loss] | None = None) -> Loss | None:
         """One Riemannian step :math:`\\theta \\leftarrow \\phi(-hB)\\theta`; ``closure``
         re-evaluates the loss."""
         loss, work = begin_step(self, closure)

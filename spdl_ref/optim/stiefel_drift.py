@@ -35,8 +35,8 @@ def stiefel_drift(
     reorthonormalise_at: float | None = None,
     record_every: int = 100,
     seed: int = 0,
-    device=None,
-    dtype=torch.float32,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = torch.float32,
 ) -> History:
     r"""Run ``steps`` Riemannian SGD steps on :math:`V_{n,p}` with random gradients and record
     :math:`\|\theta^T\theta - I_p\|_F` (Section 6.2.1).

@@ -42,8 +42,8 @@ def stiefel_student(
     p: int = 8,
     samples: int = 256,
     seed: int = 1,
-    device=None,
-    dtype=None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> History:
     r"""Train the student network with :math:`\theta \in V_{n,p}` (Section 6.2.1).
 

@@ -77,7 +77,9 @@ def camelback_gradient(xy: torch.Tensor) -> torch.Tensor:
     return torch.stack([x * (4 - 4.2 * x2 + x2 * x2) + y, x + 2 * y], dim=-1)
 
 
-def camelback_stationary_points(*, device=None, dtype=None) -> dict[str, torch.Tensor]:
+def camelback_stationary_points(
+    *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     r"""The five stationary points of the camelback function of Figure 4, by name.
 
     Setting :math:`\partial_y V = x + 2y = 0` gives :math:`y = -x/2`; then
@@ -106,7 +108,7 @@ def nearest_stationary_point(xy: torch.Tensor) -> tuple[str, float]:
         raise ValueError(f"xy must have shape (2,), got {tuple(xy.shape)}")
     pts = camelback_stationary_points(device=xy.device, dtype=xy.dtype)
     dist = {k: float((xy - v).norm()) for k, v in pts.items()}
-    name = min(dist, key=dist.get)
+    name = min(dist, key=dist.__getitem__)
     return name, dist[name]
 
 
@@ -116,8 +118,8 @@ def optimise_path(
     steps: int,
     start: Sequence[float] | torch.Tensor = CAMELBACK_START,
     *,
-    device=None,
-    dtype=None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
     callbacks: Sequence[Callable[[int, torch.optim.Optimizer], object]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
     r"""Run an optimiser on :math:`V(\theta)` from one start and record its path (Figure 4, Section
@@ -193,7 +195,7 @@ def optimise_path(
             f"make_optimizer must return a torch.optim.Optimizer, got {type(opt).__name__}"
         )
 
-    def objective(_) -> torch.Tensor:
+    def objective(_: object) -> torch.Tensor:
         v = loss_fn(xy)
         if not isinstance(v, torch.Tensor) or v.dim() != 0:
             raise ValueError(
