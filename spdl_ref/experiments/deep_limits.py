@@ -249,6 +249,7 @@ def _run_tv(task, sizes, device):
     depths = list(task.get("depths", sizes["tv_depths"]))
     iterations = task.get("iterations", sizes["tv_iterations"])
     net = network("explicit_euler", depths[0], task["seed"], device)
+    assert isinstance(net, ResNet)  # explicit Euler builds the ResNet (6), which prolong takes
     prox = {"A": tv_prox(TV_LAMBDA), "b": tv_prox(TV_LAMBDA)}
     out = {"depths": depths, "values": [], "jumps": [], "tv": [], "theta": [], "last_change": []}
     for i, K in enumerate(depths):
