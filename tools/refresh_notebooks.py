@@ -1,8 +1,9 @@
 """Re-execute chapter notebooks in place so their stored outputs match the current code.
 
 Usage: ``./dev refresh [NOTEBOOK ...]`` (default: every notebook under chapters/). Runs with the
-"ci" budget (unless SPDL_BUDGET is set), seeds come from the notebooks themselves, and the
-outputs written are what the book shows and what nbval checks.
+"ci" budget (unless SPDL_BUDGET is set) and torch's CPU code paths pinned by tools/cpu_numerics.py
+(as the test command does); seeds come from the notebooks themselves, and the outputs written are
+what the book shows and what nbval checks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pathlib
 import sys
 import time
 
+import cpu_numerics
 import nbformat
 from nbclient import NotebookClient
 
@@ -20,6 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def main(argv):
     os.environ.setdefault("SPDL_BUDGET", "ci")
+    cpu_numerics.apply()  # the kernels below inherit it: the same code paths as nbval's
     paths = [pathlib.Path(a) for a in argv] or sorted((ROOT / "chapters").rglob("*.ipynb"))
     paths = [p for p in paths if ".ipynb_checkpoints" not in p.parts]
     for path in paths:
