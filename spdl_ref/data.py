@@ -11,8 +11,10 @@ class 0 has ``n // 2`` points and class 1 the rest. These are the toy problems o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+from torch.types import Device
 
 from . import _validate
 
@@ -52,7 +54,14 @@ def _labels(n):
     )
 
 
-def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
+def rings(
+    n: int,
+    noise: float = 0.05,
+    radii: Sequence[float] = (0.5, 1.0),
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two concentric circles in 2-D: class 0 on the inner, class 1 on the outer.
 
     Training data :math:`(x_n, y_n)` for the learning problem (4) (as in Figure 1).
@@ -73,7 +82,14 @@ def rings(n, noise=0.05, radii=(0.5, 1.0), seed=0, dtype=None, device=None):
     return _finish(x, y, noise, gen, dtype, device)
 
 
-def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
+def spirals(
+    n: int,
+    noise: float = 0.03,
+    turns: float = 1.0,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaved spirals in 2-D, the second the first rotated by a half turn.
 
     Training data :math:`(x_n, y_n)` for the learning problem (4).
@@ -90,7 +106,15 @@ def spirals(n, noise=0.03, turns=1.0, seed=0, dtype=None, device=None):
     return _finish(x, y, noise, gen, dtype, device)
 
 
-def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device=None):
+def checkerboard(
+    n: int,
+    squares: int = 2,
+    noise: float = 0.0,
+    margin: float = 0.1,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A checkerboard of ``squares`` x ``squares`` cells on ``[-1, 1]^2``.
 
     Training data :math:`(x_n, y_n)` for the learning problem (4).
@@ -118,7 +142,15 @@ def checkerboard(n, squares=2, noise=0.0, margin=0.1, seed=0, dtype=None, device
     return _finish(x, y, noise, gen, dtype, device)
 
 
-def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=None):
+def helices(
+    n: int,
+    noise: float = 0.03,
+    turns: float = 1.0,
+    radius: float = 0.8,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaved helices in 3-D around the vertical axis, half a turn apart.
 
     Training data :math:`(x_n, y_n)` for the learning problem (4).
@@ -135,7 +167,13 @@ def helices(n, noise=0.03, turns=1.0, radius=0.8, seed=0, dtype=None, device=Non
     return _finish(x, y, noise, gen, dtype, device)
 
 
-def two_moons(n, noise=0.1, seed=0, dtype=None, device=None):
+def two_moons(
+    n: int,
+    noise: float = 0.1,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two-moons set: two interleaving half circles in 2-D (class 0 upper, class 1 lower).
 
     Data for the learning problem (4) and the flows of Section 4.2.3 (Figure 2)."""
@@ -148,7 +186,7 @@ def two_moons(n, noise=0.1, seed=0, dtype=None, device=None):
     return _finish(x, y, noise, gen, dtype, device)
 
 
-def labels_to_signs(y, dtype=None):
+def labels_to_signs(y: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Map integer labels ``{0, 1}`` to targets ``{-1, +1}`` of shape ``(n, 1)``.
 
     Used with the squared data fit :math:`L_n(z) = \\tfrac12 \\|z - y_n\\|^2` of Figure 1.
@@ -162,7 +200,14 @@ def labels_to_signs(y, dtype=None):
     return (2 * y.to(dtype) - 1)[:, None]
 
 
-def random_rectangles(n, size=60, seed=0, max_rectangles=4, dtype=None, device=None):
+def random_rectangles(
+    n: int,
+    size: int = 60,
+    seed: int = 0,
+    max_rectangles: int = 4,
+    dtype: torch.dtype | None = None,
+    device: Device = None,
+) -> torch.Tensor:
     r"""Clean images of random axis-aligned rectangles, the data of Figure 3 (Section 5.2).
 
     Each image :math:`x^*` of shape ``(1, size, size)`` starts black (0) and receives between 1

@@ -143,10 +143,11 @@ def denoising_data(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The clean training, validation and test images :math:`x^*` of Figure 3, on ``device``."""
     n = (s["n_train"], s["n_val"], s["n_test"])
-    return tuple(
+    train, val, test = (
         random_rectangles(k, size=s["size"], seed=seed, device=device)
         for k, seed in zip(n, s["data_seeds"], strict=True)
     )
+    return train, val, test
 
 
 def train(

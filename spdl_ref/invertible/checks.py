@@ -16,7 +16,8 @@ r"""Helpers that check invertible layers against their definitions (Sections 4.1
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -37,6 +38,8 @@ from .residual import InvertibleResidual
 from .sequential import InvertibleSequential
 from .spline import SplineCoupling
 
+_M = TypeVar("_M", bound=nn.Module)
+
 __all__ = [
     "autograd_log_abs_det",
     "example_layers",
@@ -46,7 +49,9 @@ __all__ = [
 ]
 
 
-def randomise_parameters(layer, scale=0.2, generator=None):
+def randomise_parameters(
+    layer: _M, scale: float = 0.2, generator: torch.Generator | int | None = None
+) -> _M:
     r"""Overwrite every parameter :math:`\theta` of ``layer`` with :math:`\mathcal{N}(0,
     \mathrm{scale}^2)` draws, in place (Section 4.1).
 
@@ -86,7 +91,9 @@ def randomise_parameters(layer, scale=0.2, generator=None):
     return layer
 
 
-def autograd_log_abs_det(layer, x):
+def autograd_log_abs_det(
+    layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
     r"""Per-sample :math:`\log|\det \partial_x f(x)|` from the full autograd Jacobian, the reference
     for eq. (48).
 
@@ -194,7 +201,9 @@ def example_layers(
     return layers
 
 
-def finite_difference_log_abs_det(layer, x, eps=1e-5):
+def finite_difference_log_abs_det(
+    layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
     r"""Per-sample :math:`\log|\det \partial_x f(x)|` from a central-difference Jacobian, a
     reference for eq. (48) independent of autograd.
 
@@ -262,8 +271,14 @@ def finite_difference_log_abs_det(layer, x, eps=1e-5):
 
 
 def mixed_invertible_network(
-    dim=6, n_repeats=3, hidden=16, c=0.7, memory_efficient=False, device=None, dtype=None
-):
+    dim: int = 6,
+    n_repeats: int = 3,
+    hidden: int = 16,
+    c: float = 0.7,
+    memory_efficient: bool = False,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> InvertibleSequential:
     r"""An :class:`InvertibleSequential` that repeats one layer of each kind of Section 4.1 (for
     Section 4.2.1).
 

@@ -159,16 +159,16 @@ class _Coupling(InvertibleModule):
 
     def __init__(
         self,
-        dim,
-        mask="halves",
-        flip=False,
-        hidden=64,
-        zero_init=True,
-        device=None,
-        dtype=None,
+        dim: int | Sequence[int],
+        mask: str | torch.Tensor = "halves",
+        flip: bool = False,
+        hidden: int = 64,
+        zero_init: bool = True,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
         *,
-        activation="tanh",
-    ):
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
         self.shape = feature_shape(dim)
         _validate.boolean(flip, "flip")
@@ -255,7 +255,7 @@ class _Coupling(InvertibleModule):
         out, logdet = self._couple(x, p)
         return x, [x, x1], out, logdet
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"shape={self.shape}"
 
 
@@ -311,17 +311,17 @@ class AffineCoupling(_Coupling):
 
     def __init__(
         self,
-        dim,
-        mask="halves",
-        flip=False,
-        hidden=64,
-        zero_init=True,
-        scale_bound=2.0,
-        device=None,
-        dtype=None,
+        dim: int | Sequence[int],
+        mask: str | torch.Tensor = "halves",
+        flip: bool = False,
+        hidden: int = 64,
+        zero_init: bool = True,
+        scale_bound: float = 2.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
         *,
-        activation="tanh",
-    ):
+        activation: str = "tanh",
+    ) -> None:
         super().__init__(dim, mask, flip, hidden, zero_init, device, dtype, activation=activation)
         self.scale_bound = _validate.positive_real(scale_bound, "scale_bound")
 

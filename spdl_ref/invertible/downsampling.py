@@ -12,9 +12,11 @@ exponential of skew-symmetric ones; the identity gives the pixel shuffle.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.types import Device
 
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory, reference_tensor
@@ -33,7 +35,7 @@ def _stride(stride):
 
 
 class _Down(InvertibleModule):
-    def __init__(self, channels, stride):
+    def __init__(self, channels: int | None, stride: int | Sequence[int]) -> None:
         super().__init__()
         self.channels = None if channels is None else _validate.positive_int(channels, "channels")
         self.stride = _stride(stride)
@@ -71,7 +73,7 @@ class _Down(InvertibleModule):
         self._check_in(x)
         return x.new_zeros(x.shape[0])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"channels={self.channels}, stride={self.stride}"
 
 
@@ -91,7 +93,7 @@ class PixelShuffleDown(_Down):
         :math:`s` (default 2).
     """
 
-    def __init__(self, channels=None, stride=2):
+    def __init__(self, channels: int | None = None, stride: int | Sequence[int] = 2) -> None:
         super().__init__(channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +133,13 @@ class OrthogonalDownsampling(_Down):
 
     channels: int  # never None here: __init__ requires a positive int
 
-    def __init__(self, channels, stride=2, device=None, dtype=None):
+    def __init__(
+        self,
+        channels: int,
+        stride: int | Sequence[int] = 2,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(_validate.positive_int(channels, "channels"), stride)
         kw = factory(device, dtype)
         kw["dtype"] = kw["dtype"] or torch.get_default_dtype()
@@ -141,11 +149,11 @@ class OrthogonalDownsampling(_Down):
         )
         self.param = torch.nn.Parameter(init.to(**kw))
 
-    def matrices(self):
+    def matrices(self) -> torch.Tensor:
         r"""The orthogonal matrices :math:`Q_c`, shape ``(C, τ, τ)``."""
         return torch.linalg.matrix_exp(skew(self.param))
 
-    def kernel(self):
+    def kernel(self) -> torch.Tensor:
         """The convolution kernel, shape ``(C τ, 1, s_1, s_2)``."""
         return self.matrices().reshape(self.channels * self.tau, 1, *self.stride)
 

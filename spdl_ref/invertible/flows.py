@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ..loop import History, train_loop
@@ -45,7 +46,7 @@ class NormalisingFlow(nn.Module):
         :math:`M`.
     """
 
-    def __init__(self, transform, dim):
+    def __init__(self, transform: nn.Module, dim: int) -> None:
         super().__init__()
         if not isinstance(transform, nn.Module) or not all(
             hasattr(transform, a) for a in ("inverse", "log_abs_det_jacobian")
@@ -61,12 +62,12 @@ class NormalisingFlow(nn.Module):
         # __init__ checked that the module has inverse and log_abs_det_jacobian (duck-typed)
         return cast(InvertibleLike, self.transform)
 
-    def base_log_prob(self, z):
+    def base_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         r""":math:`\log q(z)` of the standard normal, summed over features."""
         check_batch(z, "z", (self.dim,))
         return _standard_normal_log_prob(z)
 
-    def log_prob(self, x):
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\log p(x) = \log q(\Psi(x)) + \log|\det \partial_x \Psi(x)|`, eq. (48), per
         sample."""
         check_batch(x, "x", (self.dim,), like=reference_tensor(self), owner="NormalisingFlow")
@@ -79,12 +80,12 @@ class NormalisingFlow(nn.Module):
         _validate.finite_result(logdet, "log|det dPsi(x)|, the transform's log-determinant")
         return _standard_normal_log_prob(z) + logdet
 
-    def nll(self, x):
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
         r"""The objective :math:`E(\theta)` of eq. (49): the mean of :math:`-\log p(x_n)`."""
         return -self.log_prob(x).mean()
 
     @torch.no_grad()
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Draw :math:`x = \Psi^{-1}(z)`, :math:`z \sim q`, shape ``(n, M)`` (Section 4.2.3)."""
         n = _validate.positive_int(n, "n")
         _validate.generator(generator)
@@ -101,15 +102,15 @@ def _standard_normal_log_prob(z):
 
 
 def coupling_flow(
-    dim=2,
-    n_layers=8,
-    kind="affine",
-    hidden=64,
-    memory_efficient=False,
-    device=None,
-    dtype=None,
-    **kwargs,
-):
+    dim: int = 2,
+    n_layers: int = 8,
+    kind: str = "affine",
+    hidden: int = 64,
+    memory_efficient: bool = False,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+    **kwargs: Any,
+) -> NormalisingFlow:
     r"""A flow of ``n_layers`` coupling layers (42) with alternating masks (Sections 4.1.1, 4.2.3).
 
     Parameters
@@ -149,20 +150,20 @@ def coupling_flow(
 
 
 def residual_flow(
-    dim=2,
-    n_blocks=8,
-    c=0.9,
-    hidden=64,
-    n_layers=3,
-    logdet="exact",
-    actnorm=True,
-    memory_efficient=False,
-    beta=3.0,
-    learn_beta=True,
-    device=None,
-    dtype=None,
-    **kwargs,
-):
+    dim: int = 2,
+    n_blocks: int = 8,
+    c: float = 0.9,
+    hidden: int = 64,
+    n_layers: int = 3,
+    logdet: str = "exact",
+    actnorm: bool = True,
+    memory_efficient: bool = False,
+    beta: float = 3.0,
+    learn_beta: bool = True,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+    **kwargs: Any,
+) -> NormalisingFlow:
     r"""A flow of ``n_blocks`` invertible residual layers (44) with :math:`\mathrm{Lip}(f) \le c`
     (Sections 4.1.2, 4.2.3).
 

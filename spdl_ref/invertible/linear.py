@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory, reference_tensor
@@ -37,7 +38,7 @@ class ChannelLinear(InvertibleModule):
     :meth:`log_abs_det_weight`.
     """
 
-    def __init__(self, channels: Any) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = _validate.positive_int(channels, "channels")
 
@@ -80,7 +81,7 @@ class ChannelLinear(InvertibleModule):
         pixels = math.prod(x.shape[2:])
         return (pixels * self.log_abs_det_weight()).to(x.dtype).expand(x.shape[0])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"channels={self.channels}"
 
 
@@ -106,7 +107,13 @@ class Invertible1x1Conv(ChannelLinear):
     sign: torch.Tensor
     _tril: torch.Tensor
 
-    def __init__(self, channels, eps=1e-3, device=None, dtype=None):
+    def __init__(
+        self,
+        channels: int,
+        eps: float = 1e-3,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(channels)
         self.eps = _validate.positive_real(eps, "eps")
         kw = factory(device, dtype)
@@ -122,7 +129,7 @@ class Invertible1x1Conv(ChannelLinear):
         n = self.channels
         self.register_buffer("_tril", torch.tril(torch.ones(n, n, **kw), -1))
 
-    def diagonal(self):
+    def diagonal(self) -> torch.Tensor:
         r"""The diagonal :math:`s` of the upper factor, with :math:`|s_i| > \varepsilon`."""
         return self.sign * (self.eps + F.softplus(self.rho))
 
@@ -132,18 +139,18 @@ class Invertible1x1Conv(ChannelLinear):
         upper = self.upper * self._tril.T + torch.diag(self.diagonal())
         return lower, upper
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         lower, upper = self._factors()
         return self.perm @ lower @ upper
 
-    def weight_inverse(self):
+    def weight_inverse(self) -> torch.Tensor:
         lower, upper = self._factors()
         eye = torch.eye(self.channels, dtype=lower.dtype, device=lower.device)
         linv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
         uinv = torch.linalg.solve_triangular(upper, eye, upper=True)
         return uinv @ linv @ self.perm.T
 
-    def log_abs_det_weight(self):
+    def log_abs_det_weight(self) -> torch.Tensor:
         return torch.log(self.eps + F.softplus(self.rho)).sum()
 
 
@@ -161,7 +168,9 @@ class ActNorm(InvertibleModule):
         :math:`C` (inputs ``(N, C)`` or ``(N, C, *spatial)``).
     """
 
-    def __init__(self, channels, device=None, dtype=None):
+    def __init__(
+        self, channels: int, device: Device = None, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         self.channels = _validate.positive_int(channels, "channels")
         kw = factory(device, dtype)

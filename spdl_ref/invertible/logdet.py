@@ -17,6 +17,7 @@ products, so no Jacobian is formed by the estimators.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -45,7 +46,7 @@ def _prepare(f, x):
     return xg, fx, create_graph
 
 
-def logdet_exact(f, x):
+def logdet_exact(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     r"""Exact :math:`\log|\det(I + \partial_x f(x))|` per sample, from the full Jacobian (Section
     4.2.3).
 
@@ -122,7 +123,14 @@ def _check_convergence(growth, dtype):
         )
 
 
-def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distribution="rademacher"):
+def logdet_power_series(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    n_terms: int = 8,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+    distribution: str = "rademacher",
+) -> torch.Tensor:
     r"""Truncated power series of :math:`\log\det(I + J_f)` with Hutchinson traces (Section 4.2.3).
 
     .. math:: \log|\det(I + J_f(x))| \approx \sum_{k=1}^{n} \frac{(-1)^{k+1}}{k}\, v^\top J_f^k v
@@ -163,8 +171,14 @@ def logdet_power_series(f, x, n_terms=8, n_samples=1, generator=None, distributi
 
 
 def logdet_russian_roulette(
-    f, x, p=0.5, n_exact=2, n_samples=1, generator=None, distribution="rademacher"
-):
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    p: float = 0.5,
+    n_exact: int = 2,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+    distribution: str = "rademacher",
+) -> torch.Tensor:
     r"""Unbiased Russian-roulette estimate of :math:`\log\det(I + J_f)` (Residual Flows, Section
     4.2.3).
 

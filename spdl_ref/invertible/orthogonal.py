@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import factory
@@ -40,10 +41,10 @@ def skew(a: torch.Tensor) -> torch.Tensor:
 
 
 class _Orthogonal(ChannelLinear):
-    def weight_inverse(self):
+    def weight_inverse(self) -> torch.Tensor:
         return self.weight().T
 
-    def log_abs_det_weight(self):
+    def log_abs_det_weight(self) -> torch.Tensor:
         return self.weight().new_zeros(())
 
     def _init(self, shape, device, dtype, scale=0.5):
@@ -68,7 +69,13 @@ class HouseholderOrthogonal(_Orthogonal):
         :math:`k` (default :math:`C`).
     """
 
-    def __init__(self, channels, n_reflections=None, device=None, dtype=None):
+    def __init__(
+        self,
+        channels: int,
+        n_reflections: int | None = None,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(channels)
         k = (
             self.channels
@@ -77,7 +84,7 @@ class HouseholderOrthogonal(_Orthogonal):
         )
         self.vectors = self._init((k, self.channels), device, dtype, scale=1.0)
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         n = self.channels
         w = torch.eye(n, dtype=self.vectors.dtype, device=self.vectors.device)
         for v in self.vectors:
@@ -95,11 +102,13 @@ class ExpSkewOrthogonal(_Orthogonal):
         :math:`C`.
     """
 
-    def __init__(self, channels, device=None, dtype=None):
+    def __init__(
+        self, channels: int, device: Device = None, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__(channels)
         self.param = self._init((self.channels, self.channels), device, dtype)
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         return torch.linalg.matrix_exp(skew(self.param))
 
 
@@ -114,11 +123,13 @@ class CayleyOrthogonal(_Orthogonal):
         :math:`C`.
     """
 
-    def __init__(self, channels, device=None, dtype=None):
+    def __init__(
+        self, channels: int, device: Device = None, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__(channels)
         self.param = self._init((self.channels, self.channels), device, dtype)
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         a = skew(self.param)
         eye = torch.eye(self.channels, dtype=a.dtype, device=a.device)
         return torch.linalg.solve(eye - a, eye + a)
@@ -136,13 +147,15 @@ class GivensOrthogonal(_Orthogonal):
         :math:`C`.
     """
 
-    def __init__(self, channels, device=None, dtype=None):
+    def __init__(
+        self, channels: int, device: Device = None, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__(channels)
         n = self.channels
         self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         self.angles = self._init((len(self.pairs),), device, dtype, scale=1.0)
 
-    def weight(self):
+    def weight(self) -> torch.Tensor:
         n = self.channels
         w = torch.eye(n, dtype=self.angles.dtype, device=self.angles.device)
         for (i, j), phi in zip(self.pairs, self.angles, strict=True):

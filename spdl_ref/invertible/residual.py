@@ -13,9 +13,12 @@ import copy
 import itertools
 import math
 import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import InvertibleModule, check_batch, factory, feature_shape, reference_tensor
@@ -38,7 +41,7 @@ LOGDET_METHODS = ("exact", "series", "roulette")
 
 
 @contextlib.contextmanager
-def frozen_power_iteration():
+def frozen_power_iteration() -> Iterator[None]:
     """Within this context residual layers do not advance their power iterations (eq. (47)).
 
     Used by the memory-efficient backward pass (Section 4.2.1), which must re-evaluate each layer
@@ -74,7 +77,13 @@ class LipSwish(nn.Module):
         Whether :math:`\beta` is a trainable parameter.
     """
 
-    def __init__(self, beta=1.0, learnable=False, device=None, dtype=None):
+    def __init__(
+        self,
+        beta: float = 1.0,
+        learnable: bool = False,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         beta = _validate.positive_real(beta, "beta")
         _validate.boolean(learnable, "learnable")
@@ -132,19 +141,19 @@ class InvertibleResidual(InvertibleModule):
 
     def __init__(
         self,
-        dim,
-        c=0.9,
-        hidden=64,
-        n_layers=2,
-        n_power_iterations=1,
-        tol=None,
-        max_iter=2000,
-        logdet="exact",
-        beta=1.0,
-        learn_beta=False,
-        device=None,
-        dtype=None,
-    ):
+        dim: int | Sequence[int],
+        c: float = 0.9,
+        hidden: int = 64,
+        n_layers: int = 2,
+        n_power_iterations: int = 1,
+        tol: float | None = None,
+        max_iter: int = 2000,
+        logdet: str = "exact",
+        beta: float = 1.0,
+        learn_beta: bool = False,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.shape = feature_shape(dim)
         self.c = _validate.real(c, "c")
@@ -156,20 +165,32 @@ class InvertibleResidual(InvertibleModule):
         self.max_iter = _validate.positive_int(max_iter, "max_iter")
         self.logdet = _validate.choice(logdet, LOGDET_METHODS, "logdet")
         _validate.boolean(learn_beta, "learn_beta")
-        kw = dict(n_power_iterations=n_power_iterations, **factory(device, dtype))
+        fk = factory(device, dtype)
         sizes = [self.shape[0]] + [hidden] * (n_layers - 1) + [self.shape[0]]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             coeff = self.c if i == n_layers - 1 else 1.0
             if len(self.shape) == 1:
-                layers.append(SpectralNormLinear(a, b, c=coeff, **kw))
+                layers.append(
+                    SpectralNormLinear(a, b, c=coeff, n_power_iterations=n_power_iterations, **fk)
+                )
             else:
                 k = 1 if 0 < i < n_layers - 1 else 3
-                layers.append(SpectralNormConv2d(a, b, k, self.shape[1:], c=coeff, **kw))
-            layers.append(LipSwish(beta, learn_beta, **factory(device, dtype)))
+                layers.append(
+                    SpectralNormConv2d(
+                        a,
+                        b,
+                        k,
+                        self.shape[1:],
+                        c=coeff,
+                        n_power_iterations=n_power_iterations,
+                        **fk,
+                    )
+                )
+            layers.append(LipSwish(beta, learn_beta, **fk))
         self.branch = nn.Sequential(*layers[:-1])
 
-    def spectral_layers(self):
+    def spectral_layers(self) -> list[SpectralNormLinear | SpectralNormConv2d]:
         """The spectrally normalised layers of :math:`f`, in order."""
         return [m for m in self.branch if isinstance(m, (SpectralNormLinear, SpectralNormConv2d))]
 
@@ -178,7 +199,7 @@ class InvertibleResidual(InvertibleModule):
             for layer in self.spectral_layers():
                 layer.power_iteration()
 
-    def lipschitz_bound(self):
+    def lipschitz_bound(self) -> float:
         r"""The product of the exact operator norms of :math:`f`'s layers, an upper bound on
         :math:`\mathrm{Lip}(f)`.
 
@@ -205,7 +226,9 @@ class InvertibleResidual(InvertibleModule):
         with frozen_power_iteration():
             return x + self.branch(x), self.log_abs_det_jacobian(x)
 
-    def log_abs_det_jacobian(self, x, method=None, **kwargs):
+    def log_abs_det_jacobian(
+        self, x: torch.Tensor, method: str | None = None, **kwargs: Any
+    ) -> torch.Tensor:
         r"""Per-sample :math:`\log|\det(I + J_f(x))|` (Section 4.2.3).
 
         ``method`` (default: the ``logdet`` given at construction) is ``"exact"``,
@@ -223,7 +246,7 @@ class InvertibleResidual(InvertibleModule):
             return logdet_power_series(self.branch, x, **kwargs)
         return logdet_russian_roulette(self.branch, x, **kwargs)
 
-    def fixed_point_iterates(self, y, iterations):
+    def fixed_point_iterates(self, y: torch.Tensor, iterations: int) -> torch.Tensor:
         r"""The iterates :math:`x^0 = y, x^1, \dots, x^n` of eq. (46), stacked along a new first
         axis."""
         self._check(y, "y")
@@ -239,7 +262,9 @@ class InvertibleResidual(InvertibleModule):
                     )
         return torch.stack(xs)
 
-    def inverse(self, y, tol=None, max_iter=None):
+    def inverse(
+        self, y: torch.Tensor, tol: float | None = None, max_iter: int | None = None
+    ) -> torch.Tensor:
         r"""Invert by the fixed-point iteration (46), :math:`x^i = y - f(x^{i-1})`, :math:`x^0 = y`.
 
         Stops when :math:`\max|x^i - x^{i-1}| \le \mathrm{tol}\,(1 + \max|y|)`; since
@@ -276,21 +301,21 @@ class InvertibleResidual(InvertibleModule):
             f"after max_iter={max_iter} iterations (is Lip(f) < 1?)"
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"shape={self.shape}, c={self.c}"
 
 
 def contractive_residual(
-    c,
-    dim=8,
-    hidden=32,
-    symmetric_linear=False,
-    std=1.0,
-    power_iterations=500,
-    negative_definite=False,
-    device=None,
-    dtype=None,
-):
+    c: float,
+    dim: int = 8,
+    hidden: int = 32,
+    symmetric_linear: bool = False,
+    std: float = 1.0,
+    power_iterations: int = 500,
+    negative_definite: bool = False,
+    device: Device = None,
+    dtype: torch.dtype | None = None,
+) -> InvertibleResidual:
     r"""An :class:`InvertibleResidual` (44) with random weights whose :math:`\mathrm{Lip}(f)` is
     :math:`c`, for studying iteration (46).
 
@@ -342,7 +367,7 @@ def contractive_residual(
     return layer.eval()
 
 
-def fixed_point_errors(layer, x, iterations):
+def fixed_point_errors(layer: InvertibleResidual, x: torch.Tensor, iterations: int) -> torch.Tensor:
     r"""The errors :math:`\|x^i - x^*\|`, :math:`i = 0, \dots, n`, of the fixed-point inversion
     (46).
 
@@ -372,7 +397,7 @@ def fixed_point_errors(layer, x, iterations):
     return (layer.fixed_point_iterates(y, iterations) - x).flatten(1).norm(dim=1)
 
 
-def observed_contraction_rate(errors, floor=1e-11):
+def observed_contraction_rate(errors: torch.Tensor, floor: float = 1e-11) -> float:
     r"""The observed error reduction per step of iteration (46), to compare with
     :math:`\mathrm{Lip}(f)` (45).
 
@@ -402,7 +427,7 @@ def observed_contraction_rate(errors, floor=1e-11):
     return (errors[k] / errors[k // 2]).item() ** (1 / (k - k // 2))
 
 
-def largest_lipschitz_bound(module, refresh=False):
+def largest_lipschitz_bound(module: nn.Module, refresh: bool = False) -> float:
     r"""The largest :meth:`InvertibleResidual.lipschitz_bound` among the residual layers (44) inside
     ``module`` (Section 4.1.2).
 

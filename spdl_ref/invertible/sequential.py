@@ -11,6 +11,7 @@ does not grow with the depth :math:`K` (Section 4.2.1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -165,12 +166,15 @@ class InvertibleSequential(InvertibleModule):
     inverses, eq. (46), contribute their tolerance).
     """
 
-    def __init__(self, *layers, memory_efficient=False):
+    def __init__(
+        self, *layers: nn.Module | Sequence[nn.Module], memory_efficient: bool = False
+    ) -> None:
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
             raise ValueError("layers must contain at least one invertible layer")
+        modules: list[nn.Module] = []
         for i, layer in enumerate(layers):
             if not all(
                 hasattr(layer, a) for a in ("inverse", "log_abs_det_jacobian")
@@ -179,8 +183,9 @@ class InvertibleSequential(InvertibleModule):
                     f"layers[{i}] must be an invertible nn.Module with inverse and "
                     f"log_abs_det_jacobian, got {type(layer).__name__}"
                 )
+            modules.append(layer)
         _validate.boolean(memory_efficient, "memory_efficient")
-        self.layers = nn.ModuleList(layers)
+        self.layers = nn.ModuleList(modules)
         self.memory_efficient = memory_efficient
 
     def __len__(self):

@@ -13,11 +13,12 @@ Lipschitz constant :math:`c\,\|A_\theta\|_2 / \hat\sigma` can exceed :math:`c` (
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 from ._base import check_batch, factory
@@ -93,14 +94,14 @@ class SpectralNormLinear(_SpectralNorm):
 
     def __init__(
         self,
-        in_features,
-        out_features,
-        c=1.0,
-        n_power_iterations=1,
-        bias=True,
-        device=None,
-        dtype=None,
-    ):
+        in_features: int,
+        out_features: int,
+        c: float = 1.0,
+        n_power_iterations: int = 1,
+        bias: bool = True,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)
@@ -168,16 +169,16 @@ class SpectralNormConv2d(_SpectralNorm):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        input_size,
-        c=1.0,
-        n_power_iterations=1,
-        bias=True,
-        device=None,
-        dtype=None,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        input_size: Sequence[int],
+        c: float = 1.0,
+        n_power_iterations: int = 1,
+        bias: bool = True,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         kw = factory(device, dtype)
         self._init_coefficient(c, n_power_iterations)

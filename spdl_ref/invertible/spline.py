@@ -15,9 +15,11 @@ and the inverse solves a quadratic in :math:`\xi`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.types import Device
 
 from .. import _validate
 from .coupling import _Coupling
@@ -40,7 +42,14 @@ def _knots(raw, bound):
     return knots, knots[..., 1:] - knots[..., :-1]
 
 
-def rational_quadratic_spline(x, widths, heights, derivatives, bound=3.0, inverse=False):
+def rational_quadratic_spline(
+    x: torch.Tensor,
+    widths: torch.Tensor,
+    heights: torch.Tensor,
+    derivatives: torch.Tensor,
+    bound: float = 3.0,
+    inverse: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Evaluate the monotone rational-quadratic spline (Section 4.1.1) entrywise.
 
     Parameters
@@ -162,18 +171,18 @@ class SplineCoupling(_Coupling):
 
     def __init__(
         self,
-        dim,
-        mask="halves",
-        flip=False,
-        hidden=64,
-        zero_init=True,
-        bins=8,
-        bound=3.0,
-        device=None,
-        dtype=None,
+        dim: int | Sequence[int],
+        mask: str | torch.Tensor = "halves",
+        flip: bool = False,
+        hidden: int = 64,
+        zero_init: bool = True,
+        bins: int = 8,
+        bound: float = 3.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
         *,
-        activation="tanh",
-    ):
+        activation: str = "tanh",
+    ) -> None:
         self.bins = _validate.positive_int(bins, "bins")
         if not 2 <= self.bins < round(1 / MIN_BIN):
             raise ValueError(f"bins must satisfy 2 <= bins < {round(1 / MIN_BIN)}, got {bins}")

@@ -36,6 +36,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 
@@ -164,7 +165,7 @@ class _LayeredField(nn.Module):
     #: ``field(k, z, theta=None)``, :math:`f(z, \theta^k)`: defined by every subclass
     field: Callable[..., torch.Tensor]
 
-    def __init__(self, dim, depth, activation):
+    def __init__(self, dim: int, depth: int, activation: str) -> None:
         super().__init__()
         self.dim = _validate.positive_int(dim, "dim")
         self.depth = _validate.positive_int(depth, "depth")
@@ -229,7 +230,7 @@ class _LayeredField(nn.Module):
         """The matrices :math:`A^k` entering :math:`\\sigma(A^k z + b^k)`, shape ``(K, M, M)``."""
         raise NotImplementedError
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}, depth={self.depth}, activation={self.activation_name}"
 
 
@@ -251,14 +252,22 @@ class PlainField(_LayeredField):
         :math:`N(0, \text{init\_std}^2)`.
     """
 
-    def __init__(self, dim, depth, activation="tanh", init_std=1.0, device=None, dtype=None):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        activation: str = "tanh",
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(dim, depth, activation)
         std = _validate.nonnegative_real(init_std, "init_std")
         fk = {"device": device, "dtype": dtype}
         self.A = nn.Parameter(_randn((self.depth, self.dim, self.dim), std / self.dim**0.5, fk))
         self.b = nn.Parameter(_randn((self.depth, self.dim), std, fk))
 
-    def weight_matrices(self):
+    def weight_matrices(self) -> torch.Tensor:
         """The matrices :math:`A^k` of eq. (8), shape ``(K, M, M)``."""
         return self.A
 
@@ -288,8 +297,15 @@ class DissipativeField(PlainField):
     """
 
     def __init__(
-        self, dim, depth, gamma=0.1, activation="tanh", init_std=1.0, device=None, dtype=None
-    ):
+        self,
+        dim: int,
+        depth: int,
+        gamma: float = 0.1,
+        activation: str = "tanh",
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         _LayeredField.__init__(self, dim, depth, activation)
         self.gamma_dissipation = _validate.nonnegative_real(gamma, "gamma")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -297,7 +313,7 @@ class DissipativeField(PlainField):
         self.S = nn.Parameter(_randn((self.depth, self.dim, self.dim), std / self.dim**0.5, fk))
         self.b = nn.Parameter(_randn((self.depth, self.dim), std, fk))
 
-    def weight_matrices(self):
+    def weight_matrices(self) -> torch.Tensor:
         """:math:`A^k = S^k - (S^k)^T - \\gamma I`, shape ``(K, M, M)``."""
         eye = torch.eye(self.dim, dtype=self.S.dtype, device=self.S.device)
         return self.S - self.S.mT - self.gamma_dissipation * eye
@@ -332,8 +348,15 @@ class ReLUField(_LayeredField):
     """
 
     def __init__(
-        self, dim, depth, width=None, activation="relu", init_std=1.0, device=None, dtype=None
-    ):
+        self,
+        dim: int,
+        depth: int,
+        width: int | None = None,
+        activation: str = "relu",
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(dim, depth, activation)
         self.width = self.dim if width is None else _validate.positive_int(width, "width")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -377,8 +400,15 @@ class GradientField(_LayeredField):
     """
 
     def __init__(
-        self, dim, depth, width=None, activation="tanh", init_std=1.0, device=None, dtype=None
-    ):
+        self,
+        dim: int,
+        depth: int,
+        width: int | None = None,
+        activation: str = "tanh",
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(dim, depth, activation)
         self.width = self.dim if width is None else _validate.positive_int(width, "width")
         std = _validate.nonnegative_real(init_std, "init_std")
@@ -386,7 +416,7 @@ class GradientField(_LayeredField):
         self.A = nn.Parameter(_randn((self.depth, self.width, self.dim), std / self.dim**0.5, fk))
         self.b = nn.Parameter(_randn((self.depth, self.width), std, fk))
 
-    def weight_matrices(self):
+    def weight_matrices(self) -> torch.Tensor:
         """The matrices :math:`A^k` of eq. (16), shape ``(K, width, M)``."""
         return self.A
 
@@ -396,7 +426,7 @@ class GradientField(_LayeredField):
         th = self._theta(k, theta)
         return -affine_field(z, th["A"], th["b"], self.sigma) @ th["A"]
 
-    def potential(self, k, z):
+    def potential(self, k: int, z: torch.Tensor) -> torch.Tensor:
         r"""The potential :math:`V(z) = \gamma(A^k z + b^k) \cdot \mathbf 1` of eq. (16).
 
         Returns shape ``z.shape[:-1]``.
@@ -432,14 +462,14 @@ class HamiltonianField(_LayeredField):
 
     def __init__(
         self,
-        dim,
-        depth,
-        variant="second_order",
-        activation="tanh",
-        init_std=1.0,
-        device=None,
-        dtype=None,
-    ):
+        dim: int,
+        depth: int,
+        variant: str = "second_order",
+        activation: str = "tanh",
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(dim, depth, activation)
         if variant not in ("second_order", "two_layer"):
             raise ValueError(f"variant must be 'second_order' or 'two_layer', got {variant!r}")
@@ -453,16 +483,16 @@ class HamiltonianField(_LayeredField):
             self.A1 = nn.Parameter(_randn((K, M, M), std / M**0.5, fk))
             self.b1 = nn.Parameter(_randn((K, M), std, fk))
 
-    def lift(self, x):
+    def lift(self, x: torch.Tensor) -> torch.Tensor:
         """Features :math:`x` to the phase-space state :math:`(z, p) = (x, 0)`."""
         self._z(x, self.dim)
         return torch.cat([x, torch.zeros_like(x)], -1)
 
-    def project(self, u):
+    def project(self, u: torch.Tensor) -> torch.Tensor:
         """The position part :math:`z` of :math:`u = (z, p)`."""
         return u[..., : self.dim]
 
-    def dT(self, k, p, theta=None):
+    def dT(self, k: int, p: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`\\partial_p T(t^k, p)` of eq. (18)."""
         k = self._k(k)
         self._z(p, self.dim)
@@ -471,18 +501,18 @@ class HamiltonianField(_LayeredField):
         th = self._theta(k, theta)
         return affine_field(p, th["A1"], th["b1"], self.sigma) @ th["A1"]
 
-    def dV(self, k, z, theta=None):
+    def dV(self, k: int, z: torch.Tensor, theta: dict | None = None) -> torch.Tensor:
         """:math:`\\partial_z V(t^k, z)` of eq. (19)."""
         k = self._k(k)
         self._z(z, self.dim)
         th = self._theta(k, theta)
         return affine_field(z, th["A2"], th["b2"], self.sigma) @ th["A2"]
 
-    def acceleration(self, k, z):
+    def acceleration(self, k: int, z: torch.Tensor) -> torch.Tensor:
         """The second-order form :math:`\\ddot z = -A_2^T \\sigma(A_2 z + b_2)` (Section 2.1.2)."""
         return -self.dV(k, z)
 
-    def hamiltonian(self, k, u):
+    def hamiltonian(self, k: int, u: torch.Tensor) -> torch.Tensor:
         """:math:`H(t^k, z, p) = T(t^k, p) + V(t^k, z)`, shape ``u.shape[:-1]``."""
         k, u = self._k(k), self._z(u)
         if self.gamma is None:
@@ -499,7 +529,7 @@ class HamiltonianField(_LayeredField):
         z, p = u[..., : self.dim], u[..., self.dim :]
         return torch.cat([self.dT(k, p, theta), -self.dV(k, z, theta)], -1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return super().extra_repr() + f", variant={self.variant}"
 
 

@@ -282,7 +282,9 @@ class VariableStepResNet(ResNet):
         return super().extra_repr() + ", learnt steps"
 
 
-def example_control(dtype=torch.float64):
+def example_control(
+    dtype: torch.dtype | None = torch.float64,
+) -> tuple[Callable[[float], torch.Tensor], Callable[[float], torch.Tensor]]:
     r"""A smooth control :math:`\theta(t) = (A(t), b(t))` on :math:`\mathbb R^2` (Section 1.2).
 
     Returns the pair of callables

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.types import Device
 
 from .. import _validate
 
@@ -139,15 +140,15 @@ class ShearNet(nn.Module):
 
     def __init__(
         self,
-        dim,
-        depth,
-        T=1.0,
-        gradient=False,
-        init_std=1.0,
-        device=None,
-        dtype=None,
-        generator=None,
-    ):
+        dim: int,
+        depth: int,
+        T: float = 1.0,
+        gradient: bool = False,
+        init_std: float = 1.0,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         dim = _validate.positive_int(dim, "dim")
         if dim % 2:
@@ -160,12 +161,16 @@ class ShearNet(nn.Module):
         device = _validate.device(device)
         _validate.generator(generator)
         where = device if generator is None else generator.device
-        fk = {"device": where, "dtype": _validate.float_dtype(dtype), "generator": generator}
+        dt = _validate.float_dtype(dtype)
+
+        def randn(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, device=where, dtype=dt, generator=generator)
+
         K, m = self.depth, self.m
-        self.A = nn.Parameter((torch.randn(K, m, m, **fk) * std / m**0.5).to(device))
-        self.a = nn.Parameter((torch.randn(K, m, **fk) * std).to(device))
-        self.B = nn.Parameter((torch.randn(K, m, m, **fk) * std / m**0.5).to(device))
-        self.b = nn.Parameter((torch.randn(K, m, **fk) * std).to(device))
+        self.A = nn.Parameter((randn(K, m, m) * std / m**0.5).to(device))
+        self.a = nn.Parameter((randn(K, m) * std).to(device))
+        self.B = nn.Parameter((randn(K, m, m) * std / m**0.5).to(device))
+        self.b = nn.Parameter((randn(K, m) * std).to(device))
 
     def _g(self, k, p):
         s = torch.tanh(p @ self.A[k].mT + self.a[k])
@@ -182,7 +187,7 @@ class ShearNet(nn.Module):
             raise ValueError(f"u must have last dimension dim = {self.dim}, got {tuple(u.shape)}")
         return z, p
 
-    def forward(self, u):
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Apply the :math:`K` layers to ``u`` of shape ``(..., 2m)``."""
         z, p = self._check(u)
         h = self.T / self.depth
@@ -191,7 +196,7 @@ class ShearNet(nn.Module):
             p = p + h * self._f(k, z)
         return torch.cat([z, p], -1)
 
-    def inverse(self, u):
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
         """The exact inverse, undoing the shears in reverse order."""
         z, p = self._check(u)
         h = self.T / self.depth
@@ -200,7 +205,7 @@ class ShearNet(nn.Module):
             z = z - h * self._g(k, p)
         return torch.cat([z, p], -1)
 
-    def log_abs_det_jacobian(self, u):
+    def log_abs_det_jacobian(self, u: torch.Tensor) -> torch.Tensor:
         r""":math:`\log|\det D\Psi(u)| = 0` per sample: every shear preserves volume."""
         self._check(u)
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)

@@ -62,7 +62,14 @@ def _check_callables(dT, dV):
         raise TypeError("dT and dV must be callables dT(t, p) and dV(t, z)")
 
 
-def symplectic_euler_step(dT, dV, t, z, p, h):
+def symplectic_euler_step(
+    dT: Callable[..., torch.Tensor],
+    dV: Callable[..., torch.Tensor],
+    t: float | torch.Tensor,
+    z: torch.Tensor,
+    p: torch.Tensor,
+    h: float | torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One step of symplectic Euler (22) from time ``t``:
 
     .. math::
@@ -75,7 +82,14 @@ def symplectic_euler_step(dT, dV, t, z, p, h):
     return z1, p - h * dV(t1, z1)
 
 
-def stormer_verlet_step(dT, dV, t, z, p, h):
+def stormer_verlet_step(
+    dT: Callable[..., torch.Tensor],
+    dV: Callable[..., torch.Tensor],
+    t: float | torch.Tensor,
+    z: torch.Tensor,
+    p: torch.Tensor,
+    h: float | torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One Störmer–Verlet step (Section 2.2.2) for non-autonomous separable :math:`H`.
 
     The composition of the two symplectic Euler variants with step :math:`h/2` applied to the
