@@ -293,6 +293,7 @@ CASES = [
     C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci=[], digits=0), "digits"),
     C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci=[3]), "ci", note="rows"),
     C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], ci="rows"), "ci"),
+    C("results.ci_vs_paper", lambda: results.ci_vs_paper("x", ["m"], paper="rows"), "paper"),
     # --- spdl_ref.reproduce.backends ---
     C("backends.open_backend", lambda: backends.open_backend("ray"), "backend"),
     C("backends.open_backend", lambda: backends.open_backend("local", workers=0), "workers"),

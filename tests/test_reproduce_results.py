@@ -137,3 +137,26 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="name must be a plain folder name"):
         artifact_path("../x", "paper")
     assert load(NAME, "paper", tmp_path) is None
+
+
+def test_a_run_at_the_paper_budget_fills_the_paper_column(tmp_path):
+    # a chapter run with SPDL_BUDGET=paper passes its rows as paper=; the committed artifact is
+    # then not read, and the ci column comes from the ci artifact (absent here: "-")
+    _write(tmp_path, "paper", _rows("paper", {"ordinary": [9.0], "equivariant": [9.0]}))
+    table = ci_vs_paper(NAME, ["loss"], paper=_rows("paper", PAPER), root=tmp_path)
+    ordinary = next(r for r in table.rows if r["label"] == {"model": "ordinary"})
+    assert ordinary["paper"]["mean"] == pytest.approx(0.22) and ordinary["ci"] is None
+    assert table.pending is None and table.sources["paper"] == "this run"
+    assert "paper: this run" in str(table)
+
+
+def test_rows_told_apart_by_a_setting_the_runs_report(tmp_path):
+    # a regularisation weight reported as a metric (constant over seeds) labels the rows
+    tasks = [{"seed": s, "i": i} for i in range(2) for s in range(2)]
+    results = [{"lam": [0.0, 1e-3][t["i"]], "acc": 0.9 + 0.01 * t["i"]} for t in tasks]
+    rows = [{k: v for k, v in r.items() if k != "i"} for r in aggregate(tasks, results)]
+    with pytest.raises(ValueError, match="share the label"):
+        ci_vs_paper(NAME, ["acc"], ci=rows, root=tmp_path)
+    table = ci_vs_paper(NAME, ["acc"], ci=rows, by=["lam"], root=tmp_path)
+    assert [r["label"] for r in table.rows] == [{"lam": 0.0}, {"lam": 1e-3}]
+    assert [r["ci"]["mean"] for r in table.rows] == pytest.approx([0.9, 0.91])

@@ -91,6 +91,13 @@ def _params(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "runs" and not _is_stat(v)}
 
 
+def _label_value(row: Mapping[str, Any], key: str) -> Any:
+    """A row's value of ``key`` for its label: a task parameter, or a metric's mean (a setting
+    such as a regularisation weight that the run reports rather than takes as a task key)."""
+    value = row.get(key)
+    return value["mean"] if _is_stat(value) else value
+
+
 def _provenance(record: Mapping[str, Any], path: Path, root: Path | str | None) -> str:
     shown = Path("results") / path.relative_to(Path(RESULTS)) if root is None else path
     commit = record.get("git_commit")
@@ -177,6 +184,7 @@ def ci_vs_paper(
     metrics: Sequence[str],
     *,
     ci: Any = None,
+    paper: Any = None,
     by: Sequence[str] | None = None,
     root: Path | str | None = None,
     digits: int = 3,
@@ -185,10 +193,13 @@ def ci_vs_paper(
 
     ``ci`` is the chapter's own run (the rows of :func:`spdl_ref.experiments.aggregate`, or a
     result record); ``None`` reads ``root/ci/name/result.json``. The paper numbers come from
+    ``paper`` in the same way (a chapter run at ``SPDL_BUDGET=paper`` passes its rows there:
+    ``ci_vs_paper(name, metrics, **{budget: rows})``), else from
     ``root/paper/name/result.json`` (``root``: :data:`RESULTS`); where that is missing the
     table says ``pending`` with the command that makes it. Rows are told apart by the task
-    parameters ``by`` (default: those whose value differs between the rows of one budget);
-    rows of the two budgets with the same label share a line. Section: reproduction of the
+    parameters ``by`` (default: those whose value differs between the rows of one budget; a
+    metric named in ``by`` labels a row by its mean); rows of the two budgets with the same
+    label share a line. Section: reproduction of the
     review's Figures 1-4 (a chapter shows its ci figure and these numbers beside it).
     """
     if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
@@ -204,10 +215,15 @@ def ci_vs_paper(
     else:
         ci_rows = _aggregated(ci, "ci")
         sources["ci"] = "this run"
-    paper_record = load(name, "paper", root)
-    paper_rows = [] if paper_record is None else _aggregated(paper_record, "the paper artifact")
-    if paper_record is not None:
-        sources["paper"] = _provenance(paper_record, artifact_path(name, "paper", root), root)
+    if paper is None:
+        paper_record = load(name, "paper", root)
+        paper_rows = [] if paper_record is None else _aggregated(paper_record, "the paper artifact")
+        if paper_record is not None:
+            sources["paper"] = _provenance(paper_record, artifact_path(name, "paper", root), root)
+    else:
+        paper_record = paper
+        paper_rows = _aggregated(paper, "paper")
+        sources["paper"] = "this run"
     available = {k for row in ci_rows + paper_rows for k, v in row.items() if _is_stat(v)}
     unknown = [m for m in metrics if m not in available]
     if unknown and (ci_rows or paper_rows):
@@ -227,7 +243,7 @@ def ci_vs_paper(
     table: dict[str, dict[str, Any]] = {}
     for budget, rows in (("ci", ci_rows), ("paper", paper_rows)):
         for row in rows:
-            label = {k: _params(row).get(k) for k in by}
+            label = {k: _label_value(row, k) for k in by}
             key = json.dumps(label, sort_keys=True)
             if key not in table:
                 labels.append(key)
