@@ -160,3 +160,29 @@ def test_rows_told_apart_by_a_setting_the_runs_report(tmp_path):
     table = ci_vs_paper(NAME, ["acc"], ci=rows, by=["lam"], root=tmp_path)
     assert [r["label"] for r in table.rows] == [{"lam": 0.0}, {"lam": 1e-3}]
     assert [r["ci"]["mean"] for r in table.rows] == pytest.approx([0.9, 0.91])
+
+
+def test_committed_artifacts_are_records_of_registered_experiments_shown_in_their_chapter():
+    # results/<budget>/<name>/result.json is the book's source for full-scale numbers: each must
+    # load, name a registered experiment, list figures that exist, and be tabled by its chapter
+    import pathlib
+
+    from spdl_ref.experiments import names
+    from spdl_ref.experiments.results import RESULTS
+
+    found = sorted(RESULTS.glob("*/*/result.json"))
+    assert found, "no committed artifact under results/"
+    for path in found:
+        budget, name = path.parent.parent.name, path.parent.name
+        assert name in names(), f"{path}: {name!r} is not a registered experiment"
+        record = load(name, budget)
+        for figure in record.get("figures", []):
+            assert (path.parent / figure).is_file(), f"{path}: missing figure {figure}"
+        chapter = pathlib.Path(RESULTS.parent, record["chapter"])
+        notebook = chapter.with_suffix(".ipynb") if chapter.suffix != ".ipynb" else chapter
+        code = "".join(
+            "".join(cell["source"])
+            for cell in json.loads(notebook.read_text())["cells"]
+            if cell["cell_type"] == "code"
+        )
+        assert f'ci_vs_paper("{name}"' in code, f"{notebook} does not table {name}"
