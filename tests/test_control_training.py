@@ -152,6 +152,43 @@ def test_stationarity_34_of_a_network_without_layer_parameters_is_zero():
     assert s.dtype == D and torch.equal(s, torch.zeros(3, dtype=D))
 
 
+def test_stationarity_11_34_fails_at_a_minimiser_with_a_regulariser():
+    """Errata E1.3: at a minimiser of (4) with R = lambda/2 |theta|^2 the left side of (11)/(34),
+    (1/N) sum_n d_theta f^T p_n per layer, is not zero; it equals lambda |theta^k| / h, the
+    gradient of the regulariser per unit time (the corrected condition d_theta H + r' = 0)."""
+    x, _ = _data(16, seed=1)
+    y = 0.5 * torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=D)
+    fit = control.squared_fit(y, coordinate=None)
+    lam = 1e-2
+    torch.manual_seed(0)
+    net = ResNet(2, 4, T=1.0, dtype=D)
+    params = list(net.parameters())
+    opt = torch.optim.LBFGS(
+        params,
+        max_iter=1000,
+        tolerance_grad=1e-14,
+        tolerance_change=0.0,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
+
+    def objective():
+        opt.zero_grad()
+        E = fit(net(x)) + 0.5 * lam * sum(p.pow(2).sum() for p in params)
+        E.backward()
+        return E
+
+    for _ in range(5):
+        opt.step(objective)
+    objective()
+    grad_E = float(torch.sqrt(sum(p.grad.pow(2).sum() for p in params)))
+    assert grad_E < 1e-7  # a minimiser of (4) with the regulariser, to the solver's accuracy
+    left_side = control.hamiltonian_stationarity(net, x, fit)  # (11), (34) per layer
+    theta = torch.sqrt(net.A.detach().pow(2).sum((1, 2)) + net.b.detach().pow(2).sum(1))
+    assert (left_side > 1e4 * grad_E).all()  # the printed condition fails there
+    torch.testing.assert_close(left_side, lam * theta / net.h, rtol=1e-5, atol=0.0)
+
+
 def test_msa_and_emsa_decrease_the_loss():
     x, t = _data(64)
     loss = control.squared_fit(t)
