@@ -89,7 +89,8 @@ def _rank_deficient(dtype=torch.float64):
 
 def test_singular_fisher_takes_the_least_norm_step():
     """Without damping, N m = 3 < L = 33: the step solves G delta = grad E with least norm (the
-    Gauss-Newton step); a plain solve with the singular G, as before, blows the loss up."""
+    Gauss-Newton step); a plain solve with the singular G, as before, takes a step dozens of times
+    longer, set by round-off in the null space of G, and raises the loss."""
     net, x, y = _rank_deficient()
     assert torch.linalg.matrix_rank(fisher_squared_loss(net, x)).item() == 3
     ng, gn, plain = copy.deepcopy(net), copy.deepcopy(net), copy.deepcopy(net)
@@ -98,13 +99,16 @@ def test_singular_fisher_takes_the_least_norm_step():
     assert (_vec(ng) - _vec(gn)).norm() / (_vec(gn) - _vec(net)).norm() < 1e-8
     after = squared_error(ng, x, y).item()
     assert after < 0.05 * before
-    # the old behaviour, torch.linalg.solve(G, g): round-off in the null space of G dominates
+    # the old behaviour, torch.linalg.solve(G, g): round-off in the null space of G dominates.
+    # How far the step goes depends on the LAPACK build (50 to 100 times the least-norm step
+    # measured with two MKL code paths), so the bounds leave room for that.
     params = list(plain.parameters())
     g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(squared_error(plain, x, y), params)])
     delta = torch.linalg.solve(fisher_squared_loss(plain, x), g)
+    assert delta.norm() > 10 * (_vec(gn) - _vec(net)).norm()
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(_vec(plain) - delta, params)
-    assert squared_error(plain, x, y).item() > 10 * before
+    assert squared_error(plain, x, y).item() > 2 * before
 
 
 def test_too_small_damping_is_refused():
