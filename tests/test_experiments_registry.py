@@ -99,3 +99,32 @@ def test_make_tasks_bad_inputs():
         noseed.make_tasks("ci")
     with pytest.raises(ValueError, match="same length"):
         aggregate([{"seed": 0}], [])
+
+
+def test_task_sizes_checks_the_task_and_applies_its_overrides():
+    from spdl_ref.experiments._registry import task_sizes
+
+    sizes = {"ci": {"n": 10, "iterations": 5}, "paper": {"n": 100, "iterations": 50}}
+    task = {"seed": 0, "kind": "a", "n": 3}
+    assert task_sizes(task, "paper", sizes, "kind", ("a", "b")) == {"n": 3, "iterations": 50}
+    assert sizes["paper"]["n"] == 100  # the table itself is left alone
+    with pytest.raises(ValueError, match=r"budget must be one of"):
+        task_sizes(task, "huge", sizes)
+    with pytest.raises(ValueError, match=r"'kind' in \['a', 'b'\]"):
+        task_sizes({"seed": 0, "kind": "c"}, "ci", sizes, "kind", ("a", "b"))
+    with pytest.raises(ValueError, match=r"task\['seed'\]"):
+        task_sizes({"seed": -1}, "ci", sizes)
+    with pytest.raises(ValueError, match=r"task\['n'\]"):
+        task_sizes({"seed": 0, "n": 0}, "ci", sizes)
+
+
+def test_save_figure_writes_the_png_and_closes_the_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from spdl_ref.experiments._registry import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    (path,) = save_figure(fig, tmp_path, "x.png", dpi=50)
+    assert path == tmp_path / "x.png" and path.read_bytes()[:4] == b"\x89PNG"
+    assert fig.number not in plt.get_fignums()

@@ -253,6 +253,44 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def save_figure(fig: Any, out_dir: Path | str, name: str, dpi: int | None = None) -> list[Path]:
+    """Write a matplotlib figure to ``out_dir/name``, close it, and return ``[path]``: the end of
+    every experiment's ``plot`` (the PNG next to ``result.json``; reproduction of Figures 1-4)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(out_dir) / name
+    fig.savefig(path, **({} if dpi is None else {"dpi": dpi}))
+    plt.close(fig)
+    return [path]
+
+
+def task_sizes(
+    task: Any,
+    budget: str,
+    sizes: dict[str, dict[str, int]],
+    key: str | None = None,
+    allowed: Any = None,
+) -> dict[str, int]:
+    """The sizes of ``budget`` (``sizes[budget]``) with the task's own integer overrides.
+
+    Checks what every task of a sized experiment must satisfy: ``budget`` is a known budget,
+    ``task`` is a dict with a non-negative ``seed``, ``task[key]`` is one of ``allowed`` (where
+    ``key`` is given), and any size the task overrides is a positive integer. Shared by the
+    experiments of Figure 1 and Sections 2.1, 2.3 and 2.4.1.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    if not isinstance(task, dict) or (key is not None and task.get(key) not in allowed):
+        rule = f" with a {key!r} in {sorted(allowed)}" if key is not None else ""
+        raise ValueError(f"task must be a dict{rule}, got {task!r}")
+    _validate.nonnegative_int(task.get("seed"), "task['seed']")
+    out = dict(sizes[budget])
+    for name in out:
+        if name in task:
+            out[name] = _validate.positive_int(task[name], f"task[{name!r}]")
+    return out
+
+
 def _check_metrics(metrics: Any, name: str) -> None:
     if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
         raise TypeError(

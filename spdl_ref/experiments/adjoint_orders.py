@@ -18,7 +18,7 @@ from .. import _validate, config
 from ..config import BUDGETS
 from ..control import SquaredFit, continuous_adjoint, relative_error, squared_fit
 from ..ode import TABLEAUX, ResNet, fitted_order, observed_orders
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 __all__ = [
     "DEPTH",
@@ -115,10 +115,7 @@ def plot(task_list: list, results: list, out_dir: Path | str) -> list[Path]:
     ax.set_ylabel("relative gradient error")
     ax.legend()
     fig.tight_layout()
-    path = Path(out_dir) / "adjoint_orders.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "adjoint_orders.png", dpi=120)
 
 
 def _smoke(seed: int) -> dict:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 
 from .. import _validate, data
-from ..config import BUDGETS, seed_everything
+from ..config import seed_everything
 from ..ode import ClassifierHead, HamiltonianField, ODENet
 from ..train import accuracy, fit
-from ._registry import Experiment, register
+from ._registry import Experiment, register, task_sizes
 
 __all__ = ["LAMBDAS", "SIZES", "T", "layer_energies", "run", "smoke", "tasks", "train_network"]
 
@@ -49,16 +49,10 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 
 def _sizes(task, budget):
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    if not isinstance(task, dict) or "lam" not in task:
+    if isinstance(task, dict) and "lam" not in task:
         raise ValueError(f"task must be a dict with a weight 'lam', got {task!r}")
-    _validate.nonnegative_int(task.get("seed"), "task['seed']")
+    sizes = task_sizes(task, budget, SIZES)
     _validate.nonnegative_real(task["lam"], "task['lam']")
-    sizes = dict(SIZES[budget])
-    for key in sizes:
-        if key in task:
-            sizes[key] = _validate.positive_int(task[key], f"task[{key!r}]")
     return sizes
 
 

@@ -24,11 +24,11 @@ import math
 import torch
 
 from .. import _validate
-from ..config import BUDGETS, seed_everything
+from ..config import seed_everything
 from ..ode import ResNet, circle_distance
 from ..ode.sphere import SphereODENet, sphere_constraint
 from ..train import History, train_loop
-from ._registry import Experiment, register
+from ._registry import Experiment, register, task_sizes
 
 __all__ = [
     "DTYPE",
@@ -90,16 +90,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 
 def _sizes(task, budget):
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    if not isinstance(task, dict) or task.get("model") not in MODELS:
-        raise ValueError(f"task must be a dict with a 'model' in {list(MODELS)}, got {task!r}")
-    _validate.nonnegative_int(task.get("seed"), "task['seed']")
-    sizes = dict(SIZES[budget])
-    for key in sizes:
-        if key in task:
-            sizes[key] = _validate.positive_int(task[key], f"task[{key!r}]")
-    return sizes
+    return task_sizes(task, budget, SIZES, "model", MODELS)
 
 
 def _angle(z):

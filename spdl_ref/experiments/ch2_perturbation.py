@@ -27,8 +27,8 @@ import math
 
 import torch
 
-from .. import _validate, data
-from ..config import BUDGETS, seed_everything
+from .. import data
+from ..config import seed_everything
 from ..ode import (
     ClassifierHead,
     DissipativeField,
@@ -40,7 +40,7 @@ from ..ode import (
 )
 from ..ode.growth_bounds import euler_growth_bound, field_bounds
 from ..train import accuracy, fit
-from ._registry import Experiment, register
+from ._registry import Experiment, register, task_sizes
 
 __all__ = ["KINDS", "SIZES", "T", "run", "smoke", "tasks", "train_network"]
 
@@ -67,16 +67,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 
 def _sizes(task, budget):
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    if not isinstance(task, dict) or task.get("kind") not in KINDS:
-        raise ValueError(f"task must be a dict with a 'kind' in {sorted(KINDS)}, got {task!r}")
-    _validate.nonnegative_int(task.get("seed"), "task['seed']")
-    sizes = dict(SIZES[budget])
-    for key in sizes:
-        if key in task:
-            sizes[key] = _validate.positive_int(task[key], f"task[{key!r}]")
-    return sizes
+    return task_sizes(task, budget, SIZES, "kind", KINDS)
 
 
 def train_network(

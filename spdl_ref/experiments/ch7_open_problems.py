@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -48,7 +47,7 @@ from ..optim.fisher_rao import FisherRaoDescent, ReweightedReLU
 from ..optim.local_rates import linearised_rate, loss_hessian, observed_order
 from ..optim.port_hamiltonian import port_hamiltonian_descent
 from ..optim.test_functions import CAMELBACK_START
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 __all__ = ["metric_flows", "natural_gradient_rates", "port_hamiltonian_comparison"]
 
@@ -480,10 +479,7 @@ def _flow_plot(tasks, results, out_dir):
     plain_log_ticks(ax, "x", widths)
     ax.legend()
     fig.tight_layout()
-    path = Path(out_dir) / "metric_flows.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "metric_flows.png", dpi=120)
 
 
 METRIC_FLOWS = register(

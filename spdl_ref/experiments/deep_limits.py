@@ -59,7 +59,7 @@ from ..control import (
 )
 from ..data import labels_to_signs, two_moons
 from ..ode import ODENet, PlainField, ResNet, fitted_order
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 __all__ = [
     "EXPERIMENT",
@@ -441,10 +441,7 @@ def plot(task_list: list, results: list, out_dir: Path | str) -> list[Path]:
         axes[1].set_xlabel("K")
         axes[1].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(out_dir) / "deep_limits.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "deep_limits.png", dpi=120)
 
 
 def _smoke(seed: int) -> dict:

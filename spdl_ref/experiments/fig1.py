@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, TypedDict
 import torch
 
 from .. import _validate, data
-from ..config import BUDGETS
 from ..ode import ClassifierHead, ResNet
 from ..train import History, accuracy, fit, l2_regulariser
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure, task_sizes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,18 +87,7 @@ def tasks(budget: str, runs: int, seed: int) -> list[dict]:
 
 
 def _sizes(task: dict, budget: str) -> dict:
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    if not isinstance(task, dict) or task.get("dataset") not in DATASETS:
-        raise ValueError(
-            f"task must be a dict with a 'dataset' in {sorted(DATASETS)}, got {task!r}"
-        )
-    _validate.nonnegative_int(task.get("seed"), "task['seed']")
-    sizes = dict(SIZES[budget])
-    for key in sizes:
-        if key in task:
-            sizes[key] = _validate.positive_int(task[key], f"task[{key!r}]")
-    return sizes
+    return task_sizes(task, budget, SIZES, "dataset", DATASETS)
 
 
 def train(
@@ -260,13 +248,8 @@ def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path
     """Write ``figure1.png`` (see :func:`figure`) to ``out_dir`` and return its path.
 
     See Figure 1 in Section 1 of the review."""
-    import matplotlib.pyplot as plt
 
-    path = Path(out_dir) / "figure1.png"
-    fig = figure(task_list, results)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(figure(task_list, results), out_dir, "figure1.png", dpi=120)
 
 
 def smoke(seed: int) -> dict:

@@ -42,7 +42,7 @@ from ..invertible import (
 )
 from ..loop import History
 from ..ode import ReLUField
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -343,14 +343,10 @@ def figure(tasks: list[dict], results: list[dict]) -> Figure:
 
 def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     """Write ``fig2.png`` (:func:`figure`) into ``out_dir`` (Figure 2 in Section 4.2.3)."""
-    import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
     fig = figure(tasks, results)
-    path = out_dir / "fig2.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "fig2.png")
 
 
 def _device(device: torch.device | str | None) -> torch.device:

@@ -41,7 +41,7 @@ from ..equivariant import (
     train_denoiser,
 )
 from ..loop import History
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -347,13 +347,9 @@ def example_figure(models: dict, s: dict, angle: float = 30.0, seed: int = 7) ->
 
 def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     """Write Figure 3's training curves to ``out_dir/fig3_training.png``."""
-    import matplotlib.pyplot as plt
 
     fig = training_figure(task_list, results)
-    path = Path(out_dir) / "fig3_training.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "fig3_training.png")
 
 
 #: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with

@@ -39,7 +39,7 @@ from ..optim import (
     optimise_path,
     relativistic_parameters,
 )
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -179,13 +179,9 @@ def figure(tasks: list[dict], results: list[dict]) -> Figure:
 
 
 def _plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
 
     fig = figure(tasks, results)
-    path = Path(out_dir) / "fig4.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "fig4.png", dpi=120)
 
 
 EXPERIMENT = register(

@@ -49,7 +49,7 @@ from ..optim import (
     train_mean_field,
 )
 from ..optim.mean_field import SCALINGS
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -191,13 +191,9 @@ def figure(tasks: list[dict], results: list[dict]) -> Figure:
 
 
 def _plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
 
     fig = figure(tasks, results)
-    path = Path(out_dir) / "mean_field.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "mean_field.png", dpi=120)
 
 
 EXPERIMENT = register(

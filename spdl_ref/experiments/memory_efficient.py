@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..invertible import coupling_stack, coupling_step, coupling_step_memory
-from ._registry import Experiment, register
+from ._registry import Experiment, register, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -158,13 +158,9 @@ def figure(tasks: list[dict], results: list[dict]) -> Figure:
 
 def plot(tasks: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     """Write ``memory_efficient.png`` (:func:`figure`) into ``out_dir`` (Section 4.2.1)."""
-    import matplotlib.pyplot as plt
 
     fig = figure(tasks, results)
-    path = Path(out_dir) / "memory_efficient.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "memory_efficient.png")
 
 
 #: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with

@@ -29,7 +29,7 @@ from .. import _validate
 from ..config import BUDGETS
 from ..data import random_rectangles
 from ..equivariant import sample_complexity
-from ._registry import Experiment, aggregate, register
+from ._registry import Experiment, aggregate, register, save_figure
 from .fig3 import COLOURS, KINDS
 
 if TYPE_CHECKING:
@@ -196,13 +196,9 @@ def figure(task_list: Sequence[dict], results: Sequence[dict]) -> Figure:
 
 def plot(task_list: list[dict], results: list[dict], out_dir: Path) -> list[Path]:
     """Write the sample-complexity curves to ``out_dir/sample_complexity.png``."""
-    import matplotlib.pyplot as plt
 
     fig = figure(task_list, results)
-    path = Path(out_dir) / "sample_complexity.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
+    return save_figure(fig, out_dir, "sample_complexity.png")
 
 
 #: The registered experiment (:class:`~spdl_ref.experiments.Experiment`); run it with
